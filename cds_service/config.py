@@ -1,0 +1,104 @@
+"""Service settings, read once from the environment. Every variable is documented in the README."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed: the service refuses to start and says which."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on/off (got {raw!r})")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer (got {raw!r})") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number (got {raw!r})") from exc
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All runtime configuration. Build with ``Settings.from_env()``; tests pass overrides."""
+
+    # security (issue 6)
+    auth_enabled: bool = True
+    trusted_clients_file: str | None = None
+    public_base_url: str | None = None  # e.g. https://cds.example.org (no trailing slash)
+    jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
+    jwt_max_lifetime_seconds: int = 3600
+    jwt_leeway_seconds: int = 30
+    # FHIR fallback fetch (issue 2)
+    fhir_server_allowlist: tuple[str, ...] = ()
+    fhir_connect_timeout: float = 2.0
+    fhir_read_timeout: float = 5.0
+    fhir_max_pages: int = 10
+    fhir_max_response_bytes: int = 20 * 1024 * 1024
+    # HTTP edge (issue 2, 9)
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_json_depth: int = 64
+    cors_allowed_origins: tuple[str, ...] = ()
+    # knowledge base (issue 3)
+    rules_config_file: str | None = None
+    # feedback store (issue 7)
+    database_url: str = "sqlite:///ketamine-cds-feedback.sqlite3"
+    feedback_retention_days: int = 730
+    # observability (issue 8)
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        auth_raw = env.get("KETAMINE_CDS_AUTH", "on")
+        return cls(
+            auth_enabled=_bool({"KETAMINE_CDS_AUTH": auth_raw}, "KETAMINE_CDS_AUTH", True),
+            trusted_clients_file=env.get("KETAMINE_CDS_TRUSTED_CLIENTS") or None,
+            public_base_url=(env.get("KETAMINE_CDS_PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            jwt_algorithms=_list(env, "KETAMINE_CDS_JWT_ALGORITHMS") or ("ES384", "RS384"),
+            jwt_max_lifetime_seconds=_int(env, "KETAMINE_CDS_JWT_MAX_LIFETIME", 3600),
+            jwt_leeway_seconds=_int(env, "KETAMINE_CDS_JWT_LEEWAY", 30),
+            fhir_server_allowlist=_list(env, "KETAMINE_CDS_FHIR_SERVER_ALLOWLIST"),
+            fhir_connect_timeout=_float(env, "KETAMINE_CDS_FHIR_CONNECT_TIMEOUT", 2.0),
+            fhir_read_timeout=_float(env, "KETAMINE_CDS_FHIR_READ_TIMEOUT", 5.0),
+            fhir_max_pages=_int(env, "KETAMINE_CDS_FHIR_MAX_PAGES", 10),
+            fhir_max_response_bytes=_int(env, "KETAMINE_CDS_FHIR_MAX_RESPONSE_BYTES", 20 * 1024 * 1024),
+            max_request_bytes=_int(env, "KETAMINE_CDS_MAX_REQUEST_BYTES", 10 * 1024 * 1024),
+            max_json_depth=_int(env, "KETAMINE_CDS_MAX_JSON_DEPTH", 64),
+            cors_allowed_origins=_list(env, "KETAMINE_CDS_CORS_ORIGINS"),
+            rules_config_file=env.get("KETAMINE_CDS_RULES_CONFIG") or None,
+            database_url=env.get("DATABASE_URL") or "sqlite:///ketamine-cds-feedback.sqlite3",
+            feedback_retention_days=_int(env, "KETAMINE_CDS_FEEDBACK_RETENTION_DAYS", 730),
+            log_level=env.get("KETAMINE_CDS_LOG_LEVEL", "INFO"),
+        )

@@ -1,0 +1,1 @@
+"""feedback layer of ketamine-cds."""

@@ -1,0 +1,1 @@
+"""fhir layer of ketamine-cds."""

@@ -1,0 +1,1 @@
+"""Clinical knowledge as versioned data: value sets, medications, thresholds, card texts."""

@@ -1,0 +1,165 @@
+"""In-memory form of the knowledge base. Built by ``knowledge.loader``; read-only afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cds_service.record.model import Code
+
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+
+
+@dataclass(frozen=True)
+class ValueSet:
+    """A FHIR ValueSet reduced to a matcher.
+
+    ``codes``: exact (system, code) pairs. ``prefixes``: (system, prefix) pairs from ``is-a`` filters
+    (ICD-10-CM categories match their descendants: "F33" matches "F33.1"). ``text_patterns``: lower-case
+    substrings matched against display/text when no code matches (name fallback, reported as such).
+    """
+
+    key: str  # e.g. "psychosis"
+    url: str
+    version: str
+    title: str
+    source: str  # provenance in plain words (seed file, terminology.md row, VSAC OID)
+    codes: frozenset[tuple[str, str]]
+    prefixes: tuple[tuple[str, str], ...] = ()
+    text_patterns: tuple[str, ...] = ()
+
+    def matches_code(self, codes: Iterable[Code]) -> bool:
+        for c in codes:
+            if (c.system, c.code) in self.codes:
+                return True
+            for system, prefix in self.prefixes:
+                if c.system == system and c.code.startswith(prefix):
+                    return True
+        return False
+
+    def matches_text(self, texts: Iterable[str | None]) -> bool:
+        for t in texts:
+            if t:
+                low = t.lower()
+                if any(p in low for p in self.text_patterns):
+                    return True
+        return False
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    key: str  # "sertraline"
+    rxcui: str | None  # None where terminology.md marks it UNVERIFIED
+    name: str
+    roles: frozenset[str]  # antidepressant | mood-stabilizer-standard | mood-stabilizer-other | ketamine | esketamine
+    drug_class: str | None  # SSRI, SNRI, TCA, MAOI, NDRI, NaSSA, SARI, multimodal, ...
+    min_daily_dose_mg: float | None  # adequate-trial floor; None: no floor known (trial "dose unverified")
+    synonyms: tuple[str, ...] = ()  # lower-case names for the name fallback
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Product:
+    rxcui: str
+    display: str
+    ingredients: tuple[str, ...]  # ingredient keys (combination products list several)
+    strength_mg: Mapping[str, float] = field(default_factory=dict)  # per ingredient, per unit (tablet...)
+
+
+@dataclass(frozen=True)
+class MedicationCatalog:
+    ingredients: Mapping[str, Ingredient]
+    products: Mapping[tuple[str, str], Product]  # (system, code) -> product; RxNorm SCD/SBD and NDC
+    ingredient_codes: Mapping[tuple[str, str], str]  # (system, code) -> ingredient key (IN/PIN codes)
+
+    def ingredients_for_codes(self, codes: Iterable[Code]) -> tuple[str, ...]:
+        found: list[str] = []
+        for c in codes:
+            key = (c.system, c.code)
+            if key in self.ingredient_codes:
+                found.append(self.ingredient_codes[key])
+            elif key in self.products:
+                found.extend(self.products[key].ingredients)
+        return tuple(dict.fromkeys(found))
+
+    def ingredients_for_text(self, texts: Iterable[str | None]) -> tuple[str, ...]:
+        """Name fallback: whole-word ingredient names or synonyms in display/text."""
+        found: list[str] = []
+        for t in texts:
+            if not t:
+                continue
+            words = t.lower()
+            for ing in self.ingredients.values():
+                for name in (ing.name.lower(), *ing.synonyms):
+                    if _contains_word(words, name):
+                        found.append(ing.key)
+                        break
+        # esketamine contains the word ketamine only as a suffix, _contains_word keeps them apart
+        return tuple(dict.fromkeys(found))
+
+
+def _contains_word(text: str, word: str) -> bool:
+    start = text.find(word)
+    while start != -1:
+        before = text[start - 1] if start > 0 else " "
+        end = start + len(word)
+        after = text[end] if end < len(text) else " "
+        if not before.isalnum() and not after.isalnum():
+            return True
+        start = text.find(word, start + 1)
+    return False
+
+
+@dataclass(frozen=True)
+class CardText:
+    """Texts of one card variant. ``summary`` and ``rationale`` are ``str.format`` templates over facts."""
+
+    summary: str  # < 140 characters once formatted
+    rationale: str  # markdown paragraph(s): the seed-derived why
+    indicator: str  # info | warning | critical (the default for this variant)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A rule topic of clinical-rules.md, with the texts and documentation generated from it."""
+
+    code: str  # public contract: never renamed
+    section: str  # e.g. "1. Indication and treatment resistance (depression)"
+    title: str
+    logic: str  # the rule in plain words, with {threshold} placeholders filled from Thresholds
+    seeds: tuple[str, ...]  # seed file prefixes, e.g. ("000", "001")
+    source_label: str  # card source.label: the guideline basis
+    variants: Mapping[str, CardText]
+    override_reasons: tuple[tuple[str, str], ...] = ()  # (code, display)
+
+
+@dataclass(frozen=True)
+class Seed:
+    prefix: str  # "000"
+    title: str
+    citation: str
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """The whole knowledge base. ``thresholds`` is a flat mapping of dotted names to values
+    (e.g. ``"bp.critical_systolic": 160``) after deployment overrides are applied."""
+
+    version: str
+    valuesets: Mapping[str, ValueSet]
+    medications: MedicationCatalog
+    thresholds: Mapping[str, float | int | bool]
+    topics: Mapping[str, Topic]
+    seeds: Mapping[str, Seed]
+    local_score_codes: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    assessment_orders: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+    def number(self, name: str) -> float:
+        value = self.thresholds[name]
+        return float(value)
+
+    def flag(self, name: str) -> bool:
+        return bool(self.thresholds[name])
+
+    def valueset(self, key: str) -> ValueSet:
+        return self.valuesets[key]

@@ -1,0 +1,1 @@
+"""The draft ketamine/esketamine order, read from the hook context."""

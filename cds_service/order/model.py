@@ -1,0 +1,67 @@
+"""Typed view of the draft MedicationRequest that triggered the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from cds_service.record.model import Code, Recognition
+
+
+class Drug(str, Enum):
+    KETAMINE = "ketamine"
+    ESKETAMINE = "esketamine"
+
+
+class Route(str, Enum):
+    INTRAVENOUS = "intravenous"
+    INTRANASAL = "intranasal"
+    OTHER = "other"  # IM, SC, oral...: no IV/intranasal dose rules apply
+    UNSPECIFIED = "unspecified"  # ketamine with no route is read as IV (clinical-rules.md §0)
+
+
+class DoseUnit(str, Enum):
+    MG = "mg"
+    MG_PER_KG = "mg/kg"
+
+
+@dataclass(frozen=True, slots=True)
+class Dose:
+    value: float
+    unit: DoseUnit
+    as_written: str  # e.g. "35 mg" or "0.5 mg/kg"
+
+
+@dataclass(frozen=True, slots=True)
+class InfusionRate:
+    """Rate normalised to per-minute: mg/min, or mg/kg/min when weight-based."""
+
+    per_minute: float
+    weight_based: bool
+    as_written: str  # e.g. "0.35 mg/kg/h"
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationOrder:
+    """The draft order the rules judge. ``reference`` is ``MedicationRequest/<id>`` when it has an id."""
+
+    reference: str | None
+    drug: Drug
+    recognition: Recognition
+    route: Route
+    status: str | None
+    dose: Dose | None
+    rate: InfusionRate | None
+    duration_minutes: float | None  # timing.repeat.duration, or derived from dose and rate
+    frequency_per_week: float | None  # timing.repeat frequency/period normalised to a week
+    reason_codes: tuple[Code, ...]
+    reason_text: str | None
+    problems: tuple[str, ...] = ()  # what could not be read, in plain words ("dose unit 'mL' not understood")
+
+    @property
+    def is_iv_ketamine(self) -> bool:
+        return self.drug is Drug.KETAMINE and self.route in (Route.INTRAVENOUS, Route.UNSPECIFIED)
+
+    @property
+    def is_intranasal_esketamine(self) -> bool:
+        return self.drug is Drug.ESKETAMINE and self.route in (Route.INTRANASAL, Route.UNSPECIFIED)

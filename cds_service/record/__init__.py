@@ -1,0 +1,1 @@
+"""The patient record: FHIR resources normalised once per request into typed facts the rules read."""

@@ -1,0 +1,238 @@
+"""Typed, normalised patient facts. Rules read only these; they never see raw FHIR JSON.
+
+All datetimes are timezone-aware (UTC). A FHIR date without time is read as midnight UTC.
+A fact whose date is unknown has ``when=None``: it can prove history, never recency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of data a finding relied on, shown to the clinician in the card detail."""
+
+    resource_type: str
+    resource_id: str | None
+    when: datetime | None
+    value: str  # human-readable, e.g. "PHQ-9 total 18" or "sertraline 100 mg/day"
+
+    def describe(self) -> str:
+        day = self.when.date().isoformat() if self.when else "date unknown"
+        ref = f"{self.resource_type}/{self.resource_id}" if self.resource_id else self.resource_type
+        return f"{self.value} ({ref}, {day})"
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A coding reduced to what matching needs."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+
+class Recognition(str, Enum):
+    """How a medication or condition was recognised."""
+
+    CODE = "code"
+    NAME = "name"  # matched on coding.display / code.text only: the card says so
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionFact:
+    resource_id: str | None
+    codes: tuple[Code, ...]
+    text: str | None
+    clinical_status: str | None  # active|recurrence|relapse|inactive|remission|resolved, None when absent
+    verification_status: str | None  # None when absent (treated as confirmed)
+    onset: datetime | None
+    abatement: datetime | None
+    recorded: datetime | None
+    categories: frozenset[str]  # knowledge-base condition categories this condition belongs to
+    recognition: Recognition = Recognition.CODE
+
+    @property
+    def is_active(self) -> bool:
+        """Active per clinical-rules.md §3: active/recurrence/relapse or absent status, not refuted."""
+        return self.clinical_status in (None, "active", "recurrence", "relapse")
+
+    @property
+    def label(self) -> str:
+        if self.text:
+            return self.text
+        for c in self.codes:
+            if c.display:
+                return c.display
+        return self.codes[0].code if self.codes else "condition"
+
+    def evidence(self) -> Evidence:
+        status = self.clinical_status or "status not recorded"
+        return Evidence("Condition", self.resource_id, self.onset or self.recorded, f"{self.label} ({status})")
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationUse:
+    """One MedicationStatement or MedicationRequest for one ingredient."""
+
+    resource_type: str  # MedicationStatement | MedicationRequest
+    resource_id: str | None
+    ingredient: str  # knowledge-base ingredient key, e.g. "sertraline"
+    status: str | None
+    start: datetime | None
+    end: datetime | None  # None with ongoing=True: still taking it
+    ongoing: bool
+    daily_dose_mg: float | None  # None: dose not recorded or not computable
+    recognition: Recognition
+    flags: tuple[str, ...] = ()  # e.g. "duration-unknown", "dose-unknown", "start-unknown"
+
+    def evidence(self) -> Evidence:
+        dose = f"{self.daily_dose_mg:g} mg/day" if self.daily_dose_mg is not None else "dose not recorded"
+        return Evidence(self.resource_type, self.resource_id, self.start, f"{self.ingredient} {dose}")
+
+
+@dataclass(frozen=True, slots=True)
+class ExposurePeriod:
+    """Continuous use of one ingredient: overlapping or adjacent uses collapsed into one period."""
+
+    ingredient: str
+    drug_class: str | None  # mechanism class (SSRI, SNRI, TCA, ...) for antidepressants
+    roles: frozenset[str]  # e.g. {"antidepressant"}, {"mood-stabilizer-standard"}
+    start: datetime | None
+    end: datetime | None  # None when ongoing
+    ongoing: bool
+    uses: tuple[MedicationUse, ...]
+    flags: tuple[str, ...] = ()  # union of the uses' flags plus period-level ones
+
+    @property
+    def recognition(self) -> Recognition:
+        if all(u.recognition is Recognition.NAME for u in self.uses):
+            return Recognition.NAME
+        return Recognition.CODE
+
+
+@dataclass(frozen=True, slots=True)
+class BloodPressure:
+    resource_id: str | None
+    when: datetime | None
+    systolic: float | None  # mm[Hg]
+    diastolic: float | None
+
+    def evidence(self) -> Evidence:
+        s = f"{self.systolic:g}" if self.systolic is not None else "?"
+        d = f"{self.diastolic:g}" if self.diastolic is not None else "?"
+        return Evidence("Observation", self.resource_id, self.when, f"BP {s}/{d} mmHg")
+
+
+@dataclass(frozen=True, slots=True)
+class BodyWeight:
+    resource_id: str | None
+    when: datetime | None
+    kg: float
+    as_recorded: str  # e.g. "154 [lb_av]"
+
+    def evidence(self) -> Evidence:
+        return Evidence("Observation", self.resource_id, self.when, f"weight {self.kg:.1f} kg ({self.as_recorded})")
+
+
+class Instrument(str, Enum):
+    PHQ9 = "PHQ-9"
+    MADRS = "MADRS"
+    HAMD = "HAM-D"
+
+
+@dataclass(frozen=True, slots=True)
+class SeverityScore:
+    resource_id: str | None
+    when: datetime | None
+    instrument: Instrument
+    value: float
+
+    def evidence(self) -> Evidence:
+        return Evidence("Observation", self.resource_id, self.when, f"{self.instrument.value} total {self.value:g}")
+
+
+@dataclass(frozen=True, slots=True)
+class PregnancyTest:
+    resource_id: str | None
+    when: datetime | None
+    positive: bool | None  # None: result not interpretable
+
+    def evidence(self) -> Evidence:
+        result = {True: "positive", False: "negative", None: "result unreadable"}[self.positive]
+        return Evidence("Observation", self.resource_id, self.when, f"hCG test {result}")
+
+
+@dataclass(frozen=True, slots=True)
+class Administration:
+    """A completed ketamine or esketamine MedicationAdministration."""
+
+    resource_id: str | None
+    when: datetime | None
+    ingredient: str  # "ketamine" | "esketamine"
+
+    def evidence(self) -> Evidence:
+        return Evidence("MedicationAdministration", self.resource_id, self.when, f"{self.ingredient} given")
+
+
+@dataclass(frozen=True, slots=True)
+class DataGap:
+    """Data the service asked for and could not use: the cards say so."""
+
+    key: str  # prefetch key or resource type, e.g. "conditions"
+    reason: str  # plain words, no PHI, e.g. "the EHR reported an error while prefetching"
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedResource:
+    """A resource that failed validation: skipped, reported in the summary card."""
+
+    resource_type: str
+    resource_id: str | None
+    problem: str  # e.g. "effectiveDateTime: not a FHIR dateTime"
+
+
+@dataclass(frozen=True, slots=True)
+class PatientFacts:
+    birth_date: date | None
+    gender: str | None
+
+    def age_on(self, day: date) -> int | None:
+        if self.birth_date is None:
+            return None
+        b = self.birth_date
+        return day.year - b.year - ((day.month, day.day) < (b.month, b.day))
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """Everything the rules may read about the patient, built once per request.
+
+    Sequences are sorted newest first (facts with no date last).
+    ``available`` names the data kinds that were obtained (even if empty), so a rule can tell
+    "no BP on record" from "BP data could not be obtained".
+    """
+
+    patient: PatientFacts
+    conditions: tuple[ConditionFact, ...] = ()
+    medication_uses: tuple[MedicationUse, ...] = ()
+    exposures: tuple[ExposurePeriod, ...] = ()
+    blood_pressures: tuple[BloodPressure, ...] = ()
+    weights: tuple[BodyWeight, ...] = ()
+    scores: tuple[SeverityScore, ...] = ()
+    pregnancy_tests: tuple[PregnancyTest, ...] = ()
+    administrations: tuple[Administration, ...] = ()
+    data_gaps: tuple[DataGap, ...] = ()
+    skipped: tuple[SkippedResource, ...] = ()
+    available: frozenset[str] = field(default_factory=frozenset)
+
+    def conditions_in(self, category: str, *, active_only: bool = True) -> tuple[ConditionFact, ...]:
+        return tuple(
+            c for c in self.conditions if category in c.categories and (c.is_active or not active_only)
+        )
+
+    def exposures_with_role(self, role: str) -> tuple[ExposurePeriod, ...]:
+        return tuple(e for e in self.exposures if role in e.roles)

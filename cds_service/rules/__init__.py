@@ -1,0 +1,1 @@
+"""Clinical rules: pure functions of (record, order, knowledge, now) that return findings."""

@@ -1,0 +1,58 @@
+"""Runs every rule on one order and orders the findings: summary first, then by urgency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cds_service.knowledge.model import Knowledge
+from cds_service.order.model import MedicationOrder
+from cds_service.record.model import PatientRecord
+from cds_service.rules import (
+    bipolar,
+    contraindications,
+    course,
+    dose_esketamine,
+    dose_iv,
+    indication,
+    indication_evidence,
+    severity,
+    summary,
+    trd,
+)
+from cds_service.rules.findings import Check, Finding, Indicator, Rule
+
+# Order here is the order of cards of equal urgency, and of lines in the summary checklist.
+RULES: tuple[Rule, ...] = (
+    *indication.RULES,
+    *trd.RULES,
+    *severity.RULES,
+    *bipolar.RULES,
+    *contraindications.RULES,
+    *dose_iv.RULES,
+    *dose_esketamine.RULES,
+    *course.RULES,
+    *indication_evidence.RULES,
+)
+
+_URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All findings for one order; ``findings[0]`` is always the eligibility summary."""
+
+    findings: tuple[Finding, ...]
+    checks: tuple[Check, ...]
+
+
+def evaluate(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> Evaluation:
+    findings: list[Finding] = []
+    checks: list[Check] = []
+    for rule in RULES:
+        outcome = rule(record, order, kb, now)
+        findings.extend(outcome.findings)
+        checks.extend(outcome.checks)
+    findings.sort(key=lambda f: _URGENCY[f.indicator])
+    head = summary.summarise(record, order, kb, now, tuple(checks), tuple(findings))
+    return Evaluation(findings=(head, *findings), checks=tuple(checks))

@@ -1,0 +1,96 @@
+"""What a rule returns. Findings carry no wire format; cards are rendered from them at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Protocol
+
+from cds_service.knowledge.model import Knowledge
+from cds_service.order.model import MedicationOrder
+from cds_service.record.model import Evidence, PatientRecord
+
+
+class Indicator(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class CheckStatus(str, Enum):
+    """One line of the eligibility-summary checklist."""
+
+    MET = "met"
+    NOT_MET = "not met"
+    UNDOCUMENTED = "not documented"
+    NOT_APPLICABLE = "not applicable"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteOrder:
+    """Suggest removing the draft order (critical cards)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateAssessment:
+    """Suggest ordering an assessment: ``kind`` is a key of the knowledge base's assessment orders."""
+
+    kind: str  # "phq9" | "vital-signs"
+
+
+@dataclass(frozen=True, slots=True)
+class RewriteDose:
+    """Suggest rewriting the draft order to ``dose_mg`` infused over ``duration_minutes``."""
+
+    dose_mg: float
+    duration_minutes: float
+
+
+SuggestionIntent = DeleteOrder | CreateAssessment | RewriteDose
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One card's worth of judgement.
+
+    ``topic`` is a public topic code of clinical-rules.md. ``variant`` selects the card text in the
+    knowledge base (e.g. psychosis "active" vs "history"); ``facts`` fill that text's placeholders.
+    ``detail`` holds rule-computed markdown lines (e.g. the table of antidepressant trials).
+    """
+
+    topic: str
+    indicator: Indicator
+    facts: Mapping[str, str] = field(default_factory=dict)
+    detail: tuple[str, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    suggestions: tuple[SuggestionIntent, ...] = ()
+    variant: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A checklist line for the eligibility-summary card."""
+
+    criterion: str
+    status: CheckStatus
+    note: str
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    findings: tuple[Finding, ...] = ()
+    checks: tuple[Check, ...] = ()
+
+
+EMPTY = RuleOutcome()
+
+
+class Rule(Protocol):
+    """A rule is a pure function; ``now`` is the evaluation instant (fixed in tests)."""
+
+    def __call__(
+        self, record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime
+    ) -> RuleOutcome: ...
