@@ -1,23 +1,218 @@
-"""Prometheus metrics (issue 8). Call sites use these functions; they stay cheap and never raise."""
+"""Prometheus metrics (issue 8). Call sites use these functions; they stay cheap and never raise.
+
+Single-process (tests, ``flask run``): the default registry. Under gunicorn with several workers,
+set ``PROMETHEUS_MULTIPROC_DIR`` to an empty writable directory *before the server starts* (the image
+does): every worker then writes its samples to memory-mapped files there and ``/metrics`` aggregates
+all workers. The gunicorn master calls :func:`prepare_multiprocess_dir` when it starts and
+:func:`gunicorn_child_exit` (the ``child_exit`` server hook) when a worker exits.
+
+Labels are bounded: service ids, Flask endpoint names, topic codes, indicators and short reason codes.
+No patient data, URL paths or client names ever become a label.
+"""
 
 from __future__ import annotations
 
-from flask import Flask
+import logging
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
 
 from cds_service.config import Settings
+from cds_service.observability.audit import current_audit
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_log = logging.getLogger(__name__)
+
+# Sub-second buckets: the EHR gives up after about a second (the spec asks for ~500 ms).
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.35, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "ketamine_cds_http_requests",
+    "HTTP requests answered, by endpoint, CDS service id and status code.",
+    ["endpoint", "service", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "ketamine_cds_http_request_duration_seconds",
+    "Time from request start to response, by endpoint, CDS service id and status code.",
+    ["endpoint", "service", "status"],
+    buckets=_LATENCY_BUCKETS,
+)
+CARDS = Counter(
+    "ketamine_cds_cards",
+    "Cards returned, by CDS service id, rule topic code and indicator.",
+    ["service", "topic", "indicator"],
+)
+FHIR_FETCHES = Counter(
+    "ketamine_cds_fhir_fetches",
+    "FHIR fallback fetches (prefetch absent), by outcome: ok or a failure kind.",
+    ["outcome"],
+)
+FHIR_FETCH_LATENCY = Histogram(
+    "ketamine_cds_fhir_fetch_duration_seconds",
+    "Duration of one FHIR fallback fetch (all pages of one prefetch key), by outcome.",
+    ["outcome"],
+    buckets=_LATENCY_BUCKETS,
+)
+JWT_REJECTIONS = Counter(
+    "ketamine_cds_jwt_rejections",
+    "Client JWTs rejected, by reason.",
+    ["reason"],
+)
+
+_LABEL_OK = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _label(value: object, default: str = "other") -> str:
+    """A label value safe for Prometheus and bounded in length; anything odd becomes ``default``."""
+    text = str(value) if value is not None else ""
+    return text if _LABEL_OK.fullmatch(text) else default
+
+
+def multiprocess_enabled() -> bool:
+    """True when samples are shared between worker processes (``PROMETHEUS_MULTIPROC_DIR`` is set)."""
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def _registry() -> CollectorRegistry:
+    if not multiprocess_enabled():
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def render_metrics() -> bytes:
+    """The Prometheus text exposition of every metric (all workers in multi-process mode)."""
+    return generate_latest(_registry())
 
 
 def install(app: Flask, settings: Settings) -> None:
     """Register /metrics and the request count/latency instrumentation."""
+    del settings
+    if multiprocess_enabled() and values.ValueClass is values.MutexValue:
+        _log.warning(
+            "%s is set but prometheus_client was imported before it: each worker reports only its own "
+            "samples. Set the variable in the environment before the server starts.",
+            MULTIPROC_ENV,
+        )
+
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    # First of all before-request functions: a request that authentication rejects is timed too.
+    app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
+
+    @app.after_request
+    def _observe_request(response: Response) -> Response:
+        try:
+            started = g.pop("metrics_started", None)
+            if started is not None:
+                endpoint, service = _request_labels(response.status_code)
+                status = str(response.status_code)
+                HTTP_REQUESTS.labels(endpoint, service, status).inc()
+                HTTP_LATENCY.labels(endpoint, service, status).observe(time.perf_counter() - started)
+        except Exception:  # metrics must never break a response
+            _log.debug("request metrics not recorded", exc_info=True)
+        return response
+
+    app.add_url_rule("/metrics", endpoint="metrics", view_func=_metrics_view, methods=["GET"])
+
+
+def _metrics_view() -> Response:
+    response = Response(render_metrics(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _request_labels(status_code: int) -> tuple[str, str]:
+    """(endpoint, service): the Flask endpoint name and, for a known CDS service, its id."""
+    if request.url_rule is None or status_code == 404:
+        return "unmatched", ""
+    endpoint = _label(request.endpoint, "other")
+    service: Any = current_audit().service_id
+    if not service and request.view_args:
+        service = request.view_args.get("service_id") or request.view_args.get("id")
+    return endpoint, _label(service, "") if service else ""
 
 
 def observe_cards(service_id: str, topics_and_indicators: list[tuple[str, str]]) -> None:
     """Count cards returned, per topic code and indicator."""
+    try:
+        service = _label(service_id)
+        for topic, indicator in topics_and_indicators:
+            CARDS.labels(service, _label(topic), _label(indicator)).inc()
+    except Exception:
+        _log.debug("card metrics not recorded", exc_info=True)
 
 
 def observe_fhir_fetch(outcome: str, seconds: float) -> None:
     """A FHIR fallback fetch: outcome is "ok" or a failure kind ("timeout", "http-500", ...)."""
+    try:
+        duration = max(0.0, float(seconds))
+        kind = _label(outcome)
+        FHIR_FETCHES.labels(kind).inc()
+        FHIR_FETCH_LATENCY.labels(kind).observe(duration)
+    except Exception:
+        _log.debug("FHIR fetch metrics not recorded", exc_info=True)
 
 
 def observe_jwt_rejection(reason: str) -> None:
     """A client JWT rejected, by reason ("expired", "bad-signature", ...)."""
+    try:
+        JWT_REJECTIONS.labels(_label(reason)).inc()
+    except Exception:
+        _log.debug("JWT rejection metric not recorded", exc_info=True)
+
+
+# --- gunicorn integration (multi-process mode) -------------------------------------------------------
+
+
+def prepare_multiprocess_dir(path: str | None = None) -> Path | None:
+    """Create the multi-process directory and clear samples left by an earlier server run.
+
+    Call once in the gunicorn master before workers start (``on_starting`` hook). Returns the directory,
+    or None when multi-process mode is off.
+    """
+    raw = path or os.environ.get(MULTIPROC_ENV)
+    if not raw:
+        return None
+    directory = Path(raw)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return directory
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Tell prometheus_client a worker exited (its live-gauge files are removed; counters are kept)."""
+    if multiprocess_enabled():
+        try:
+            multiprocess.mark_process_dead(pid)
+        except Exception:
+            _log.debug("mark_process_dead failed", exc_info=True)
+
+
+def gunicorn_on_starting(server: object) -> None:
+    """gunicorn ``on_starting`` server hook."""
+    del server
+    prepare_multiprocess_dir()
+
+
+def gunicorn_child_exit(server: object, worker: Any) -> None:
+    """gunicorn ``child_exit`` server hook."""
+    del server
+    mark_worker_dead(int(worker.pid))

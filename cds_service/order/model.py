@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from cds_service.record.model import Code, Recognition
 
 
-class Drug(str, Enum):
+class Drug(StrEnum):
     KETAMINE = "ketamine"
     ESKETAMINE = "esketamine"
 
 
-class Route(str, Enum):
+class Route(StrEnum):
     INTRAVENOUS = "intravenous"
     INTRANASAL = "intranasal"
     OTHER = "other"  # IM, SC, oral...: no IV/intranasal dose rules apply
     UNSPECIFIED = "unspecified"  # ketamine with no route is read as IV (clinical-rules.md §0)
 
 
-class DoseUnit(str, Enum):
+class OrderStage(StrEnum):
+    """order-select fires before the order is complete; order-sign carries the full order."""
+
+    SELECT = "order-select"
+    SIGN = "order-sign"
+
+
+class DoseUnit(StrEnum):
     MG = "mg"
     MG_PER_KG = "mg/kg"
 
@@ -57,6 +64,10 @@ class MedicationOrder:
     reason_codes: tuple[Code, ...]
     reason_text: str | None
     problems: tuple[str, ...] = ()  # what could not be read, in plain words ("dose unit 'mL' not understood")
+    stage: OrderStage = OrderStage.SIGN
+    # reasonReference targets not resolvable inside the order (e.g. "Condition/123" on the problem list);
+    # contained or in-bundle Conditions are already read into reason_codes/reason_text.
+    reason_references: tuple[str, ...] = ()
 
     @property
     def is_iv_ketamine(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,7 @@ class Code:
     display: str | None = None
 
 
-class Recognition(str, Enum):
+class Recognition(StrEnum):
     """How a medication or condition was recognised."""
 
     CODE = "code"
@@ -138,7 +138,7 @@ class BodyWeight:
         return Evidence("Observation", self.resource_id, self.when, f"weight {self.kg:.1f} kg ({self.as_recorded})")
 
 
-class Instrument(str, Enum):
+class Instrument(StrEnum):
     PHQ9 = "PHQ-9"
     MADRS = "MADRS"
     HAMD = "HAM-D"

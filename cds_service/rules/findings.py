@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from cds_service.knowledge.model import Knowledge
@@ -13,13 +13,13 @@ from cds_service.order.model import MedicationOrder
 from cds_service.record.model import Evidence, PatientRecord
 
 
-class Indicator(str, Enum):
+class Indicator(StrEnum):
     INFO = "info"
     WARNING = "warning"
     CRITICAL = "critical"
 
 
-class CheckStatus(str, Enum):
+class CheckStatus(StrEnum):
     """One line of the eligibility-summary checklist."""
 
     MET = "met"

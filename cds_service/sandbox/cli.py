@@ -1,11 +1,286 @@
-"""Subcommands: evaluate, fixtures (being implemented)."""
+"""Subcommands ``evaluate`` (run the rules on a fixture or request, no server) and ``fixtures`` (list/load)."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from cds_service.sandbox import roller
+from cds_service.sandbox.fixtures import FixtureEntry, Manifest, fixtures_dir, load_manifest, read_json
+from cds_service.sandbox.requests import HOOKS, build_request, load_template, service_id
+
+DEFAULT_TEMPLATE = "iv-ketamine-standard"
+LOCAL_BASE_URL = "http://127.0.0.1:8080"
 
 
 def register(sub: Any) -> None:
     """Add this feature's subcommands to the ketamine-cds parser."""
-    del sub, argparse
+    ev = sub.add_parser(
+        "evaluate",
+        help="run the rules on a fixture bundle or a CDS Hooks request and print the cards (no server)",
+        description="Run the rules without a server. INPUT is a fixture name (see 'fixtures list'), a FHIR "
+        "transaction/collection Bundle (a request is generated from it and an order template), or a CDS Hooks "
+        "request JSON. Fixture dates are rolled to the evaluation date first.",
+    )
+    ev.add_argument("input", metavar="INPUT", help="fixture name, bundle file or request file")
+    ev.add_argument("--hook", choices=HOOKS, help="hook to simulate for a bundle (default order-sign)")
+    ev.add_argument("--order", metavar="TEMPLATE",
+                    help="order template in fhir_fixtures/orders (default: the fixture's, else iv-ketamine-standard)")
+    ev.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
+    ev.add_argument("--now", type=_instant, metavar="DATE",
+                    help="evaluation instant (YYYY-MM-DD = noon UTC, or an ISO date-time; default: now)")
+    ev.add_argument("--fixtures-dir", metavar="DIR", help="fixture library (default: fhir_fixtures/)")
+    ev.set_defaults(handler=run_evaluate)
+
+    fx = sub.add_parser("fixtures", help="the synthetic patient library: list, or load into a FHIR server",
+                        description="Synthetic FHIR R4 patients with the cards the rule catalogue expects.")
+    fx_sub = fx.add_subparsers(dest="fixtures_command", required=True, metavar="ACTION")
+    ls = fx_sub.add_parser("list", help="name, expected cards and story of every fixture")
+    ls.add_argument("--fixtures-dir", metavar="DIR")
+    ls.set_defaults(handler=run_list)
+    load = fx_sub.add_parser(
+        "load",
+        help="POST fixtures as transactions to a FHIR R4 server and print the ids it assigned",
+        description="POST each fixture as a FHIR transaction (dates rolled to today) to --fhir-server and print "
+        "the ids the server assigned; use the Patient id in an EHR sandbox or the CDS Hooks sandbox.",
+    )
+    load.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL, e.g. http://localhost:8081/fhir")
+    load.add_argument("--patient", action="append", metavar="NAME", help="only this fixture (repeatable)")
+    load.add_argument("--now", type=_instant, metavar="DATE", help="roll dates to DATE instead of today")
+    load.add_argument("--timeout", type=float, default=60.0, help="seconds per transaction (default 60)")
+    load.add_argument("--fixtures-dir", metavar="DIR")
+    load.set_defaults(handler=run_load)
+
+
+def _instant(value: str) -> datetime:
+    try:
+        if "T" not in value:
+            return datetime.combine(date.fromisoformat(value), time(12, 0), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date or ISO date-time: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# --- evaluate ---------------------------------------------------------------------------------------------
+class UsageError(Exception):
+    """Input the command cannot use; the message says why."""
+
+
+def request_for(
+    source: str, *, hook: str | None, order: str | None, now: datetime, root: str | None = None
+) -> tuple[str, dict[str, Any], FixtureEntry | None]:
+    """(label, rolled CDS Hooks request, manifest entry when the input is a library fixture whose own order
+    is used) for a fixture name, a bundle file or a request file."""
+    manifest = _manifest_or_none(root)
+    path = Path(source)
+    entry: FixtureEntry | None = None
+    if not path.exists():
+        if manifest is None:
+            raise UsageError(f"{source}: no such file, and no fixture library to look the name up in")
+        try:
+            entry = manifest.get(source)
+        except KeyError as exc:
+            raise UsageError(f"{source}: no such file or fixture ({exc.args[0]})") from exc
+        path = manifest.root / entry.bundle
+    elif manifest is not None:
+        entry = manifest.find_by_path(path)
+    try:
+        doc = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable JSON file ({exc})") from exc
+    if isinstance(doc.get("hook"), str):
+        if order:
+            raise UsageError("--order applies to a bundle; a request file already carries its draft order")
+        if hook and hook != doc["hook"]:
+            raise UsageError(f"{path} is an {doc['hook']} request; --hook {hook} does not match")
+        anchor = roller.anchor_of(doc)
+        return (entry.name if entry else str(path)), roller.roll(doc, now) if anchor else doc, entry
+    if doc.get("resourceType") != "Bundle":
+        raise UsageError(f"{path}: expected a FHIR Bundle or a CDS Hooks request")
+    anchor = roller.anchor_of(doc) or (manifest.anchor if manifest and entry else None)
+    if anchor is None:
+        anchor = now.date()  # a bundle with today's dates: nothing to roll
+    template_name = order or (entry.order_template if entry else DEFAULT_TEMPLATE)
+    params = entry.order_params if entry and template_name == entry.order_template else {}
+    try:
+        template = load_template(template_name, root)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from exc
+    body = build_request(doc, template, hook or "order-sign", anchor=anchor, params=params,
+                         name=entry.name if entry else path.stem)
+    own_order = entry if entry and template_name == entry.order_template else None
+    return (entry.name if entry else str(path)), roller.roll(body, now), own_order
+
+
+def _manifest_or_none(root: str | None) -> Manifest | None:
+    try:
+        return load_manifest(root)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def evaluate_request(body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Run the hook pipeline on ``body`` in-process (auth off, no FHIR fallback) and return the response."""
+    from cds_service.config import Settings
+    from cds_service.hooks.pipeline import handle_hook_call
+    from cds_service.knowledge.loader import default_knowledge
+
+    settings = Settings(auth_enabled=False)
+    hook = str(body.get("hook"))
+    if hook not in HOOKS:
+        raise UsageError(f"hook {hook!r} is not served here (expected one of {', '.join(HOOKS)})")
+    return handle_hook_call(
+        service_id(hook), body, kb=default_knowledge(), settings=settings, now=now, base_url=LOCAL_BASE_URL
+    )
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cds_service.hooks.errors import HookError
+
+    now: datetime = args.now or datetime.now(UTC)
+    try:
+        label, body, entry = request_for(
+            args.input, hook=args.hook, order=args.order, now=now, root=args.fixtures_dir
+        )
+        response = evaluate_request(body, now)
+    except UsageError as exc:
+        print(f"ketamine-cds evaluate: {exc}", file=sys.stderr)
+        return 2
+    except HookError as exc:
+        if args.format == "json":
+            json.dump(exc.outcome(), sys.stdout, indent=2)
+            print()
+        else:
+            print(f"{label}: the service would answer HTTP {exc.status}", file=sys.stderr)
+            for issue in exc.issues:
+                print(f"  - {issue.diagnostics}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        print_cards(response, label=label, hook=str(body["hook"]), now=now, out=sys.stdout)
+        if entry is not None:
+            print_expectation(response, entry, str(body["hook"]), out=sys.stdout)
+    return 0
+
+
+def _topic(card: Mapping[str, Any]) -> str:
+    return str(((card.get("source") or {}).get("topic") or {}).get("code", "?"))
+
+
+def print_cards(response: Mapping[str, Any], *, label: str, hook: str, now: datetime, out: TextIO) -> None:
+    """Cards for a terminal: indicator and topic, summary, then the evidence (detail) and suggestions."""
+    cards = list(response.get("cards") or ())
+    out.write(f"{label} · {hook} · evaluated {now.date().isoformat()} · {len(cards)} card(s)\n")
+    if not cards:
+        out.write("\n(no cards: not a ketamine or esketamine order)\n")
+    pad = " " * 10
+    for card in cards:
+        out.write(f"\n{str(card.get('indicator', '?')).upper():<9} {_topic(card)}\n{pad}{card.get('summary', '')}\n")
+        for line in str(card.get("detail") or "").strip().splitlines():
+            out.write(f"{pad}| {line}\n" if line.strip() else f"{pad}|\n")
+        for sug in card.get("suggestions") or ():
+            actions = ", ".join(str(a.get("type")) for a in sug.get("actions") or ())
+            out.write(f"{pad}-> suggestion: {sug.get('label')}" + (f" ({actions})" if actions else "") + "\n")
+        source = card.get("source") or {}
+        if source.get("label"):
+            out.write(f"{pad}source: {source['label']}\n")
+
+
+def print_expectation(response: Mapping[str, Any], entry: FixtureEntry, hook: str, *, out: TextIO) -> None:
+    """Compare the cards with the manifest's expectation for this fixture (summary first, rest any order)."""
+    actual = [(_topic(c), str(c.get("indicator"))) for c in response.get("cards") or ()]
+    expected = [c.as_tuple() for c in entry.expected_for(hook)]
+    same = sorted(actual) == sorted(expected) and actual[:1] == expected[:1]
+    shown = ", ".join(f"{t} ({i})" for t, i in expected) or "no cards"
+    out.write(f"\nmanifest expects: {shown}\n")
+    out.write("result: MATCHES the manifest\n" if same else "result: DIFFERS from the manifest\n")
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------
+def run_list(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.fixtures_dir)
+    print(f"{len(manifest.entries)} fixtures in {manifest.root} (anchor {manifest.anchor.isoformat()})")
+    for e in manifest.entries:
+        cards = ", ".join(f"{c.topic}:{c.indicator}" for c in e.expected) or "no cards"
+        print(f"\n{e.name}  [{e.order_template}]\n  expect: {cards}\n  {e.story}")
+    return 0
+
+
+def load_bundle(url: str, bundle: Mapping[str, Any], *, timeout: float) -> list[str]:
+    """POST one transaction Bundle to the FHIR base ``url``; the locations the server assigned, in order.
+
+    Raises ``UsageError`` with the server's OperationOutcome diagnostics when it refuses the transaction.
+    """
+    try:
+        resp = requests.post(
+            url.rstrip("/"),
+            data=json.dumps(bundle),
+            headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
+            timeout=(10.0, timeout),
+        )
+    except requests.RequestException as exc:
+        raise UsageError(f"could not reach {url}: {type(exc).__name__}") from exc
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code >= 300:
+        issues = "; ".join(str(i.get("diagnostics") or i.get("code")) for i in body.get("issue") or ()) or resp.reason
+        raise UsageError(f"{url} answered HTTP {resp.status_code}: {issues}")
+    if body.get("resourceType") != "Bundle":
+        raise UsageError(f"{url} did not answer with a transaction-response Bundle")
+    return [str((e.get("response") or {}).get("location") or "?") for e in body.get("entry") or ()]
+
+
+def _short(location: str) -> str:
+    """``http://x/fhir/Patient/12/_history/1`` -> ``Patient/12``."""
+    parts = location.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else location
+
+
+def run_load(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.fixtures_dir)
+    wanted = args.patient or [e.name for e in manifest.entries]
+    try:
+        entries = [manifest.get(n) for n in wanted]
+    except KeyError as exc:
+        print(f"ketamine-cds fixtures load: {exc.args[0]}", file=sys.stderr)
+        return 2
+    now: datetime = args.now or datetime.now(UTC)
+    failed = 0
+    print(f"loading {len(entries)} fixture(s) into {args.fhir_server} (dates rolled to {now.date().isoformat()})")
+    for entry in entries:
+        bundle = roller.roll(manifest.bundle(entry), now, anchor=manifest.anchor)
+        try:
+            locations = load_bundle(args.fhir_server, bundle, timeout=args.timeout)
+        except UsageError as exc:
+            failed += 1
+            print(f"{entry.name}: FAILED: {exc}", file=sys.stderr)
+            continue
+        ids = [_short(loc) for loc in locations]
+        patient = next((i for i in ids if i.startswith("Patient/")), "?")
+        counts: dict[str, int] = {}
+        for i in ids:
+            counts[i.split("/")[0]] = counts.get(i.split("/")[0], 0) + 1
+        summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
+        print(f"{entry.name}: {patient}  ({summary})")
+    return 1 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience for python -m
+    from cds_service.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+__all__ = ["evaluate_request", "fixtures_dir", "load_bundle", "print_cards", "register", "request_for"]

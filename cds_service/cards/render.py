@@ -1,0 +1,225 @@
+"""Findings → CDS Hooks cards. The only place card JSON is made.
+
+Texts come from the knowledge base (``kb.topics[topic].variants[variant]``) filled with the finding's
+facts; every card goes through the validated model in ``cards.model``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cds_service.cards.model import Action, Card, CardModelError, Coding, Source, Suggestion
+from cds_service.knowledge.model import Knowledge, Topic
+from cds_service.rules.engine import Evaluation
+from cds_service.rules.findings import CreateAssessment, DeleteOrder, Finding, Indicator, RewriteDose
+
+log = logging.getLogger(__name__)
+
+TOPIC_SYSTEM = "urn:ketamine-cds:rule"
+OVERRIDE_SYSTEM = "urn:ketamine-cds:override-reason"
+# Used only when a topic lists no override reasons of its own (the loader normally fills the defaults in).
+DEFAULT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
+    ("benefit-outweighs-risk", "Benefit outweighs risk after specialist review"),
+    ("documented-elsewhere", "Criteria documented outside this record"),
+    ("resolved-or-outdated", "Contraindication resolved or data out of date"),
+)
+SUMMARY_MAX = 139
+_MISSING_FACT = "(not recorded)"
+
+
+class _Facts(dict[str, str]):
+    """Facts for ``str.format_map``: an unknown placeholder reads "(not recorded)" instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        log.warning("card text placeholder {%s} has no fact", key)
+        return _MISSING_FACT
+
+
+def render_cards(
+    evaluation: Evaluation,
+    order_resource: Mapping[str, Any],
+    order_reference: str | None,
+    kb: Knowledge,
+    *,
+    base_url: str,
+    patient_id: str,
+) -> list[dict[str, Any]]:
+    """One card per finding, in the evaluation's order (summary first), as CDS Hooks JSON."""
+    return [
+        card.to_json()
+        for card in build_cards(
+            evaluation, order_resource, order_reference, kb, base_url=base_url, patient_id=patient_id
+        )
+    ]
+
+
+def build_cards(
+    evaluation: Evaluation,
+    order_resource: Mapping[str, Any],
+    order_reference: str | None,
+    kb: Knowledge,
+    *,
+    base_url: str,
+    patient_id: str,
+) -> list[Card]:
+    return [
+        _card(f, order_resource, order_reference, kb, base_url=base_url.rstrip("/"), patient_id=patient_id)
+        for f in evaluation.findings
+    ]
+
+
+def _card(
+    finding: Finding,
+    order_resource: Mapping[str, Any],
+    order_reference: str | None,
+    kb: Knowledge,
+    *,
+    base_url: str,
+    patient_id: str,
+) -> Card:
+    topic = kb.topics.get(finding.topic)
+    facts = _Facts({k: str(v) for k, v in finding.facts.items()})
+    if topic is None:
+        # a rule emitted a topic the knowledge base has no text for: still say something, and log it
+        log.error("no card text for topic %s", finding.topic)
+        title, label, rationale_t = finding.topic, "ketamine-cds", ""
+        summary_t = finding.topic.replace("-", " ").capitalize()
+    else:
+        text = topic.variants.get(finding.variant) or topic.variants.get("default")
+        if text is None:
+            log.error("no card text for topic %s variant %s", finding.topic, finding.variant)
+        title, label = topic.title, topic.source_label
+        summary_t = text.summary if text else topic.title
+        rationale_t = text.rationale if text else ""
+    summary = _fit_summary(_format(summary_t, facts))
+    detail = _detail(_format(rationale_t, facts), finding)
+    indicator = finding.indicator.value
+    return Card(
+        summary=summary,
+        detail=detail or None,
+        indicator=indicator,
+        source=Source(
+            label=label or "ketamine-cds",
+            url=f"{base_url}/docs/rules#{finding.topic}",
+            topic=Coding(TOPIC_SYSTEM, finding.topic, title or None),
+        ),
+        override_reasons=_override_reasons(topic, finding.indicator),
+        **_suggestions(finding, order_resource, order_reference, kb, patient_id),
+    )
+
+
+def _format(template: str, facts: _Facts) -> str:
+    try:
+        return template.format_map(facts)
+    except (ValueError, IndexError, AttributeError, KeyError):
+        log.error("card text template is malformed")
+        return template
+
+
+def _fit_summary(summary: str) -> str:
+    summary = " ".join(summary.split())
+    if len(summary) > SUMMARY_MAX:
+        log.warning("card summary over %d characters was shortened", SUMMARY_MAX)
+        summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
+    return summary
+
+
+def _detail(rationale: str, finding: Finding) -> str:
+    parts: list[str] = []
+    if rationale.strip():
+        parts.append(rationale.strip())
+    if finding.detail:
+        parts.append("\n".join(finding.detail))
+    if finding.evidence:
+        parts.append("**Evidence**\n\n" + "\n".join(f"- {e.describe()}" for e in finding.evidence))
+    return "\n\n".join(parts)
+
+
+def _override_reasons(topic: Topic | None, indicator: Indicator) -> tuple[Coding, ...]:
+    if indicator not in (Indicator.WARNING, Indicator.CRITICAL):
+        return ()
+    reasons = (topic.override_reasons if topic else ()) or DEFAULT_OVERRIDE_REASONS
+    return tuple(Coding(OVERRIDE_SYSTEM, code, display) for code, display in reasons)
+
+
+def _suggestions(
+    finding: Finding,
+    order_resource: Mapping[str, Any],
+    order_reference: str | None,
+    kb: Knowledge,
+    patient_id: str,
+) -> dict[str, Any]:
+    built: list[Suggestion] = []
+    for intent in finding.suggestions:
+        try:
+            suggestion = _suggestion(intent, order_resource, order_reference, kb, patient_id)
+        except CardModelError as exc:
+            log.error("suggestion for topic %s dropped: %s", finding.topic, exc)
+            continue
+        except Exception as exc:  # e.g. the order rewrite failed: the card stands without the suggestion
+            log.error("suggestion for topic %s dropped: %s", finding.topic, type(exc).__name__)
+            continue
+        if suggestion is not None:
+            built.append(suggestion)
+    if not built:
+        return {}
+    return {"suggestions": tuple(built), "selection_behavior": "at-most-one"}
+
+
+def _suggestion(
+    intent: object,
+    order_resource: Mapping[str, Any],
+    order_reference: str | None,
+    kb: Knowledge,
+    patient_id: str,
+) -> Suggestion | None:
+    if isinstance(intent, DeleteOrder):
+        reference = order_reference or _reference_of(order_resource)
+        if reference is None:
+            return None  # a draft without an id cannot be addressed by a delete action
+        return Suggestion(
+            label="Remove this draft order",
+            actions=(Action("delete", "Remove the draft ketamine/esketamine order", resource_id=reference),),
+        )
+    if isinstance(intent, CreateAssessment):
+        template = kb.assessment_orders.get(intent.kind)
+        if template is None:
+            log.error("no assessment order template %s", intent.kind)
+            return None
+        resource = copy.deepcopy(dict(template))
+        resource["subject"] = {"reference": f"Patient/{patient_id}"}
+        what = _code_text(resource) or intent.kind
+        if len(what) > 1 and what[0].isupper() and what[1].islower():
+            what = what[0].lower() + what[1:]  # "Vital signs" -> "vital signs", "PHQ-9" stays
+        return Suggestion(label=f"Order {what}", actions=(Action("create", f"Create an order for {what}", resource),))
+    if isinstance(intent, RewriteDose):
+        from cds_service.order.rewrite import rewrite_to_standard  # Rules II module; imported on use
+
+        rewritten = rewrite_to_standard(order_resource, intent)
+        label = f"Change to {intent.dose_mg:g} mg over {intent.duration_minutes:g} minutes"
+        return Suggestion(label=label, actions=(Action("update", label, rewritten),))
+    log.error("unknown suggestion intent %s", type(intent).__name__)
+    return None
+
+
+def _reference_of(resource: Mapping[str, Any]) -> str | None:
+    rid = resource.get("id")
+    rtype = resource.get("resourceType") or "MedicationRequest"
+    return f"{rtype}/{rid}" if isinstance(rid, str) and rid else None
+
+
+def _code_text(resource: Mapping[str, Any]) -> str | None:
+    code = resource.get("code")
+    if not isinstance(code, Mapping):
+        return None
+    if isinstance(code.get("text"), str) and code["text"]:
+        text: str = code["text"]
+        return text
+    for coding in code.get("coding") or ():
+        if isinstance(coding, Mapping) and isinstance(coding.get("display"), str):
+            display: str = coding["display"]
+            return display
+    return None

@@ -1,0 +1,158 @@
+"""Background writer for cards shown: the hook response never waits for the database.
+
+``submit`` only appends to a bounded queue (microseconds); one daemon thread drains it in batches.
+When the queue is full the cards are dropped and counted (a warning is logged, rate-limited), because
+answering the EHR quickly matters more than a complete override report. ``close`` flushes at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cds_service.feedback.store import CardShown, FeedbackStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PENDING_CALLS = 10_000  # hook calls whose cards wait to be written
+DEFAULT_BATCH_CARDS = 500
+_DROP_LOG_INTERVAL_S = 60.0
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    written: int
+    dropped: int
+    failed: int
+    pending: int
+
+
+class CardWriter:
+    """A bounded queue of card batches and the thread that writes them."""
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
+        batch_cards: int = DEFAULT_BATCH_CARDS,
+    ) -> None:
+        self.store = store
+        self.max_pending_calls = max_pending_calls
+        self.batch_cards = batch_cards
+        self._lock = threading.Lock()
+        self._written = self._dropped = self._failed = 0
+        self._last_drop_log = 0.0
+        self._closed = False
+        # One queue item is one hook call's cards (a call returns at most a few dozen).
+        self._queue: queue.Queue[list[CardShown] | None] = queue.Queue(maxsize=max_pending_calls)
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def _ensure_thread(self) -> None:
+        """Start the thread on first use, and again in a forked worker (the parent's thread is not there)."""
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.Queue(maxsize=self.max_pending_calls)
+                self._pid = os.getpid()
+                self._thread = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ketamine-cds-card-writer", daemon=True)
+                self._thread.start()
+
+    def submit(self, cards: Sequence[CardShown]) -> bool:
+        """Queue cards for writing without blocking; False (and counted) when they had to be dropped."""
+        if not cards or self._closed:
+            return False
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(list(cards))
+        except queue.Full:
+            self._note_dropped(len(cards))
+            return False
+        return True
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything queued so far is written (or failed); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline or self._thread is None or not self._thread.is_alive():
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            log.warning("card writer: queue still full at shutdown; pending cards are lost")
+            return
+        thread.join(timeout)
+
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return WriterStats(self._written, self._dropped, self._failed, self._queue.qsize())
+
+    def _note_dropped(self, n: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._dropped += n
+            total = self._dropped
+            should_log = now - self._last_drop_log >= _DROP_LOG_INTERVAL_S
+            if should_log:
+                self._last_drop_log = now
+        if should_log:
+            log.warning(
+                "card writer: queue full, %d cards dropped so far (feedback for them will be unattributed)",
+                total,
+            )
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[CardShown] = []
+            items = 1
+            stop = item is None
+            if item is not None:
+                batch.extend(item)
+            while not stop and len(batch) < self.batch_cards:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                items += 1
+                if more is None:
+                    stop = True
+                else:
+                    batch.extend(more)
+            if batch:
+                self._write(batch)
+            for _ in range(items):
+                self._queue.task_done()
+            if stop:
+                return
+
+    def _write(self, batch: list[CardShown]) -> None:
+        try:
+            self.store.record_cards(batch)
+        except Exception as exc:  # the thread must survive a database outage
+            with self._lock:
+                self._failed += len(batch)
+            log.warning("card writer: %d cards not recorded: %s", len(batch), type(exc).__name__)
+        else:
+            with self._lock:
+                self._written += len(batch)

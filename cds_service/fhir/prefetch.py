@@ -1,0 +1,282 @@
+"""Prefetch resolution, key by key, as the CDS Hooks decision table says (cds-hooks-spec.md §3).
+
+| state of key k                         | what happens                                                   |
+|----------------------------------------|----------------------------------------------------------------|
+| present (resource or Bundle)           | used as is                                                      |
+| present, Bundle with a ``next`` link   | next pages read from fhirServer (keys that follow pages), capped |
+| ``null``                               | no data exists: kind available and empty, never re-queried      |
+| OperationOutcome (or error OO entries) | a data gap, never re-queried; 412 when k is required            |
+| absent (or no ``prefetch`` at all)     | read from fhirServer (allowlisted only), all such keys in parallel |
+| unobtainable                           | a data gap; 412 when k is required                              |
+
+Nothing here raises for bad data: every failure becomes a ``DataGap`` or an entry of
+``unobtainable_required`` (the pipeline turns those into 412).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from cds_service.config import Settings
+from cds_service.fhir.allowlist import ServerAllowlist, same_server
+from cds_service.fhir.client import FetchError, FhirClient, bundle_resources, new_session, next_link
+from cds_service.fhir.templates import TemplateError, fill
+from cds_service.hooks.catalog import PrefetchKey
+from cds_service.observability.audit import RequestAudit
+from cds_service.record.model import DataGap
+
+log = logging.getLogger(__name__)
+
+MAX_PARALLEL_FETCHES = 8
+MEDICATION_BATCH = 50
+MEDICATION_GAP_KEY = "medicationReference"
+_MEDICATION_USERS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResult:
+    """What one prefetch key yielded. ``state``: present | null | fetched | gap."""
+
+    key: PrefetchKey
+    state: str
+    resources: tuple[Mapping[str, Any], ...] = ()
+    obtained: bool = True  # the data kind can be trusted as obtained (possibly empty)
+    gap: str | None = None  # reason, plain words
+
+
+@dataclass(frozen=True)
+class PrefetchResolution:
+    resources: tuple[Mapping[str, Any], ...]
+    available: frozenset[str]
+    gaps: tuple[DataGap, ...]
+    unobtainable_required: tuple[DataGap, ...] = ()
+    states: Mapping[str, str] = field(default_factory=dict)  # key -> state, for tests and audit
+
+
+def resolve_prefetch(
+    keys: Sequence[PrefetchKey],
+    body: Mapping[str, Any],
+    *,
+    settings: Settings,
+    allowlist: ServerAllowlist,
+    session: requests.Session | None = None,
+    audit: RequestAudit | None = None,
+) -> PrefetchResolution:
+    """Resolve every prefetch key of a service for one (already schema-validated) hook request."""
+    audit = audit or RequestAudit()
+    prefetch = body.get("prefetch")
+    supplied: Mapping[str, Any] = prefetch if isinstance(prefetch, Mapping) else {}
+    context = body.get("context")
+    context = context if isinstance(context, Mapping) else {}
+
+    server = body.get("fhirServer")
+    refusal: str | None
+    if not isinstance(server, str) or not server:
+        refusal = "the request named no fhirServer to read it from"
+    else:
+        refusal = allowlist.refusal(server)
+    client: FhirClient | None = None
+    own_session = False
+    if refusal is None and isinstance(server, str):
+        if session is None:
+            session, own_session = new_session(), True
+        client = FhirClient(server, token=_token(body), settings=settings, session=session)
+
+    results: dict[str, KeyResult] = {}
+    tasks: dict[str, tuple[PrefetchKey, Callable[[], KeyResult]]] = {}
+    try:
+        with audit.phase("prefetch"):
+            for key in keys:
+                if key.key in supplied:
+                    outcome = _from_supplied(key, supplied[key.key], client)
+                    if isinstance(outcome, KeyResult):
+                        results[key.key] = outcome
+                    else:
+                        tasks[key.key] = (key, outcome)
+                elif client is None:
+                    results[key.key] = KeyResult(key, "gap", obtained=False, gap=f"not prefetched, and {refusal}")
+                else:
+                    tasks[key.key] = (key, _fetch_task(key, context, client))
+        if any(k.required and not r.obtained for k in keys if (r := results.get(k.key))):
+            # the call ends in 412 whatever else arrives: do not spend FHIR reads on it
+            for name, (key, _task) in tasks.items():
+                results[name] = KeyResult(key, "gap", obtained=False, gap="not read: required data is missing")
+            tasks = {}
+        if tasks:
+            with audit.phase("fhir_fetch"):
+                results.update(_run_parallel(tasks))
+        resources = [r for key in keys for r in results[key.key].resources]
+        if client is None:
+            medication_gap = _resolve_medication_references(resources, None, refusal)
+        else:
+            with audit.phase("fhir_fetch"):
+                medication_gap = _resolve_medication_references(resources, client, refusal)
+    finally:
+        if own_session and session is not None:
+            session.close()
+
+    gaps: list[DataGap] = []
+    unobtainable: list[DataGap] = []
+    available: set[str] = set()
+    for key in keys:
+        res = results[key.key]
+        if res.obtained:
+            available.add(key.kind)
+        if res.gap:
+            gap = DataGap(key.key, res.gap)
+            (unobtainable if key.required and not res.obtained else gaps).append(gap)
+    if medication_gap:
+        gaps.append(DataGap(MEDICATION_GAP_KEY, medication_gap))
+    return PrefetchResolution(
+        resources=tuple(resources),
+        available=frozenset(available),
+        gaps=tuple(gaps),
+        unobtainable_required=tuple(unobtainable),
+        states={k: r.state for k, r in results.items()},
+    )
+
+
+def _token(body: Mapping[str, Any]) -> str | None:
+    auth = body.get("fhirAuthorization")
+    if isinstance(auth, Mapping) and isinstance(auth.get("access_token"), str):
+        token: str = auth["access_token"]
+        return token
+    return None
+
+
+def _from_supplied(
+    key: PrefetchKey, value: Any, client: FhirClient | None
+) -> KeyResult | Callable[[], KeyResult]:
+    """A prefetched value: a KeyResult now, or a task that reads the remaining pages."""
+    if value is None:
+        return KeyResult(key, "null")
+    if not isinstance(value, Mapping):
+        return KeyResult(key, "gap", obtained=False, gap="the prefetched data was not a FHIR resource")
+    rtype = value.get("resourceType")
+    if rtype == "OperationOutcome":
+        return KeyResult(key, "gap", obtained=False, gap="the EHR reported an error while prefetching")
+    if rtype != "Bundle":
+        if not isinstance(rtype, str):
+            return KeyResult(key, "gap", obtained=False, gap="the prefetched data was not a FHIR resource")
+        return KeyResult(key, "present", (value,))
+    resources, errors = bundle_resources(value)
+    if errors:
+        return KeyResult(
+            key, "gap", tuple(resources), obtained=False, gap="the EHR reported an error while prefetching"
+        )
+    nxt = next_link(value)
+    if not nxt or not key.follow_pages:
+        return KeyResult(key, "present", tuple(resources))
+    if client is None or not same_server(nxt, client.base_url):
+        return KeyResult(
+            key, "present", tuple(resources), gap="only the first page of the prefetched results was sent"
+        )
+
+    def follow() -> KeyResult:
+        try:
+            result = client.continue_search(value, follow_pages=True)
+        except FetchError as exc:  # pragma: no cover - continue_search only raises for non-Bundles
+            return KeyResult(key, "present", tuple(resources), gap=exc.reason)
+        gap = result.problem
+        if result.outcome_errors:
+            return KeyResult(
+                key, "gap", result.resources, obtained=False, gap="the FHIR server reported an error on a page"
+            )
+        return KeyResult(key, "present", result.resources, gap=gap)
+
+    return follow
+
+
+def _fetch_task(key: PrefetchKey, context: Mapping[str, Any], client: FhirClient) -> Callable[[], KeyResult]:
+    def fetch() -> KeyResult:
+        try:
+            relative = fill(key.template, context)
+        except TemplateError as exc:
+            return KeyResult(key, "gap", obtained=False, gap=f"not prefetched and the query could not be built: {exc}")
+        try:
+            if key.is_read:
+                resource = client.read(relative)
+                if resource.get("resourceType") == "OperationOutcome":
+                    return KeyResult(key, "gap", obtained=False, gap="the FHIR server reported an error")
+                return KeyResult(key, "fetched", (resource,))
+            result = client.search(relative, follow_pages=key.follow_pages)
+        except FetchError as exc:
+            return KeyResult(key, "gap", obtained=False, gap=exc.reason)
+        if result.outcome_errors:
+            return KeyResult(key, "gap", result.resources, obtained=False, gap="the FHIR server reported an error")
+        return KeyResult(key, "fetched", result.resources, gap=result.problem)
+
+    return fetch
+
+
+def _run_parallel(tasks: Mapping[str, tuple[PrefetchKey, Callable[[], KeyResult]]]) -> dict[str, KeyResult]:
+    if len(tasks) == 1:
+        ((name, (key, task)),) = tasks.items()
+        return {name: _guarded(key, task)}
+    with ThreadPoolExecutor(max_workers=min(len(tasks), MAX_PARALLEL_FETCHES)) as pool:
+        futures = {name: pool.submit(_guarded, key, task) for name, (key, task) in tasks.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def _guarded(key: PrefetchKey, task: Callable[[], KeyResult]) -> KeyResult:
+    """Run a fetch task; an unexpected exception becomes a gap (logged without data), never a crash."""
+    try:
+        return task()
+    except Exception as exc:
+        log.error("prefetch key %s failed unexpectedly: %s", key.key, type(exc).__name__)
+        return KeyResult(key, "gap", obtained=False, gap="the data could not be read (internal error)")
+
+
+def _resolve_medication_references(
+    resources: list[Mapping[str, Any]], client: FhirClient | None, refusal: str | None
+) -> str | None:
+    """Fetch ``Medication/<id>`` resources referenced but neither contained nor included.
+
+    Appends what it finds to ``resources``; returns a gap reason when some could not be resolved.
+    """
+    have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
+    wanted: list[str] = []
+    for r in resources:
+        if r.get("resourceType") not in _MEDICATION_USERS:
+            continue
+        ref = r.get("medicationReference")
+        target = ref.get("reference") if isinstance(ref, Mapping) else None
+        if not isinstance(target, str) or target.startswith("#"):
+            continue
+        med_id = _medication_id(target, client)
+        if med_id and med_id not in have and med_id not in wanted:
+            wanted.append(med_id)
+    if not wanted:
+        return None
+    if client is None:
+        return f"{len(wanted)} referenced Medication resource(s) could not be read: {refusal}"
+    missing = 0
+    for start in range(0, len(wanted), MEDICATION_BATCH):
+        batch = wanted[start : start + MEDICATION_BATCH]
+        try:
+            result = client.search(f"Medication?_id={','.join(batch)}&_count={len(batch)}", follow_pages=True)
+        except FetchError:
+            missing += len(batch)
+            continue
+        found = [m for m in result.resources if m.get("resourceType") == "Medication"]
+        resources.extend(found)
+        missing += len(set(batch) - {m.get("id") for m in found})
+    if missing:
+        return f"{missing} referenced Medication resource(s) could not be read from the FHIR server"
+    return None
+
+
+def _medication_id(reference: str, client: FhirClient | None) -> str | None:
+    if reference.startswith("Medication/"):
+        med_id = reference.removeprefix("Medication/").split("/")[0]
+    elif client is not None and same_server(reference, client.base_url) and "/Medication/" in reference:
+        med_id = reference.rsplit("/Medication/", 1)[1].split("/")[0]
+    else:
+        return None
+    return med_id if med_id and all(c.isalnum() or c in "-." for c in med_id) and len(med_id) <= 64 else None

@@ -1,0 +1,502 @@
+"""Load the knowledge base from the versioned data files, apply a deployment override, validate.
+
+``load_knowledge()`` reads ``data/``: ``thresholds.yaml`` (values), ``valuesets/*.json`` (FHIR ValueSets),
+``medications.json``, ``seeds.yaml``, ``override-reasons.yaml``, ``assessments.yaml``,
+``local-score-codes.yaml`` and every ``topics-*.yaml``. A deployment file (YAML or JSON, named by
+``KETAMINE_CDS_RULES_CONFIG``) may change thresholds, add local score codes and add value-set codes; it is
+validated against a JSON Schema built from the bundled knowledge, and any problem raises ``KnowledgeError``
+naming the file, the key and the problem, so the service refuses to start instead of running on a guess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import jsonschema
+import yaml
+
+from cds_service.knowledge.model import (
+    ICD10CM,
+    CardText,
+    Ingredient,
+    Knowledge,
+    MedicationCatalog,
+    Product,
+    Seed,
+    Topic,
+    ValueSet,
+)
+
+DATA_DIR = Path(__file__).parent / "data"
+ENV_VAR = "KETAMINE_CDS_RULES_CONFIG"
+TEXT_PATTERN_URL = "urn:ketamine-cds:text-pattern"
+SOURCE_SECTION_URL = "urn:ketamine-cds:source-section"
+VSAC_OID_URL = "urn:ketamine-cds:vsac-oid"
+NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
+INSTRUMENT_KEYS = {"madrs": "MADRS", "ham-d": "HAM-D", "hamd": "HAM-D"}  # override-file spelling -> Instrument
+
+_PLACEHOLDER = re.compile(r"\[\[([a-z0-9_.]+)\]\]")
+
+try:  # the C loader is several times faster; the pure-Python one is the fallback
+    _YamlLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on the PyYAML build
+    _YamlLoader = yaml.SafeLoader
+
+
+class KnowledgeError(ValueError):
+    """A knowledge or deployment file is unreadable or invalid. The message names file, key and problem."""
+
+
+@dataclass(frozen=True)
+class ThresholdDef:
+    """One entry of thresholds.yaml with its metadata (the docs page shows unit and source)."""
+
+    name: str
+    default: float | int | bool
+    unit: str
+    source: str
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = None) -> Knowledge:
+    """Build the knowledge base from ``data_dir`` (default: the bundled data) plus an optional override file."""
+    root = data_dir or DATA_DIR
+    defs, data_version = _load_threshold_defs(root / "thresholds.yaml")
+    thresholds: dict[str, float | int | bool] = {name: d.default for name, d in defs.items()}
+    valuesets = _load_valuesets(root / "valuesets")
+    local_codes = _load_local_score_codes(root / "local-score-codes.yaml")
+    version = data_version
+
+    if override_file:
+        override = _read_override(Path(override_file))
+        _validate_override(override_file, override, defs, valuesets)
+        thresholds.update(override.get("thresholds", {}))
+        _check_consistency(override_file, thresholds)
+        valuesets = _extend_valuesets(valuesets, override.get("valuesets", {}))
+        for key, codings in override.get("local_score_codes", {}).items():
+            instrument = INSTRUMENT_KEYS[key.lower()]
+            extra = {(c["system"], c["code"]) for c in codings}
+            local_codes[instrument] = local_codes.get(instrument, frozenset()) | extra
+        version = f"{data_version}+site.{_override_marker(Path(override_file), override)}"
+
+    reasons = _load_override_reasons(root / "override-reasons.yaml")
+    return Knowledge(
+        version=version,
+        valuesets=MappingProxyType(valuesets),
+        medications=_load_medications(root / "medications.json"),
+        thresholds=MappingProxyType(thresholds),
+        topics=MappingProxyType(_load_topics(root, thresholds, reasons)),
+        seeds=MappingProxyType(_load_seeds(root / "seeds.yaml")),
+        local_score_codes=MappingProxyType(local_codes),
+        assessment_orders=MappingProxyType(_load_assessments(root / "assessments.yaml")),
+    )
+
+
+def default_knowledge() -> Knowledge:
+    """The knowledge base of this process: bundled data plus the file named by KETAMINE_CDS_RULES_CONFIG.
+
+    Cached per override path, so it is read once per process (and again only if the variable changes).
+    """
+    return _cached_knowledge(os.environ.get(ENV_VAR) or None)
+
+
+def threshold_definitions(data_dir: Path | None = None) -> Mapping[str, ThresholdDef]:
+    """Threshold names with their default, unit and source (for documentation and validation)."""
+    defs, _ = _load_threshold_defs((data_dir or DATA_DIR) / "thresholds.yaml")
+    return MappingProxyType(defs)
+
+
+def format_value(value: float | int | bool) -> str:
+    """A threshold value in plain words: ``160``, ``0.5``, ``yes``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def fill_placeholders(text: str, thresholds: Mapping[str, float | int | bool], *, where: str) -> str:
+    """Replace ``[[threshold.name]]`` with the effective value; an unknown name is a KnowledgeError."""
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in thresholds:
+            raise KnowledgeError(f"{where}: [[{name}]] is not a threshold in thresholds.yaml")
+        return format_value(thresholds[name])
+
+    return _PLACEHOLDER.sub(sub, text)
+
+
+def normalize_ndc(code: str) -> str:
+    """An NDC as 11 digits without hyphens (5-4-2), from the 10-digit hyphenated label forms or 11 digits."""
+    code = code.strip()
+    if "-" in code:
+        parts = code.split("-")
+        if len(parts) == 3:
+            widths = (5, 4, 2)
+            return "".join(p.zfill(w) for p, w in zip(parts, widths, strict=True))
+        return code.replace("-", "")
+    return code
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+@lru_cache(maxsize=4)
+def _cached_knowledge(override_file: str | None) -> Knowledge:
+    return load_knowledge(override_file)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return yaml.load(fh, Loader=_YamlLoader)  # safe loaders only
+    except FileNotFoundError as exc:
+        raise KnowledgeError(f"{path}: file not found") from exc
+    except yaml.YAMLError as exc:
+        raise KnowledgeError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from exc
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError as exc:
+        raise KnowledgeError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise KnowledgeError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "syntax error"
+    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)
+
+
+def _require_mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise KnowledgeError(f"{where}: expected a mapping")
+    return value
+
+
+def _load_threshold_defs(path: Path) -> tuple[dict[str, ThresholdDef], str]:
+    doc = _require_mapping(_read_yaml(path), str(path))
+    defs: dict[str, ThresholdDef] = {}
+    for name, entry in _require_mapping(doc.get("thresholds"), f"{path}: thresholds").items():
+        entry = _require_mapping(entry, f"{path}: thresholds.{name}")
+        value = entry.get("value")
+        if not isinstance(value, bool | int | float):
+            raise KnowledgeError(f"{path}: thresholds.{name}.value: expected a number or true/false")
+        defs[name] = ThresholdDef(name, value, str(entry.get("unit", "")), str(entry.get("source", "")))
+    return defs, str(doc.get("version", "unversioned"))
+
+
+def _load_valuesets(folder: Path) -> dict[str, ValueSet]:
+    result: dict[str, ValueSet] = {}
+    for path in sorted(folder.glob("*.json")):
+        doc = _require_mapping(_read_json(path), str(path))
+        if doc.get("resourceType") != "ValueSet":
+            raise KnowledgeError(f"{path}: resourceType must be ValueSet")
+        result[path.stem] = _valueset_from_fhir(path.stem, doc, path)
+    return result
+
+
+def _valueset_from_fhir(key: str, doc: Mapping[str, Any], path: Path) -> ValueSet:
+    codes: set[tuple[str, str]] = set()
+    prefixes: list[tuple[str, str]] = []
+    for inc in doc.get("compose", {}).get("include", []):
+        system = inc.get("system")
+        if not system:
+            raise KnowledgeError(f"{path}: compose.include without system")
+        for concept in inc.get("concept", []):
+            codes.add((system, str(concept["code"])))
+        for flt in inc.get("filter", []):
+            if flt.get("property") != "concept" or flt.get("op") != "is-a":
+                raise KnowledgeError(f"{path}: only 'concept is-a' filters are supported")
+            if system != ICD10CM:
+                raise KnowledgeError(f"{path}: is-a filters are read as prefixes, only for ICD-10-CM")
+            prefixes.append((system, str(flt["value"])))
+    extensions = doc.get("extension", [])
+    patterns = tuple(e["valueString"].lower() for e in extensions if e.get("url") == TEXT_PATTERN_URL)
+    sections = [e["valueString"] for e in extensions if e.get("url") == SOURCE_SECTION_URL]
+    oids = [e["valueOid"].removeprefix("urn:oid:") for e in extensions if e.get("url") == VSAC_OID_URL]
+    source = "; ".join(sections) + (f"; VSAC {', '.join(oids)}" if oids else "")
+    return ValueSet(
+        key=key,
+        url=str(doc.get("url", f"urn:ketamine-cds:valueset:{key}")),
+        version=str(doc.get("version", "")),
+        title=str(doc.get("title", key)),
+        source=source or str(doc.get("description", "")),
+        codes=frozenset(codes),
+        prefixes=tuple(prefixes),
+        text_patterns=patterns,
+    )
+
+
+def _load_medications(path: Path) -> MedicationCatalog:
+    doc = _require_mapping(_read_json(path), str(path))
+    rxnorm = doc["systems"]["rxnorm"]
+    ingredients: dict[str, Ingredient] = {}
+    ingredient_codes: dict[tuple[str, str], str] = {}
+    for entry in doc["ingredients"]:
+        ing = Ingredient(
+            key=entry["key"],
+            rxcui=entry.get("rxcui"),
+            name=entry["name"],
+            roles=frozenset(entry.get("roles", ())),
+            drug_class=entry.get("drug_class"),
+            min_daily_dose_mg=entry.get("min_daily_dose_mg"),
+            synonyms=tuple(s.lower() for s in entry.get("synonyms", ())),
+            source=entry.get("source", ""),
+        )
+        ingredients[ing.key] = ing
+        if ing.rxcui:
+            ingredient_codes[(rxnorm, ing.rxcui)] = ing.key
+        for extra in entry.get("extra_codes", ()):
+            ingredient_codes[(extra["system"], extra["code"])] = ing.key
+    products: dict[tuple[str, str], Product] = {}
+    for entry in doc["products"]:
+        unknown = [k for k in entry["ingredients"] if k not in ingredients]
+        if unknown:
+            raise KnowledgeError(f"{path}: product {entry['code']}: unknown ingredient {unknown[0]!r}")
+        product = Product(
+            rxcui=entry["code"],
+            display=entry["display"],
+            ingredients=tuple(entry["ingredients"]),
+            strength_mg=MappingProxyType({k: float(v) for k, v in entry.get("strength_mg", {}).items()}),
+        )
+        system = entry["system"]
+        products[(system, entry["code"])] = product
+        if system == NDC_SYSTEM:  # EHRs send label (5-3-2) or 11-digit (5-4-2) forms, with or without hyphens
+            eleven = normalize_ndc(entry["code"])
+            products[(system, eleven)] = product
+            products[(system, f"{eleven[:5]}-{eleven[5:9]}-{eleven[9:]}")] = product
+    return MedicationCatalog(
+        ingredients=MappingProxyType(ingredients),
+        products=MappingProxyType(products),
+        ingredient_codes=MappingProxyType(ingredient_codes),
+    )
+
+
+def _load_seeds(path: Path) -> dict[str, Seed]:
+    doc = _require_mapping(_read_yaml(path), str(path))
+    return {
+        str(prefix): Seed(str(prefix), str(entry["title"]), str(entry["citation"]))
+        for prefix, entry in _require_mapping(doc.get("seeds"), f"{path}: seeds").items()
+    }
+
+
+def _load_override_reasons(path: Path) -> tuple[tuple[str, str], ...]:
+    doc = _require_mapping(_read_yaml(path), str(path))
+    return tuple((str(r["code"]), str(r["display"])) for r in doc.get("reasons", ()))
+
+
+def _load_assessments(path: Path) -> dict[str, Mapping[str, object]]:
+    doc = _require_mapping(_read_yaml(path), str(path))
+    result: dict[str, Mapping[str, object]] = {}
+    for kind, template in _require_mapping(doc.get("assessments"), f"{path}: assessments").items():
+        template = _require_mapping(template, f"{path}: assessments.{kind}")
+        if template.get("resourceType") != "ServiceRequest":
+            raise KnowledgeError(f"{path}: assessments.{kind}: resourceType must be ServiceRequest")
+        result[str(kind)] = template
+    return result
+
+
+def _load_local_score_codes(path: Path) -> dict[str, frozenset[tuple[str, str]]]:
+    if not path.exists():
+        return {}
+    doc = _require_mapping(_read_yaml(path), str(path))
+    result: dict[str, frozenset[tuple[str, str]]] = {}
+    for key, codings in (doc.get("local_score_codes") or {}).items():
+        instrument = INSTRUMENT_KEYS.get(str(key).lower())
+        if instrument is None:
+            raise KnowledgeError(f"{path}: local_score_codes.{key}: unknown instrument (MADRS or HAM-D)")
+        result[instrument] = frozenset((c["system"], str(c["code"])) for c in codings or ())
+    return result
+
+
+def _load_topics(
+    root: Path, thresholds: Mapping[str, float | int | bool], default_reasons: tuple[tuple[str, str], ...]
+) -> dict[str, Topic]:
+    """Every ``topics-*.yaml`` (written by the rules engineers); absent files or partial topics are tolerated."""
+    topics: dict[str, Topic] = {}
+    for path in sorted(root.glob("topics-*.yaml")):
+        doc = _read_yaml(path) or {}
+        entries = _require_mapping(doc, str(path)).get("topics") or {}
+        for code, raw in _require_mapping(entries, f"{path}: topics").items():
+            where = f"{path}: topics.{code}"
+            raw = _require_mapping(raw or {}, where)
+            if code in topics:
+                raise KnowledgeError(f"{where}: topic defined twice")
+            variants: dict[str, CardText] = {}
+            for name, v in _require_mapping(raw.get("variants") or {}, f"{where}.variants").items():
+                v = _require_mapping(v or {}, f"{where}.variants.{name}")
+                indicator = str(v.get("indicator", "info"))
+                if indicator not in ("info", "warning", "critical"):
+                    raise KnowledgeError(
+                        f"{where}.variants.{name}.indicator: {indicator!r} is not info|warning|critical"
+                    )
+                variants[str(name)] = CardText(
+                    summary=fill_placeholders(str(v.get("summary", "")), thresholds, where=f"{where}.variants.{name}"),
+                    rationale=fill_placeholders(
+                        str(v.get("rationale", "")), thresholds, where=f"{where}.variants.{name}"
+                    ),
+                    indicator=indicator,
+                )
+            reasons = tuple((str(r["code"]), str(r["display"])) for r in raw.get("override_reasons") or ())
+            topics[str(code)] = Topic(
+                code=str(code),
+                section=str(raw.get("section", "")),
+                title=str(raw.get("title", code)),
+                logic=fill_placeholders(str(raw.get("logic", "")), thresholds, where=where),
+                seeds=tuple(str(s) for s in raw.get("seeds") or ()),
+                source_label=str(raw.get("source_label", "")),
+                variants=MappingProxyType(variants),
+                override_reasons=reasons or default_reasons,
+            )
+    return topics
+
+
+# ---------------------------------------------------------------------------------------------- override
+
+
+def _read_override(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise KnowledgeError(f"{path}: rules configuration file not found ({ENV_VAR})")
+    doc = _read_json(path) if path.suffix.lower() == ".json" else _read_yaml(path)
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise KnowledgeError(f"{path}: the top level must be a mapping (thresholds, local_score_codes, valuesets)")
+    return doc
+
+
+def _override_schema(defs: Mapping[str, ThresholdDef], valueset_keys: list[str]) -> dict[str, Any]:
+    coding = {
+        "type": "object",
+        "required": ["system", "code"],
+        "additionalProperties": False,
+        "properties": {
+            "system": {"type": "string", "minLength": 1},
+            "code": {"type": "string", "minLength": 1},
+            "display": {"type": "string"},
+        },
+    }
+    threshold_props: dict[str, Any] = {}
+    for name, d in defs.items():
+        is_flag = isinstance(d.default, bool)
+        threshold_props[name] = {"type": "boolean"} if is_flag else {"type": "number", "minimum": 0}
+    valueset_extension = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "codes": {"type": "array", "items": coding},
+            "prefixes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["system", "prefix"],
+                    "additionalProperties": False,
+                    "properties": {"system": {"const": ICD10CM}, "prefix": {"type": "string", "minLength": 1}},
+                },
+            },
+            "text_patterns": {"type": "array", "items": {"type": "string", "minLength": 3}},
+        },
+    }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "version": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,40}$"},
+            "thresholds": {"type": "object", "additionalProperties": False, "properties": threshold_props},
+            "local_score_codes": {
+                "type": "object",
+                "additionalProperties": False,
+                "patternProperties": {"^(?i:madrs|ham-d|hamd)$": {"type": "array", "items": coding}},
+            },
+            "valuesets": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {k: valueset_extension for k in valueset_keys},
+            },
+        },
+    }
+
+
+def _validate_override(
+    file: str, doc: Mapping[str, Any], defs: Mapping[str, ThresholdDef], valuesets: Mapping[str, ValueSet]
+) -> None:
+    schema = _override_schema(defs, sorted(valuesets))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    problems = [_describe_error(e) for e in errors]
+    raise KnowledgeError(f"{file}: " + "; ".join(problems))
+
+
+def _describe_error(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        if error.schema.get("patternProperties"):
+            extra = [k for k in extra if not re.fullmatch(r"(?i:madrs|ham-d|hamd)", k)]
+        known = sorted(error.schema.get("properties", {})) or ["MADRS", "HAM-D"]
+        hint = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+        return f"{path}: unknown key {', '.join(map(repr, extra))} (known: {hint})"
+    return f"{path}: {error.message}"
+
+
+def _check_consistency(file: str, t: Mapping[str, float | int | bool]) -> None:
+    """Cross-threshold sanity: a critical line above the elevated one, dose bands in order."""
+    ordered = (  # (lower, higher, may they be equal)
+        ("bp.elevated_systolic", "bp.critical_systolic", False),
+        ("bp.elevated_diastolic", "bp.critical_diastolic", False),
+        ("iv.low_range_mg_per_kg", "iv.standard_mg_per_kg", False),
+        ("iv.standard_mg_per_kg", "iv.anesthetic_mg_per_kg", False),
+        ("esketamine.start_dose_mg", "esketamine.min_effective_mg", True),
+        ("esketamine.min_effective_mg", "esketamine.max_dose_mg", True),
+    )
+    for low, high, equal_ok in ordered:
+        if low not in t or high not in t:
+            continue
+        lo, hi = float(t[low]), float(t[high])
+        if hi < lo or (hi == lo and not equal_ok):
+            relation = "at or above" if equal_ok else "above"
+            raise KnowledgeError(
+                f"{file}: thresholds.{high}: {format_value(t[high])} must be {relation} {low} ({format_value(t[low])})"
+            )
+
+
+def _extend_valuesets(valuesets: Mapping[str, ValueSet], extra: Mapping[str, Any]) -> dict[str, ValueSet]:
+    result = dict(valuesets)
+    for key, add in extra.items():
+        vs = result[key]
+        result[key] = ValueSet(
+            key=vs.key,
+            url=vs.url,
+            version=vs.version + "+site",
+            title=vs.title,
+            source=vs.source + "; plus codes from the deployment file",
+            codes=vs.codes | {(c["system"], c["code"]) for c in add.get("codes", ())},
+            prefixes=vs.prefixes + tuple((p["system"], p["prefix"]) for p in add.get("prefixes", ())),
+            text_patterns=vs.text_patterns + tuple(p.lower() for p in add.get("text_patterns", ())),
+        )
+    return result
+
+
+def _override_marker(path: Path, doc: Mapping[str, Any]) -> str:
+    if doc.get("version"):
+        return str(doc["version"])
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]

@@ -1,0 +1,198 @@
+"""Build the ``PatientRecord`` once per request from every resource obtained (prefetch and fetches).
+
+Pipeline (clinical-rules.md §10):
+1. de-duplicate by (resourceType, id) — the first copy wins;
+2. pre-filter raw JSON cheaply (resourceType, codes, catalogue ingredients, condition categories) so that
+   only resources the rules read are validated;
+3. validate those with fhir.resources R4B models; an invalid one goes to ``record.skipped`` (no PHI in the
+   problem text) and is otherwise ignored — never an exception;
+4. normalise into typed facts, sorted newest first.
+
+Vital signs: only the newest ``MAX_VITALS_PER_KIND`` readings of each kind (BP, weight) are validated and
+kept — the rules read the latest reading in a look-back window, and a heavy record has thousands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from cds_service.knowledge.model import Knowledge
+from cds_service.record import conditions as cond
+from cds_service.record import medications as meds
+from cds_service.record import observations as obs
+from cds_service.record.dates import effective_time, parse_fhir_datetime
+from cds_service.record.fhirdata import resource_id
+from cds_service.record.model import (
+    Administration,
+    ConditionFact,
+    DataGap,
+    MedicationUse,
+    PatientFacts,
+    PatientRecord,
+    SkippedResource,
+)
+from cds_service.record.validation import validate
+
+MAX_VITALS_PER_KIND: Final = 10
+
+_MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+
+
+def build_record(
+    resources: Iterable[Mapping[str, Any]],
+    kb: Knowledge,
+    *,
+    available: frozenset[str],
+    gaps: tuple[DataGap, ...] = (),
+) -> PatientRecord:
+    """Normalise the resources into a PatientRecord. Never raises for bad data: it is skipped and reported."""
+    builder = _Builder(kb)
+    for resource in _dedupe(resources):
+        builder.add(resource)
+    return builder.finish(available, gaps)
+
+
+def _dedupe(resources: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    for resource in resources:
+        if not isinstance(resource, Mapping):
+            continue
+        rid = resource.get("id")
+        if isinstance(rid, str) and rid:
+            key = (str(resource.get("resourceType")), rid)
+            if key in seen:
+                continue
+            seen.add(key)
+        yield resource
+
+
+class _Builder:
+    def __init__(self, kb: Knowledge) -> None:
+        self.kb = kb
+        self.conditions_index = cond.ConditionIndex.of(kb)
+        self.observations_index = obs.ObservationIndex.of(kb)
+        self.patient: PatientFacts | None = None
+        self.conditions: list[ConditionFact] = []
+        self.medication_raw: list[Mapping[str, Any]] = []
+        self.medications_by_id: dict[str, Mapping[str, Any]] = {}
+        self.vitals: list[tuple[str, Mapping[str, Any]]] = []
+        self.observations = obs.ObservationFacts.empty()
+        self.skipped: list[SkippedResource] = []
+        self._medication_validity: dict[int, bool] = {}
+
+    # ------------------------------------------------------------------ intake
+
+    def add(self, resource: Mapping[str, Any]) -> None:
+        rtype = resource.get("resourceType")
+        if rtype == "Observation":
+            kind = self.observations_index.kind_of(resource)
+            if kind is None:
+                return
+            if kind in obs.VITAL_KINDS:
+                self.vitals.append((kind, resource))  # validated later, newest first, up to the cap
+            elif self._valid(resource):
+                obs.read_observation(resource, kind, self.observations_index, self.observations)
+        elif rtype == "Condition":
+            self._add_condition(resource)
+        elif rtype in _MEDICATION_TYPES:
+            self.medication_raw.append(resource)  # after all Medication resources are known
+        elif rtype == "Medication":
+            rid = resource_id(resource)
+            if rid is not None:
+                self.medications_by_id[rid] = resource
+        elif rtype == "Patient" and self.patient is None and self._valid(resource):
+            self.patient = _patient_facts(resource)
+
+    def _add_condition(self, resource: Mapping[str, Any]) -> None:
+        if cond.is_ignored(resource):
+            return
+        categories, recognition = cond.raw_categories(resource, self.conditions_index)
+        if categories and self._valid(resource):
+            self.conditions.append(cond.condition_fact(resource, categories, recognition))
+
+    def _valid(self, resource: Mapping[str, Any]) -> bool:
+        problem = validate(resource)
+        if problem is not None:
+            self.skipped.append(problem)
+            return False
+        return True
+
+    def _valid_medication(self, medication: Mapping[str, Any]) -> bool:
+        key = id(medication)
+        if key not in self._medication_validity:
+            self._medication_validity[key] = self._valid(medication)
+        return self._medication_validity[key]
+
+    # ------------------------------------------------------------------ output
+
+    def finish(self, available: frozenset[str], gaps: tuple[DataGap, ...]) -> PatientRecord:
+        uses, administrations, unresolved = self._medications()
+        self._read_vitals()
+        facts = self.observations
+        pressures = facts.blood_pressures + obs.pair_blood_pressures(facts.systolic_halves, facts.diastolic_halves)
+        all_gaps = list(gaps)
+        if unresolved:
+            plural = "s" if unresolved > 1 else ""
+            all_gaps.append(
+                DataGap(
+                    "medications",
+                    f"{unresolved} medication reference{plural} could not be resolved to a Medication resource",
+                )
+            )
+        return PatientRecord(
+            patient=self.patient or PatientFacts(None, None),
+            conditions=tuple(_newest(self.conditions, lambda c: c.onset or c.recorded)),
+            medication_uses=tuple(_newest(uses, lambda u: u.start)),
+            exposures=tuple(_newest(meds.merge_exposures(uses, self.kb), lambda e: e.start)),
+            blood_pressures=tuple(obs.newest_first(pressures)),
+            weights=tuple(obs.newest_first(facts.weights)),
+            scores=tuple(obs.newest_first(facts.scores)),
+            pregnancy_tests=tuple(obs.newest_first(facts.pregnancy_tests)),
+            administrations=tuple(obs.newest_first(administrations)),
+            data_gaps=tuple(all_gaps),
+            skipped=tuple(self.skipped + facts.skipped),
+            available=available,
+        )
+
+    def _medications(self) -> tuple[list[MedicationUse], list[Administration], int]:
+        resolver = meds.MedicationResolver(self.kb, self.medications_by_id, self._valid_medication)
+        uses: list[MedicationUse] = []
+        administrations: list[Administration] = []
+        for resource in self.medication_raw:
+            rtype = resource.get("resourceType")
+            if resource.get("status") == "entered-in-error":
+                continue
+            resolved = resolver.resolve(resource)
+            if resolved is None or not self._valid(resource):
+                continue
+            if rtype == "MedicationStatement":
+                uses.extend(meds.statement_uses(resource, resolved))
+            elif rtype == "MedicationRequest":
+                uses.extend(meds.request_uses(resource, resolved))
+            else:
+                administrations.extend(meds.administration(resource, resolved, self.kb))
+        return uses, administrations, resolver.unresolved_references
+
+    def _read_vitals(self) -> None:
+        """Validate and read the newest vital-sign Observations, up to the cap per kind."""
+        dated = [(effective_time(resource), kind, resource) for kind, resource in self.vitals]
+        dated.sort(key=lambda item: (item[0] is None, -item[0].timestamp() if item[0] else 0.0))
+        kept = {"bp": 0, "weight": 0}
+        for _when, kind, resource in dated:
+            bucket = "weight" if kind == obs.WEIGHT else "bp"
+            if kept[bucket] >= MAX_VITALS_PER_KIND:
+                continue
+            if self._valid(resource):
+                obs.read_observation(resource, kind, self.observations_index, self.observations)
+                kept[bucket] += 1
+
+
+def _newest(items: Iterable[Any], when: Any) -> list[Any]:
+    return sorted(items, key=lambda i: (when(i) is None, -(when(i).timestamp()) if when(i) else 0.0))
+
+
+def _patient_facts(resource: Mapping[str, Any]) -> PatientFacts:
+    birth = parse_fhir_datetime(resource.get("birthDate"))
+    gender = resource.get("gender")
+    return PatientFacts(birth.date() if birth else None, gender if isinstance(gender, str) else None)

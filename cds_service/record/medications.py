@@ -1,0 +1,387 @@
+"""Medication history: which ingredient a resource is about, its period and daily dose, merged exposures.
+
+Sources (clinical-rules.md §1, §10): MedicationStatement and MedicationRequest history, medication coded
+at product level (RxNorm SCD/SBD, NDC) or ingredient level, inline or by ``medicationReference`` (contained
+``#id`` or ``Medication/<id>`` among the fetched resources). Unknown periods and doses are flagged on the
+``MedicationUse``, never dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
+from cds_service.knowledge.model import Knowledge
+from cds_service.record.dates import effective_time, parse_fhir_datetime, period_bounds
+from cds_service.record.fhirdata import codes_of, quantity, resource_id, texts_of
+from cds_service.record.model import Administration, Code, ExposurePeriod, MedicationUse, Recognition
+from cds_service.record.units import duration_days, mass_to_mg
+
+# Uses of one ingredient separated by at most this gap are one continuous exposure (refill slack).
+MERGE_GAP: Final = timedelta(days=7)
+
+FLAG_DURATION_UNKNOWN: Final = "duration-unknown"
+FLAG_START_UNKNOWN: Final = "start-unknown"
+FLAG_DOSE_UNKNOWN: Final = "dose-unknown"
+FLAG_FREQUENCY_ASSUMED: Final = "frequency-assumed-daily"
+FLAG_AS_NEEDED: Final = "as-needed"
+FLAG_NAME_ONLY: Final = "recognised-by-name"
+
+EXCLUDED_REQUEST_STATUS: Final = frozenset({"draft", "entered-in-error", "cancelled"})
+EXCLUDED_REQUEST_INTENT: Final = frozenset({"proposal", "plan"})
+EXCLUDED_STATEMENT_STATUS: Final = frozenset({"entered-in-error", "not-taken", "intended"})
+# Dose units that count dosage units (tablets, capsules, patches): multiplied by the product strength.
+UNIT_DOSE_UNITS: Final = frozenset(
+    {"tab", "tabs", "tablet", "tablets", "{tbl}", "{tablet}", "{tablets}", "cap", "caps", "capsule", "capsules",
+     "{capsule}", "{cap}", "patch", "{patch}", "1", "{unit}", "unit", "each", "{each}"}
+)  # fmt: skip
+_STRENGTH_IN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b(?!\s*/)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ResolvedMedication:
+    """What a medication[x] element names, as far as the catalogue knows."""
+
+    ingredients: tuple[str, ...]
+    recognition: Recognition
+    strength_mg: Mapping[str, float] = field(default_factory=dict)  # per dosage unit, per ingredient
+
+
+class MedicationResolver:
+    """Resolves ``medication[x]`` to catalogue ingredients; remembers references it could not resolve."""
+
+    def __init__(
+        self,
+        kb: Knowledge,
+        medications: Mapping[str, Mapping[str, Any]],
+        accept_medication: Callable[[Mapping[str, Any]], bool],
+    ) -> None:
+        self._kb = kb
+        self._medications = medications  # standalone Medication resources by id
+        self._accept = accept_medication  # validates a standalone Medication before it is used
+        self.unresolved_references = 0
+
+    def resolve(self, resource: Mapping[str, Any]) -> ResolvedMedication | None:
+        """The ingredients of the resource's medication, or None when it is not a catalogue medication."""
+        concept = resource.get("medicationCodeableConcept")
+        concepts: list[object] = [concept] if concept is not None else []
+        reference = resource.get("medicationReference")
+        if not concepts and isinstance(reference, Mapping):
+            medication = self._dereference(resource, reference)
+            if medication is not None:
+                concepts.append(medication.get("code"))
+                for item in medication.get("ingredient") or ():
+                    if isinstance(item, Mapping) and item.get("itemCodeableConcept") is not None:
+                        concepts.append(item["itemCodeableConcept"])
+            display = reference.get("display")
+            if isinstance(display, str) and display:
+                concepts.append({"text": display})
+        return self.resolve_concepts(concepts)
+
+    def resolve_concepts(self, concepts: Sequence[object]) -> ResolvedMedication | None:
+        catalog = self._kb.medications
+        codes = [_normalize_code(c) for concept in concepts for c in codes_of(concept)]
+        ingredients = catalog.ingredients_for_codes(codes)
+        if ingredients:
+            strength: dict[str, float] = {}
+            for c in codes:
+                product = catalog.products.get((c.system, c.code))
+                if product is not None:
+                    strength = dict(product.strength_mg)
+                    break
+            return ResolvedMedication(ingredients, Recognition.CODE, strength)
+        texts = [t for concept in concepts for t in texts_of(concept)]
+        ingredients = catalog.ingredients_for_text(texts)
+        if not ingredients:
+            return None
+        strength = {}
+        if len(ingredients) == 1:
+            for text in texts:
+                m = _STRENGTH_IN_TEXT.search(text)
+                if m:
+                    strength = {ingredients[0]: float(m.group(1))}
+                    break
+        return ResolvedMedication(ingredients, Recognition.NAME, strength)
+
+    def _dereference(self, resource: Mapping[str, Any], reference: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        ref = reference.get("reference")
+        if not isinstance(ref, str) or not ref:
+            if not reference.get("display"):
+                self.unresolved_references += 1
+            return None
+        if ref.startswith("#"):
+            for contained in resource.get("contained") or ():
+                if isinstance(contained, Mapping) and contained.get("id") == ref[1:]:
+                    return contained
+        else:
+            parts = ref.rstrip("/").split("/")
+            if len(parts) >= 2 and parts[-2] == "Medication":
+                medication = self._medications.get(parts[-1])
+                if medication is not None and self._accept(medication):
+                    return medication
+            if len(parts) >= 4 and parts[-2] == "_history" and parts[-4] == "Medication":
+                medication = self._medications.get(parts[-3])
+                if medication is not None and self._accept(medication):
+                    return medication
+        self.unresolved_references += 1
+        return None
+
+
+def _normalize_code(code: Code) -> Code:
+    if code.system == NDC_SYSTEM:
+        return Code(code.system, normalize_ndc(code.code), code.display)
+    return code
+
+
+# ----------------------------------------------------------------------------------------- uses
+
+
+def statement_uses(resource: Mapping[str, Any], med: ResolvedMedication) -> list[MedicationUse]:
+    """MedicationUses of a MedicationStatement (one per ingredient), or [] when it is excluded."""
+    status = resource.get("status")
+    if status in EXCLUDED_STATEMENT_STATUS:
+        return []
+    start, end = period_bounds(resource.get("effectivePeriod"))
+    if start is None and end is None:
+        start = parse_fhir_datetime(resource.get("effectiveDateTime"))
+    ongoing = status == "active" and end is None
+    flags: list[str] = []
+    if start is None:
+        flags.append(FLAG_START_UNKNOWN)
+    if end is None and not ongoing:
+        flags.append(FLAG_DURATION_UNKNOWN)
+    return _uses("MedicationStatement", resource, med, status, start, end, ongoing, flags, resource.get("dosage"))
+
+
+def request_uses(resource: Mapping[str, Any], med: ResolvedMedication) -> list[MedicationUse]:
+    """MedicationUses of a MedicationRequest in the history (not draft/cancelled/entered-in-error)."""
+    status = resource.get("status")
+    if status in EXCLUDED_REQUEST_STATUS or resource.get("intent") in EXCLUDED_REQUEST_INTENT:
+        return []
+    raw_dispense = resource.get("dispenseRequest")
+    dispense: Mapping[str, Any] = raw_dispense if isinstance(raw_dispense, Mapping) else {}
+    dosages = resource.get("dosageInstruction")
+    start, end = period_bounds(dispense.get("validityPeriod"))
+    bounds_start, bounds_end, bounds_days = _timing_bounds(dosages)
+    if end is None and start is None:
+        start, end = bounds_start, bounds_end
+    start = start or bounds_start or parse_fhir_datetime(resource.get("authoredOn"))
+    if end is None and start is not None:
+        days = _supply_days(dispense)
+        if days is None and bounds_days is not None:
+            days = bounds_days
+        if days is not None:
+            end = start + timedelta(days=days)
+    ongoing = status == "active" and end is None
+    flags: list[str] = []
+    if start is None:
+        flags.append(FLAG_START_UNKNOWN)
+    if end is None:
+        flags.append(FLAG_DURATION_UNKNOWN)
+    return _uses("MedicationRequest", resource, med, status, start, end, ongoing, flags, dosages)
+
+
+def _supply_days(dispense: Mapping[str, Any]) -> float | None:
+    """Expected supply duration times (1 + refills allowed)."""
+    value, unit = quantity(dispense.get("expectedSupplyDuration"))
+    if value is None:
+        return None
+    days = duration_days(value, unit)
+    if days is None:
+        return None
+    repeats = dispense.get("numberOfRepeatsAllowed")
+    fills = 1 + (repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0)
+    return days * fills
+
+
+def _timing_bounds(dosages: object) -> tuple[datetime | None, datetime | None, float | None]:
+    for dosage in _as_list(dosages):
+        repeat = _repeat(dosage)
+        start, end = period_bounds(repeat.get("boundsPeriod"))
+        value, unit = quantity(repeat.get("boundsDuration"))
+        days = duration_days(value, unit) if value is not None else None
+        if start or end or days:
+            return start, end, days
+    return None, None, None
+
+
+def _uses(
+    resource_type: str,
+    resource: Mapping[str, Any],
+    med: ResolvedMedication,
+    status: object,
+    start: datetime | None,
+    end: datetime | None,
+    ongoing: bool,
+    flags: list[str],
+    dosages: object,
+) -> list[MedicationUse]:
+    uses = []
+    for ingredient in med.ingredients:
+        dose, dose_flags = daily_dose_mg(dosages, med.strength_mg.get(ingredient))
+        all_flags = [*flags, *dose_flags]
+        if med.recognition is Recognition.NAME:
+            all_flags.append(FLAG_NAME_ONLY)
+        uses.append(
+            MedicationUse(
+                resource_type=resource_type,
+                resource_id=resource_id(resource),
+                ingredient=ingredient,
+                status=status if isinstance(status, str) else None,
+                start=start,
+                end=None if ongoing else end,
+                ongoing=ongoing,
+                daily_dose_mg=dose,
+                recognition=med.recognition,
+                flags=tuple(dict.fromkeys(all_flags)),
+            )
+        )
+    return uses
+
+
+def daily_dose_mg(dosages: object, strength_mg: float | None) -> tuple[float | None, list[str]]:
+    """Total mg/day over the Dosage entries: dose (mg, or dosage units × strength) × times per day."""
+    total = 0.0
+    found = False
+    flags: list[str] = []
+    for dosage in _as_list(dosages):
+        if dosage.get("asNeededBoolean") is True or dosage.get("asNeededCodeableConcept") is not None:
+            flags.append(FLAG_AS_NEEDED)
+        amount = _dose_amount_mg(dosage, strength_mg)
+        if amount is None:
+            continue
+        per_day, assumed = _times_per_day(dosage)
+        if per_day is None:
+            continue
+        if assumed:
+            flags.append(FLAG_FREQUENCY_ASSUMED)
+        total += amount * per_day
+        found = True
+    if not found:
+        return None, [*flags, FLAG_DOSE_UNKNOWN]
+    return round(total, 3), flags
+
+
+def _dose_amount_mg(dosage: Mapping[str, Any], strength_mg: float | None) -> float | None:
+    for dose_and_rate in _as_list(dosage.get("doseAndRate")):
+        value, unit = quantity(dose_and_rate.get("doseQuantity"))
+        if value is None:
+            dose_range = dose_and_rate.get("doseRange")
+            if isinstance(dose_range, Mapping):
+                value, unit = quantity(dose_range.get("low"))
+        if value is None:
+            continue
+        mg = mass_to_mg(value, unit)
+        if mg is not None:
+            return mg
+        if strength_mg is not None and unit is not None and unit.lower() in UNIT_DOSE_UNITS:
+            return value * strength_mg
+    return None
+
+
+def _times_per_day(dosage: Mapping[str, Any]) -> tuple[float | None, bool]:
+    """(administrations per day, whether once daily was assumed for lack of timing)."""
+    repeat = _repeat(dosage)
+    if not repeat or (repeat.get("frequency") is None and repeat.get("period") is None):
+        return 1.0, True
+    frequency = repeat.get("frequency", 1)
+    period = repeat.get("period", 1)
+    if not isinstance(frequency, int | float) or not isinstance(period, int | float) or period <= 0:
+        return None, False
+    days = duration_days(float(period), repeat.get("periodUnit") or "d")
+    if not days:
+        return None, False
+    return float(frequency) / days, False
+
+
+def _repeat(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
+    timing = dosage.get("timing")
+    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+    return repeat if isinstance(repeat, Mapping) else {}
+
+
+def _as_list(value: object) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, Mapping)]
+    return []
+
+
+# ----------------------------------------------------------------------------------------- exposures
+
+
+def merge_exposures(uses: Iterable[MedicationUse], kb: Knowledge) -> list[ExposurePeriod]:
+    """Per ingredient, overlapping or touching (within MERGE_GAP) uses collapse into one period.
+
+    Uses without a start date cannot be placed in time: they form one period per ingredient with
+    ``start=None`` (flagged ``start-unknown``), which proves history but never recency or duration.
+    """
+    by_ingredient: dict[str, list[MedicationUse]] = {}
+    for use in uses:
+        by_ingredient.setdefault(use.ingredient, []).append(use)
+    periods: list[ExposurePeriod] = []
+    for ingredient, items in by_ingredient.items():
+        dated = sorted((u for u in items if u.start is not None), key=lambda u: u.start)  # type: ignore[arg-type,return-value]
+        undated = [u for u in items if u.start is None]
+        group: list[MedicationUse] = []
+        group_end: datetime | None = None
+        group_open = False
+        for use in dated:
+            assert use.start is not None
+            if group and (group_open or (group_end is not None and use.start <= group_end + MERGE_GAP)):
+                group.append(use)
+            else:
+                if group:
+                    periods.append(_period(ingredient, group, kb))
+                group = [use]
+                group_end, group_open = None, False
+            group_open = group_open or use.ongoing
+            use_end = use.end or use.start
+            group_end = use_end if group_end is None else max(group_end, use_end)
+        if group:
+            periods.append(_period(ingredient, group, kb))
+        if undated:
+            periods.append(_period(ingredient, undated, kb))
+    return periods
+
+
+def _period(ingredient: str, uses: list[MedicationUse], kb: Knowledge) -> ExposurePeriod:
+    info = kb.medications.ingredients.get(ingredient)
+    starts = [u.start for u in uses if u.start is not None]
+    ongoing = any(u.ongoing for u in uses)
+    ends = [t for t in (u.end or u.start for u in uses) if t is not None]
+    flags = [f for u in uses for f in u.flags]
+    return ExposurePeriod(
+        ingredient=ingredient,
+        drug_class=info.drug_class if info else None,
+        roles=info.roles if info else frozenset(),
+        start=min(starts) if starts else None,
+        end=None if ongoing else (max(ends) if ends else None),
+        ongoing=ongoing,
+        uses=tuple(sorted(uses, key=_newest_first_key)),
+        flags=tuple(dict.fromkeys(flags)),
+    )
+
+
+def _newest_first_key(use: MedicationUse) -> tuple[int, float]:
+    return (0, -use.start.timestamp()) if use.start else (1, 0.0)
+
+
+# ----------------------------------------------------------------------------------------- administrations
+
+
+def administration(resource: Mapping[str, Any], med: ResolvedMedication, kb: Knowledge) -> list[Administration]:
+    """A completed ketamine/esketamine MedicationAdministration; [] for anything else."""
+    if resource.get("status") != "completed":
+        return []
+    out = []
+    for ingredient in med.ingredients:
+        info = kb.medications.ingredients.get(ingredient)
+        if info and info.roles & {"ketamine", "esketamine"}:
+            out.append(Administration(resource_id(resource), effective_time(resource), ingredient))
+    return out

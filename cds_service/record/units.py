@@ -1,0 +1,62 @@
+"""Unit conversions the record needs: body weight to kg, durations and dosing periods to days, doses to mg.
+
+UCUM codes first (terminology.md §9.5); a few unambiguous non-UCUM spellings real feeds send (``lb``,
+``lbs``, ``days``, ``mmHg``) are read leniently. Anything else is "not understood" and the caller reports it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+LB_AV_KG: Final = 0.45359237  # 1 [lb_av] in kg (UCUM; terminology.md §6)
+
+_WEIGHT_KG: Final = {
+    "kg": 1.0,
+    "g": 0.001,
+    "[lb_av]": LB_AV_KG,
+    "lb": LB_AV_KG,
+    "lbs": LB_AV_KG,
+    "[lb_us]": LB_AV_KG,
+}
+_DAYS: Final = {
+    "s": 1 / 86400,
+    "min": 1 / 1440,
+    "h": 1 / 24,
+    "d": 1.0,
+    "day": 1.0,
+    "days": 1.0,
+    "wk": 7.0,
+    "mo": 30.4375,  # UCUM mean month
+    "a": 365.25,
+}
+_MASS_MG: Final = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+_PRESSURE: Final = frozenset({"mm[hg]", "mmhg", "mm hg"})
+
+
+def weight_to_kg(value: float, unit: str | None) -> float | None:
+    """Body weight in kg, or None when the unit is not a weight unit this service understands."""
+    if unit is None:
+        return None
+    factor = _WEIGHT_KG.get(unit) or _WEIGHT_KG.get(unit.lower())
+    return value * factor if factor else None
+
+
+def duration_days(value: float, unit: str | None) -> float | None:
+    """A duration (expectedSupplyDuration, Timing period) in days; None when the unit is not a time unit."""
+    if unit is None:
+        return None
+    factor = _DAYS.get(unit) or _DAYS.get(unit.lower())
+    return value * factor if factor else None
+
+
+def mass_to_mg(value: float, unit: str | None) -> float | None:
+    """A dose amount in mg; None when the unit is not a mass unit (tablets, mL, ...)."""
+    if unit is None:
+        return None
+    factor = _MASS_MG.get(unit) or _MASS_MG.get(unit.lower())
+    return value * factor if factor else None
+
+
+def is_mm_hg(unit: str | None) -> bool:
+    """True for mm[Hg] and its common non-UCUM spellings; a missing unit is accepted (BP has one unit)."""
+    return unit is None or unit.lower() in _PRESSURE

@@ -1,0 +1,200 @@
+"""CDS Hooks requests built from a fixture bundle and a named order template.
+
+``build_request`` is the one generator: ``fhir_fixtures/build.py`` writes its output as the committed
+request files, ``ketamine-cds evaluate`` calls it for a bare bundle, and the manifest test calls it for every
+fixture. Prefetch is answered from the bundle by ``FixtureServer`` with the service's own prefetch templates
+(``cds_service.hooks.catalog`` when present, else the templates the brief names).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cds_service.sandbox import roller
+from cds_service.sandbox.fhir_query import FixtureServer, expand_template, resources_from_bundle
+from cds_service.sandbox.fixtures import fixtures_dir, read_json
+
+HOOKS = ("order-select", "order-sign")
+SANDBOX_USER = "Practitioner/sandbox-clinician"
+SANDBOX_FHIR_BASE = "https://fhir.sandbox.invalid/r4"
+_NS = uuid.UUID("6c0f5a9e-2f4b-4d7e-9a51-0b7d3c2e1f00")
+
+_LOINC = "http://loinc.org"
+# The templates of the brief ("Prefetch keys"); used when the protocol layer's catalog is not importable.
+FALLBACK_PREFETCH: dict[str, str] = {
+    "patient": "Patient/{{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
+    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
+    "bloodPressure": "Observation?patient={{context.patientId}}&code="
+    + ",".join(f"{_LOINC}|{c}" for c in ("85354-9", "55284-4", "8480-6", "8462-4")),
+    "bodyWeight": "Observation?patient={{context.patientId}}&code="
+    + ",".join(f"{_LOINC}|{c}" for c in ("29463-7", "3141-9")),
+    "depressionScores": "Observation?patient={{context.patientId}}&category=survey",
+    "pregnancyTests": "Observation?patient={{context.patientId}}&code="
+    + ",".join(f"{_LOINC}|{c}" for c in ("2106-3", "2112-1", "80384-1", "2118-8", "2110-5", "80385-8")),
+    "administrations": "MedicationAdministration?patient={{context.patientId}}",
+}
+
+LB_TO_KG = 0.45359237
+
+
+def prefetch_templates(hook: str) -> dict[str, str]:
+    """Prefetch key -> template the service declares for ``hook`` (catalog first, brief as fallback)."""
+    try:
+        from cds_service.hooks.catalog import SERVICES
+    except ImportError:
+        return dict(FALLBACK_PREFETCH)
+    for svc in SERVICES.values():
+        if svc.hook == hook:
+            return {p.key: p.template for p in svc.prefetch}
+    return dict(FALLBACK_PREFETCH)
+
+
+def service_id(hook: str) -> str:
+    """The service id that answers ``hook`` (from the catalog, else ``ketamine-<hook>``)."""
+    try:
+        from cds_service.hooks.catalog import SERVICES
+    except ImportError:
+        return f"ketamine-{hook}"
+    for svc in SERVICES.values():
+        if svc.hook == hook:
+            return svc.id
+    return f"ketamine-{hook}"
+
+
+def load_template(name: str, root: str | Path | None = None) -> dict[str, Any]:
+    path = fixtures_dir(root) / "orders" / f"{name}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        raise KeyError(f"no order template {name!r} (known: {', '.join(known)})")
+    return read_json(path)
+
+
+def latest_weight_kg(resources: list[dict[str, Any]]) -> float | None:
+    """Latest body weight (29463-7 / 3141-9) in kg, converting g and [lb_av]; None when there is none."""
+    best: tuple[str, float] | None = None
+    for res in resources:
+        if res.get("resourceType") != "Observation" or res.get("status") == "entered-in-error":
+            continue
+        codes = {c.get("code") for c in (res.get("code") or {}).get("coding") or ()}
+        qty = res.get("valueQuantity") or {}
+        when = res.get("effectiveDateTime") or ""
+        if not codes & {"29463-7", "3141-9"} or "value" not in qty:
+            continue
+        unit = qty.get("code") or qty.get("unit")
+        kg = float(qty["value"]) * {"kg": 1.0, "g": 0.001, "[lb_av]": LB_TO_KG, "lb": LB_TO_KG}.get(str(unit), 1.0)
+        if best is None or when > best[0]:
+            best = (when, kg)
+    return best[1] if best else None
+
+
+def materialize_order(
+    template: Mapping[str, Any],
+    *,
+    patient_ref: str,
+    order_id: str,
+    authored_on: str,
+    params: Mapping[str, Any] | None = None,
+    weight_kg: float | None = None,
+) -> dict[str, Any]:
+    """The draft MedicationRequest of ``template`` for one patient.
+
+    Template parameters (overridable by ``params``): ``mg_per_kg`` (dose = mg/kg x weight, rounded to 1 mg)
+    or ``dose_mg``; ``dose_mg_per_kg`` (dose written in mg/kg); ``rate_mg_per_h``; ``duration_min``;
+    ``frequency_per_week``; ``reason`` (a CodeableConcept for ``reasonCode``).
+    """
+    p = {**(template.get("parameters") or {}), **(params or {})}
+    res = copy.deepcopy(dict(template["resource"]))
+    res["id"] = order_id
+    res["subject"] = {"reference": patient_ref}
+    res["authoredOn"] = authored_on
+    dosage = (res.get("dosageInstruction") or [{}])[0]
+    dose_rate = (dosage.get("doseAndRate") or [{}])[0]
+    if "dose_mg_per_kg" in p:
+        dose_rate["doseQuantity"] = _qty(float(p["dose_mg_per_kg"]), "mg/kg")
+    elif "dose_mg" in p:
+        dose_rate["doseQuantity"] = _qty(float(p["dose_mg"]), "mg")
+    elif "mg_per_kg" in p:
+        if weight_kg is None:
+            raise ValueError(f"template {template.get('name')} needs the patient's weight or a dose_mg parameter")
+        dose_rate["doseQuantity"] = _qty(float(round(float(p["mg_per_kg"]) * weight_kg)), "mg")
+    if "rate_mg_per_h" in p:
+        dose_rate["rateQuantity"] = _qty(float(p["rate_mg_per_h"]), "mg/h")
+    timing = dosage.setdefault("timing", {}).setdefault("repeat", {})
+    if "duration_min" in p:
+        timing["duration"] = p["duration_min"]
+        timing["durationUnit"] = "min"
+    if "frequency_per_week" in p:
+        timing.update({"frequency": p["frequency_per_week"], "period": 1, "periodUnit": "wk"})
+    if dose_rate:
+        dosage["doseAndRate"] = [dose_rate]
+    if dosage:
+        res["dosageInstruction"] = [dosage]
+    if "reason" in p:
+        res["reasonCode"] = [p["reason"]]
+    return res
+
+
+def _qty(value: float, unit: str) -> dict[str, Any]:
+    number: float | int = int(value) if float(value).is_integer() else value
+    return {"value": number, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+
+
+def build_request(
+    bundle: Mapping[str, Any],
+    template: Mapping[str, Any],
+    hook: str,
+    *,
+    anchor: date,
+    params: Mapping[str, Any] | None = None,
+    prefetch: bool = True,
+    fhir_server: str | None = None,
+    name: str = "fixture",
+) -> dict[str, Any]:
+    """A CDS Hooks request for ``hook`` whose draft order comes from ``template``.
+
+    Dates stay relative to ``anchor`` (recorded in the request's ``extension``); roll it with
+    ``roller.roll(request, now)`` before sending. ``prefetch=False`` leaves prefetch out, so the service
+    must fetch from ``fhir_server``.
+    """
+    if hook not in HOOKS:
+        raise ValueError(f"hook must be one of {HOOKS}, not {hook!r}")
+    resources = resources_from_bundle(bundle)
+    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+    if patient is None:
+        raise ValueError("the bundle has no Patient")
+    order_id = str(uuid.uuid5(_NS, f"{name}/order"))
+    order = materialize_order(
+        template,
+        patient_ref=f"Patient/{patient['id']}",
+        order_id=order_id,
+        authored_on=f"{anchor.isoformat()}T11:55:00Z",
+        params=params,
+        weight_kg=latest_weight_kg(resources),
+    )
+    context: dict[str, Any] = {
+        "userId": SANDBOX_USER,
+        "patientId": patient["id"],
+        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]},
+    }
+    if hook == "order-select":
+        context["selections"] = [f"MedicationRequest/{order_id}"]
+    body: dict[str, Any] = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid5(_NS, f"{name}/{hook}")),
+        "context": context,
+    }
+    if fhir_server:
+        body["fhirServer"] = fhir_server
+    if prefetch:
+        server = FixtureServer(resources, fhir_server or SANDBOX_FHIR_BASE)
+        body["prefetch"] = {
+            key: server.query(expand_template(tpl, context)).body for key, tpl in prefetch_templates(hook).items()
+        }
+    return roller.mark_anchor(body, anchor)

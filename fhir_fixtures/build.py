@@ -1,0 +1,1101 @@
+"""Build the sandbox fixture library: bundles, order templates, manifest and request files.
+
+    .venv/bin/python fhir_fixtures/build.py          # rewrite everything under fhir_fixtures/
+    .venv/bin/python fhir_fixtures/build.py --check  # exit 1 if a committed file differs from its spec
+
+Each patient below is a compact spec (a story, the facts of its chart, its order and the cards the rule
+catalogue ``clinical-rules.md`` expects). The output is deterministic and committed, so users load the JSON
+without running code. Dates are days before the anchor (``fhirgen.ANCHOR``); the roller moves them to the
+evaluation date. Expected cards are decided from the rule catalogue alone (section numbers in ``covers``),
+never from the rules' code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from fhirgen import ANCHOR, CONDITIONS, DRUGS, SNOMED, Chart, coding, qty  # noqa: E402
+
+from cds_service.sandbox.requests import HOOKS, build_request  # noqa: E402
+
+INFO, WARNING, CRITICAL = "info", "warning", "critical"
+SUMMARY = ("eligibility-summary", INFO)
+REMS = ("esketamine-rems", INFO)
+
+IV_ROUTE = {"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route (qualifier value)"}]}
+NASAL_ROUTE = {"coding": [{"system": SNOMED, "code": "46713006", "display": "Nasal route (qualifier value)"}]}
+ORAL_ROUTE = {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral use"}]}
+
+
+# --- order templates --------------------------------------------------------------------------------------
+def _iv(
+    name: str, description: str, parameters: dict[str, Any], *, contained: bool = False, route: bool = True
+) -> dict[str, Any]:
+    med: dict[str, Any]
+    extra: dict[str, Any] = {}
+    ketamine = coding(DRUGS["ketamine"])
+    ketamine["text"] = "ketamine hydrochloride injection, dilute before IV use"
+    if contained:
+        extra["contained"] = [{"resourceType": "Medication", "id": "ketamine", "code": ketamine}]
+        med = {"medicationReference": {"reference": "#ketamine", "display": "ketamine"}}
+    else:
+        med = {"medicationCodeableConcept": ketamine}
+    resource = {
+        "resourceType": "MedicationRequest",
+        **extra,
+        "status": "draft",
+        "intent": "order",
+        **med,
+        "dosageInstruction": [
+            {
+                **({"route": IV_ROUTE} if route else {}),
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
+                "doseAndRate": [{}],
+            }
+        ],
+    }
+    return {"name": name, "description": description, "parameters": parameters, "resource": resource}
+
+
+def _ndc(template: dict[str, Any]) -> dict[str, Any]:
+    template["resource"]["medicationCodeableConcept"] = NDC_SPRAVATO_56
+    return template
+
+
+def _esk(mg: int) -> dict[str, Any]:
+    return {
+        "name": f"esketamine-{mg}mg",
+        "description": f"Intranasal esketamine (Spravato) {mg} mg, twice weekly (induction phase).",
+        "parameters": {"dose_mg": mg},
+        "resource": {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "order",
+            "medicationCodeableConcept": coding(DRUGS["esketamine-spravato"]),
+            "dosageInstruction": [
+                {
+                    "route": NASAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
+                    "doseAndRate": [{}],
+                }
+            ],
+        },
+    }
+
+
+NDC_SPRAVATO_56 = {
+    "coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "50458-028-02",
+                "display": "56 mg Dose Kit: unit-dose carton containing two 28 mg nasal spray devices"}],
+    "text": "Spravato 56 mg dose kit",
+}
+
+TEMPLATES: list[dict[str, Any]] = [
+    _iv(
+        "iv-ketamine-standard",
+        "IV ketamine 0.5 mg/kg x the patient's latest weight (rounded to 1 mg) over 40 min, twice weekly.",
+        {"mg_per_kg": 0.5, "duration_min": 40, "frequency_per_week": 2},
+    ),
+    _iv("iv-ketamine-35mg-40min", "IV ketamine 35 mg over 40 min, twice weekly.", {"dose_mg": 35, "duration_min": 40}),
+    _iv(
+        "iv-ketamine-fixed-dose",
+        "IV ketamine at a fixed mg dose (parameter dose_mg, default 40) over 40 min, twice weekly.",
+        {"dose_mg": 40, "duration_min": 40, "frequency_per_week": 2},
+    ),
+    _iv(
+        "iv-ketamine-contained-medication",
+        "IV ketamine 0.5 mg/kg over 40 min whose medication is a contained Medication (medicationReference).",
+        {"mg_per_kg": 0.5, "duration_min": 40, "frequency_per_week": 2},
+        contained=True,
+    ),
+    _iv(
+        "iv-ketamine-rate",
+        "IV ketamine at a fixed mg dose (dose_mg, default 40) run at rate_mg_per_h (default 60): the duration "
+        "follows from dose and rate (40 mg at 60 mg/h = 40 min).",
+        {"dose_mg": 40, "rate_mg_per_h": 60, "frequency_per_week": 2},
+    ),
+    _iv(
+        "iv-ketamine-mg-per-kg",
+        "IV ketamine written as 0.5 mg/kg (dose unit mg/kg) over 40 min, twice weekly.",
+        {"dose_mg_per_kg": 0.5, "duration_min": 40, "frequency_per_week": 2},
+    ),
+    _iv(
+        "iv-ketamine-no-route",
+        "IV ketamine 0.5 mg/kg over 40 min with no route on the order (ketamine without a route is read as IV).",
+        {"mg_per_kg": 0.5, "duration_min": 40, "frequency_per_week": 2},
+        route=False,
+    ),
+    {
+        **_ndc(_esk(56)),
+        "name": "esketamine-56mg-ndc",
+        "description": "Spravato 56 mg twice weekly coded only by the 56 mg dose-kit NDC 50458-028-02.",
+    },
+    _esk(28),
+    _esk(56),
+    _esk(84),
+    _esk(85),
+    {
+        "name": "oral-sertraline-50mg",
+        "description": "Not a ketamine order: sertraline 50 mg by mouth daily (the service must answer no cards).",
+        "parameters": {},
+        "resource": {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "order",
+            "medicationCodeableConcept": coding(DRUGS["sertraline-50"]),
+            "dosageInstruction": [
+                {
+                    "route": ORAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                    "doseAndRate": [{"doseQuantity": qty(50, "mg")}],
+                }
+            ],
+        },
+    },
+]
+
+
+# --- patient specs ----------------------------------------------------------------------------------------
+@dataclass
+class Spec:
+    name: str
+    story: str
+    chart: Callable[[Chart], Any]
+    expected: list[tuple[str, str]]
+    template: str = "iv-ketamine-standard"
+    params: dict[str, Any] = field(default_factory=dict)
+    covers: list[str] = field(default_factory=list)
+    notes: str = ""
+    person: tuple[str, str, str, date] = ("Alex", "Sample", "male", date(1981, 6, 14))
+
+
+def person(given: str, family: str, gender: str, birth: str) -> tuple[str, str, str, date]:
+    return (given, family, gender, date.fromisoformat(birth))
+
+
+def trd_history(
+    c: Chart,
+    *,
+    dx: str | None = "mdd-recurrent-severe",
+    dx_verification: str | None = "confirmed",
+    second: tuple[str, float] = ("venlafaxine-xr-150", 150),
+    second_scores: tuple[int, int] = (21, 20),
+    second_span: tuple[float, float] = (330, 190),
+    trial_scores: bool = True,
+    dx_clinical: str = "active",
+    current: str | None = "bupropion-xl-300",
+    latest_phq9: int | None = 19,
+    latest_phq9_day: float = 10,
+    phq9_integer: bool = False,
+    bp: tuple[int, int] | None = (122, 78),
+    bp_day: float = 7,
+    weight_kg: float | None = 80,
+    weight_day: float = 7,
+) -> Chart:
+    """The common TRD chart: recurrent MDD, two adequate failed trials of different classes, a current
+    antidepressant started 21 days ago (too recent to be a trial), PHQ-9 19 ten days ago, normal BP and a
+    weight a week ago. Each keyword changes one fact.
+
+    Trial 1: sertraline 100 mg/d (SSRI; floor 50) days 560-460, PHQ-9 20 -> 19 (5%: failed).
+    Trial 2: venlafaxine XR 150 mg/d (SNRI; floor 75) days 330-190, PHQ-9 21 -> 20 (5%: failed).
+    """
+    if dx:
+        c.condition(dx, onset=1400, verification=dx_verification, clinical=dx_clinical)
+    if trial_scores:
+        c.phq9(565, 20).phq9(470, 19).phq9(second_span[0] + 5, second_scores[0]).phq9(200, second_scores[1])
+    drug, dose = second
+    c.statement("sertraline-100", 100, start=560, end=460)
+    c.statement(drug, dose, start=second_span[0], end=second_span[1])
+    if current:
+        c.statement(current, 300, start=21)
+    if latest_phq9 is not None:
+        c.phq9(latest_phq9_day, latest_phq9, integer=phq9_integer)
+    if bp:
+        c.bp(bp_day, *bp)
+    if weight_kg is not None:
+        c.weight(weight_day, weight_kg)
+    return c
+
+
+def plain_vitals(c: Chart, weight: float = 80) -> Chart:
+    return c.bp(7, 118, 76).weight(7, weight)
+
+
+def long_history(c: Chart) -> None:
+    """Eight years of a real-looking chart (deterministic): monthly vitals, PHQ-9 and refills."""
+    rng = random.Random(20260101)
+    c.condition("mdd-recurrent-severe", onset=2900)
+    c.condition("alcohol-abuse", onset=2400, clinical="resolved", abated=1500)
+    c.condition("essential-hypertension", onset=2000)
+    # Treatment courses: drug, oral daily dose, first and last day (days before the anchor).
+    courses = [
+        ("sertraline-100", 100, 2880, 2160),  # responded, then remission: adequate, not failed
+        ("escitalopram-20", 20, 1100, 960),  # SSRI, failed (PHQ-9 stays 18-20)
+        ("duloxetine-60", 60, 900, 700),  # SNRI, failed
+        ("nortriptyline-25", 25, 650, 500),  # TCA below the 50 mg floor: not adequate
+        ("mirtazapine-15", 15, 480, 40),  # NaSSA, failed
+    ]
+    for drug, dose, start, end in courses:
+        c.prescriptions(drug, dose, start=start, end=end)
+    c.prescriptions("bupropion-xl-300", 300, start=21)
+
+    def phq_at(t: int) -> int:
+        """PHQ-9 on day t: a response to sertraline, remission, then failed courses stuck at 18-20."""
+        if t > 2880:
+            return 20
+        if t > 2760:  # first four months of sertraline: 20 falling to 6
+            return round(20 - 14 * (2880 - t) / 120)
+        if t > 1130:  # remission on and after sertraline
+            return rng.choice((4, 5, 6))
+        return rng.choice((18, 19, 20))
+
+    for t in range(2890, 20, -30):
+        c.bp(t, rng.randint(114, 134), rng.randint(70, 84))
+        c.weight(t + 2, round(78 + rng.random() * 6, 1))
+        c.phq9(t + 1, phq_at(t))
+    c.bp(1800, 152, 96)  # an old high reading: only the latest counts
+    c.phq9(10, 19).bp(7, 124, 80).weight(7, 82)
+
+
+SPECS: list[Spec] = [
+    # --- the clean patients ---------------------------------------------------------------------------------
+    Spec(
+        "eligible-mdd-iv",
+        "48-year-old man with recurrent severe MDD; sertraline 100 mg and venlafaxine XR 150 mg each failed after "
+        "12+ weeks (PHQ-9 barely moved); bupropion XL started 3 weeks ago; PHQ-9 19; BP 122/78; 80 kg. "
+        "Ordered IV ketamine 40 mg (0.5 mg/kg) over 40 minutes twice weekly: everything is in order.",
+        trd_history,
+        [SUMMARY],
+        covers=["eligibility-summary", "clean", "boundary:trd-2-adequate-trials", "boundary:dose-0.5-mg-per-kg",
+                "boundary:infusion-40-min"],
+        person=person("Daniel", "Okafor", "male", "1977-05-14"),
+    ),
+    Spec(
+        "eligible-esketamine-56mg",
+        "44-year-old woman, same TRD history, ordered Spravato 56 mg intranasal twice weekly; urine hCG negative "
+        "last week. Only the REMS reminder accompanies the summary.",
+        lambda c: trd_history(c).hcg(6, positive=False),
+        [SUMMARY, REMS],
+        template="esketamine-56mg",
+        covers=["esketamine-rems", "clean", "negative-hcg"],
+        person=person("Maria", "Lindqvist", "female", "1981-08-02"),
+    ),
+    Spec(
+        "eligible-iv-35mg-70kg",
+        "52-year-old woman, 70 kg, TRD history, ordered IV ketamine 35 mg (exactly 0.5 mg/kg) over 40 minutes.",
+        lambda c: trd_history(c, weight_kg=70).hcg(3, positive=False),
+        [SUMMARY],
+        template="iv-ketamine-35mg-40min",
+        covers=["clean"],
+        person=person("Grace", "Moreau", "female", "1973-03-19"),
+    ),
+    Spec(
+        "long-history-eight-years",
+        "56-year-old man with eight years of records: sertraline worked for two years, then escitalopram, "
+        "duloxetine and mirtazapine failed (a nortriptyline course stayed below the antidepressant dose). "
+        "Monthly vitals and PHQ-9, refill-by-refill prescriptions only, an old 152/96 reading, resolved alcohol "
+        "abuse, treated hypertension. Now eligible: only the summary.",
+        long_history,
+        [SUMMARY],
+        covers=["long-history", "mess:medicationrequest-only", "mess:successive-refills"],
+        person=person("Samuel", "Brandt", "male", "1969-10-09"),
+    ),
+    Spec(
+        "mess-eligible-real-feed",
+        "Eligible 39-year-old man whose data looks like a real EHR feed: trial 1 as a MedicationStatement with a "
+        "contained Medication, trial 2 and the current drug as MedicationRequests pointing at Medication resources, "
+        "the MDD Condition without verificationStatus, a legacy 55284-4 BP panel, weight 176 lb, PHQ-9 as "
+        "valueInteger, a refuted bipolar II diagnosis, and a draft order whose drug is a contained Medication.",
+        lambda c: mess_eligible(c),
+        [SUMMARY],
+        template="iv-ketamine-contained-medication",
+        covers=["mess:medicationReference", "mess:missing-verificationStatus", "mess:legacy-bp-panel",
+                "mess:weight-lb", "mess:phq9-valueInteger", "mess:refuted", "mess:product-rxnorm"],
+        notes="176 [lb_av] = 79.8 kg; the order is 40 mg = 0.501 mg/kg (inside the 5% tolerance). Reading lb as kg "
+        "would give 0.23 mg/kg and a dose card.",
+        person=person("Tomas", "Reyes", "male", "1986-12-01"),
+    ),
+    Spec(
+        "medication-requests-only",
+        "47-year-old woman whose EHR exposes only MedicationRequest: citalopram 20 mg (SSRI) for 4 months and "
+        "duloxetine 60 mg (SNRI) for 5 months, both with no PHQ-9 change, now on fluoxetine 20 mg for 3 weeks "
+        "(active order). No MedicationStatement at all.",
+        lambda c: (
+            c.condition("mdd-snomed", onset=900),
+            c.phq9(430, 20), c.prescriptions("citalopram-20", 20, start=420, end=300), c.phq9(305, 19),
+            c.phq9(250, 22), c.prescriptions("duloxetine-60", 60, start=240, end=90), c.phq9(95, 21),
+            c.prescriptions("fluoxetine-20", 20, start=21), c.phq9(9, 20), c.bp(5, 128, 82), c.weight(5, 64),
+            c.hcg(5, positive=False),
+        ),
+        [SUMMARY],
+        covers=["mess:medicationrequest-only", "mess:snomed-condition"],
+        person=person("Ayesha", "Karim", "female", "1978-04-22"),
+    ),
+    # --- non-ketamine order ---------------------------------------------------------------------------------
+    Spec(
+        "non-ketamine-order",
+        "The eligible TRD patient's clinician orders sertraline 50 mg instead: no ketamine order, no cards.",
+        trd_history,
+        [],
+        template="oral-sertraline-50mg",
+        covers=["no-ketamine-order"],
+        person=person("Henry", "Walsh", "male", "1970-01-30"),
+    ),
+    # --- 1. Indication and treatment resistance ---------------------------------------------------------------
+    Spec(
+        "trd-one-adequate-trial",
+        "Second antidepressant stayed at venlafaxine XR 37.5 mg (floor 75 mg): only one adequate failed trial.",
+        lambda c: trd_history(c, second=("venlafaxine-xr-37.5", 37.5)),
+        [SUMMARY, ("trd-criteria-unmet", WARNING)],
+        covers=["trd-criteria-unmet", "boundary:trd-1-adequate-trial"],
+        person=person("Olivia", "Grant", "female", "1984-09-11"),
+    ),
+    Spec(
+        "trd-same-class-trials",
+        "Sertraline then escitalopram 20 mg, both adequate and failed, but both SSRIs: the catalogue requires "
+        "two different mechanism classes by default, so only one trial counts.",
+        lambda c: trd_history(c, second=("escitalopram-20", 20)),
+        [SUMMARY, ("trd-criteria-unmet", WARNING)],
+        covers=["trd-criteria-unmet", "trd-distinct-classes"],
+        person=person("Liam", "Novak", "male", "1990-02-17"),
+    ),
+    Spec(
+        "trd-partial-response",
+        "Venlafaxine took PHQ-9 from 21 to 15 (29% better): a partial response, not a failure; one failed trial.",
+        lambda c: trd_history(c, second_scores=(21, 15)),
+        [SUMMARY, ("trd-criteria-unmet", WARNING)],
+        covers=["trd-criteria-unmet", "trd-partial-response"],
+        person=person("Chloe", "Baptiste", "female", "1987-07-07"),
+    ),
+    Spec(
+        "no-concurrent-antidepressant",
+        "Two failed trials, then stopped all antidepressants; ketamine would be monotherapy.",
+        lambda c: trd_history(c, current=None),
+        [SUMMARY, ("antidepressant-not-concurrent", WARNING)],
+        covers=["antidepressant-not-concurrent"],
+        person=person("Noah", "Fischer", "male", "1975-11-25"),
+    ),
+    Spec(
+        "severity-phq9-14",
+        "Latest PHQ-9 (10 days ago) is 14: moderate, below the moderately-severe line of 15.",
+        lambda c: trd_history(c, latest_phq9=14),
+        [SUMMARY, ("depression-severity-insufficient", WARNING)],
+        covers=["depression-severity-insufficient", "boundary:phq9-14"],
+        person=person("Emma", "Castillo", "female", "1983-01-05"),
+    ),
+    Spec(
+        "severity-phq9-15-integer",
+        "Latest PHQ-9 is exactly 15, sent as valueInteger: moderately severe, no severity card.",
+        lambda c: trd_history(c, latest_phq9=15, phq9_integer=True),
+        [SUMMARY],
+        covers=["boundary:phq9-15", "mess:phq9-valueInteger"],
+        person=person("Lucas", "Petrov", "male", "1979-06-30"),
+    ),
+    Spec(
+        "severity-undocumented",
+        "No PHQ-9, MADRS or HAM-D in the last 30 days (the latest PHQ-9 is 45 days old).",
+        lambda c: trd_history(c, latest_phq9_day=45),
+        [SUMMARY, ("depression-severity-undocumented", WARNING)],
+        covers=["depression-severity-undocumented"],
+        person=person("Sofia", "Almeida", "female", "1992-10-12"),
+    ),
+    Spec(
+        "indication-undocumented",
+        "61-year-old man with no psychiatric diagnosis on the problem list and no reason on the order.",
+        lambda c: plain_vitals(c.condition("essential-hypertension", onset=1000)),
+        [SUMMARY, ("indication-undocumented", WARNING)],
+        covers=["indication-undocumented"],
+        notes="No depression indication, so the TRD, severity and concurrent-antidepressant rules (section 1, "
+        "'depression only') do not apply.",
+        person=person("George", "Hale", "male", "1964-08-08"),
+    ),
+    # --- 2. Bipolar -----------------------------------------------------------------------------------------
+    Spec(
+        "bipolar-no-mood-stabilizer",
+        "Bipolar I, current episode depressed, on bupropion with no mood stabiliser (TRD history as above).",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe"),
+        [SUMMARY, ("bipolar-mood-stabilizer-missing", CRITICAL)],
+        covers=["bipolar-mood-stabilizer-missing"],
+        notes="The TRD history and current antidepressant keep section 1 silent whether or not the engine treats "
+        "bipolar depression as 'depression'.",
+        person=person("Isabella", "Romano", "female", "1988-05-05"),
+    ),
+    Spec(
+        "bipolar-lamotrigine-only",
+        "Bipolar depression covered only by lamotrigine 200 mg.",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe").statement("lamotrigine-200", 200, start=700),
+        [SUMMARY, ("bipolar-mood-stabilizer-nonstandard", WARNING)],
+        covers=["bipolar-mood-stabilizer-nonstandard"],
+        notes="Read as 'nonstandard' only: the 'missing' card is for no mood stabiliser at all (section 2).",
+        person=person("Ethan", "Murphy", "male", "1985-03-03"),
+    ),
+    Spec(
+        "bipolar-on-lithium",
+        "Bipolar depression on lithium carbonate 300 mg three times daily for two years: no bipolar card.",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe").statement("lithium-300", 900, start=730),
+        [SUMMARY],
+        covers=["bipolar-standard-stabilizer"],
+        person=person("Mia", "Schneider", "female", "1982-12-12"),
+    ),
+    # --- 3. Contraindications -------------------------------------------------------------------------------
+    Spec(
+        "bp-159-99",
+        "Latest BP 159/99: above 140/90 but under the 160/100 hold line.",
+        lambda c: trd_history(c, bp=(159, 99)),
+        [SUMMARY, ("hypertension-elevated", WARNING)],
+        covers=["hypertension-elevated", "boundary:bp-159-99"],
+        person=person("Jack", "Kowalski", "male", "1972-02-02"),
+    ),
+    Spec(
+        "bp-160-100",
+        "Latest BP 160/100: at the hold line.",
+        lambda c: trd_history(c, bp=(160, 100)),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["hypertension-uncontrolled", "boundary:bp-160-100"],
+        person=person("Ava", "Jensen", "female", "1971-09-09"),
+    ),
+    Spec(
+        "bp-140-90",
+        "Latest BP exactly 140/90: not above 140/90, no BP card.",
+        lambda c: trd_history(c, bp=(140, 90)),
+        [SUMMARY],
+        covers=["boundary:bp-140-90"],
+        person=person("Leo", "Hoffmann", "male", "1980-04-04"),
+    ),
+    Spec(
+        "bp-141-90",
+        "Latest BP 141/90: systolic just above 140.",
+        lambda c: trd_history(c, bp=(141, 90)),
+        [SUMMARY, ("hypertension-elevated", WARNING)],
+        covers=["hypertension-elevated", "boundary:bp-141-90"],
+        person=person("Zoe", "Martin", "female", "1989-11-11"),
+    ),
+    Spec(
+        "bp-separate-observations-170-104",
+        "BP sent as two separate Observations (8480-6 = 170, 8462-4 = 104) a day ago; an older normal panel.",
+        lambda c: trd_history(c, bp=(124, 80), bp_day=20).bp_separate(1, 170, 104),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["hypertension-uncontrolled", "mess:separate-bp-observations"],
+        person=person("Oscar", "Lindgren", "male", "1966-07-17"),
+    ),
+    Spec(
+        "hypertensive-urgency-condition",
+        "Seen in the ED for hypertensive urgency two weeks ago (active Condition); today's BP 132/84.",
+        lambda c: trd_history(c, bp=(132, 84)).condition("hypertensive-urgency", onset=14),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["hypertension-uncontrolled", "hypertensive-crisis-condition"],
+        person=person("Ruby", "Adams", "female", "1968-06-06"),
+    ),
+    Spec(
+        "bp-undocumented",
+        "The only BP is 45 days old.",
+        lambda c: trd_history(c, bp_day=45),
+        [SUMMARY, ("blood-pressure-undocumented", WARNING)],
+        covers=["blood-pressure-undocumented"],
+        person=person("Max", "Dubois", "male", "1991-01-21"),
+    ),
+    Spec(
+        "psychosis-mdd-psychotic-features",
+        "Recurrent MDD, current episode severe with psychotic symptoms (F33.3, active).",
+        lambda c: trd_history(c, dx="mdd-recurrent-psychotic"),
+        [SUMMARY, ("psychosis", CRITICAL)],
+        covers=["psychosis", "psychotic-features"],
+        person=person("Ella", "Nakamura", "female", "1976-10-10"),
+    ),
+    Spec(
+        "psychosis-resolved-history",
+        "Brief psychotic disorder nine years ago, resolved; now recurrent MDD without psychosis.",
+        lambda c: trd_history(c).condition("brief-psychotic", onset=3400, clinical="resolved", abated=3300),
+        [SUMMARY, ("psychosis", WARNING)],
+        covers=["psychosis", "psychosis-inactive-warning"],
+        person=person("Felix", "Wagner", "male", "1983-08-18"),
+    ),
+    Spec(
+        "entered-in-error-records",
+        "A schizophrenia diagnosis and a 182/112 BP reading were both charted on the wrong patient and marked "
+        "entered-in-error, plus an entered-in-error ketamine administration: all must be ignored.",
+        lambda c: (
+            trd_history(c)
+            .condition("schizophrenia", onset=60, verification="entered-in-error")
+            .bp(2, 182, 112, status="entered-in-error")
+            .administration(5, 40, status="entered-in-error")
+        ),
+        [SUMMARY],
+        covers=["mess:entered-in-error"],
+        person=person("Nora", "Eriksen", "female", "1987-02-27"),
+    ),
+    Spec(
+        "ketamine-misuse-remote",
+        "Ketamine dependence in his twenties, resolved for ten years: still a contraindication (any status).",
+        lambda c: trd_history(c).condition("ketamine-dependence", onset=5000, clinical="resolved", abated=3650),
+        [SUMMARY, ("ketamine-misuse-history", CRITICAL)],
+        covers=["ketamine-misuse-history"],
+        notes="Resolved, so not an active substance use disorder: no substance-use-disorder card.",
+        person=person("Adam", "Clarke", "male", "1986-05-29"),
+    ),
+    Spec(
+        "alcohol-use-disorder-active",
+        "Active alcohol dependence alongside TRD.",
+        lambda c: trd_history(c).condition("alcohol-dependence", onset=800),
+        [SUMMARY, ("substance-use-disorder", WARNING)],
+        covers=["substance-use-disorder"],
+        person=person("Hannah", "Price", "female", "1979-12-03"),
+    ),
+    Spec(
+        "heart-failure",
+        "Heart failure (active) and treated essential hypertension with a normal BP.",
+        lambda c: trd_history(c).condition("heart-failure", onset=300).condition("essential-hypertension", onset=2000),
+        [SUMMARY, ("cardiovascular-disease", CRITICAL)],
+        covers=["cardiovascular-disease"],
+        notes="Essential hypertension alone is not in the cardiovascular-disease list.",
+        person=person("Walter", "Becker", "male", "1961-04-14"),
+    ),
+    Spec(
+        "cirrhosis",
+        "Cirrhosis of the liver (active).",
+        lambda c: trd_history(c).condition("cirrhosis", onset=500),
+        [SUMMARY, ("hepatic-impairment", CRITICAL)],
+        covers=["hepatic-impairment"],
+        person=person("Paul", "Svensson", "male", "1965-09-23"),
+    ),
+    Spec(
+        "hydrocephalus",
+        "Hydrocephalus (active, shunted last year).",
+        lambda c: trd_history(c).condition("hydrocephalus", onset=400),
+        [SUMMARY, ("intracranial-pressure", CRITICAL)],
+        covers=["intracranial-pressure"],
+        person=person("Lily", "Horvat", "female", "1990-03-08"),
+    ),
+    Spec(
+        "glaucoma-no-verification-status",
+        "Open-angle glaucoma on the problem list without a verificationStatus (treat as confirmed).",
+        lambda c: trd_history(c).condition("glaucoma-open-angle", onset=600, verification=None),
+        [SUMMARY, ("intraocular-pressure", WARNING)],
+        covers=["intraocular-pressure", "mess:missing-verificationStatus"],
+        person=person("Arthur", "Dunn", "male", "1962-11-30"),
+    ),
+    Spec(
+        "pregnancy-positive-hcg",
+        "32-year-old woman with a positive urine hCG four days ago.",
+        lambda c: trd_history(c, weight_kg=66).hcg(4, positive=True),
+        [SUMMARY, ("pregnancy", CRITICAL)],
+        covers=["pregnancy", "pregnancy-test"],
+        person=person("Julia", "Santos", "female", "1993-06-16"),
+    ),
+    Spec(
+        "pregnancy-condition",
+        "29-year-old woman with an active pregnancy on the problem list (no hCG result in the record).",
+        lambda c: trd_history(c, weight_kg=70).condition("pregnancy", onset=50),
+        [SUMMARY, ("pregnancy", CRITICAL)],
+        covers=["pregnancy", "pregnancy-condition"],
+        person=person("Amara", "Osei", "female", "1996-09-01"),
+    ),
+    # --- 4. IV dose -----------------------------------------------------------------------------------------
+    Spec(
+        "weight-undocumented",
+        "Last weight 120 days ago; IV ketamine 40 mg ordered: the mg/kg dose cannot be checked.",
+        lambda c: trd_history(c, weight_day=120),
+        [SUMMARY, ("weight-undocumented", WARNING)],
+        template="iv-ketamine-fixed-dose",
+        covers=["weight-undocumented", "boundary:weight-120-days"],
+        person=person("Victor", "Lambert", "male", "1974-07-27"),
+    ),
+    Spec(
+        "weight-85-days",
+        "Weight 80 kg recorded 85 days ago (inside the 90-day window); standard 40 mg ordered.",
+        lambda c: trd_history(c, weight_day=85),
+        [SUMMARY],
+        template="iv-ketamine-fixed-dose",
+        covers=["boundary:weight-85-days"],
+        person=person("Clara", "Weiss", "female", "1984-01-19"),
+    ),
+    Spec(
+        "dose-0.526-mg-per-kg",
+        "95 kg, IV ketamine 50 mg over 40 min = 0.526 mg/kg: just over the 0.5 mg/kg + 5% tolerance.",
+        lambda c: trd_history(c, weight_kg=95),
+        [SUMMARY, ("dose-above-standard", WARNING), ("dose-standard-suggestion", INFO)],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 50},
+        covers=["dose-above-standard", "dose-standard-suggestion", "boundary:dose-0.526-mg-per-kg"],
+        person=person("Bruno", "Costa", "male", "1978-08-28"),
+    ),
+    Spec(
+        "dose-anesthetic-1.0-mg-per-kg",
+        "80 kg, IV ketamine 80 mg over 40 min = 1.0 mg/kg: anaesthetic range.",
+        lambda c: trd_history(c),
+        [SUMMARY, ("dose-anesthetic-range", CRITICAL), ("dose-standard-suggestion", INFO)],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 80},
+        covers=["dose-anesthetic-range", "dose-standard-suggestion", "boundary:dose-1.0-mg-per-kg"],
+        person=person("Ivan", "Horak", "male", "1982-10-02"),
+    ),
+    Spec(
+        "dose-below-range",
+        "80 kg, IV ketamine 7 mg = 0.0875 mg/kg: below every studied dose.",
+        lambda c: trd_history(c),
+        [SUMMARY, ("dose-below-range", WARNING), ("dose-standard-suggestion", INFO)],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 7},
+        covers=["dose-below-range", "dose-standard-suggestion"],
+        person=person("Elena", "Popescu", "female", "1980-05-15"),
+    ),
+    Spec(
+        "infusion-39-minutes",
+        "80 kg, 40 mg (0.5 mg/kg) over 39 minutes: under the 40-minute standard.",
+        lambda c: trd_history(c),
+        [SUMMARY, ("infusion-too-fast", WARNING), ("dose-standard-suggestion", INFO)],
+        template="iv-ketamine-standard",
+        params={"duration_min": 39},
+        covers=["infusion-too-fast", "dose-standard-suggestion", "boundary:infusion-39-min"],
+        person=person("Anton", "Berg", "male", "1976-02-14"),
+    ),
+    Spec(
+        "frequency-4-per-week",
+        "Standard dose ordered four times a week.",
+        lambda c: trd_history(c),
+        [SUMMARY, ("frequency-above-protocol", WARNING)],
+        template="iv-ketamine-standard",
+        params={"frequency_per_week": 4},
+        covers=["frequency-above-protocol"],
+        notes="Frequency is not dose or duration: no dose-standard-suggestion.",
+        person=person("Freya", "Holm", "female", "1985-04-25"),
+    ),
+    Spec(
+        "frequency-3-per-week",
+        "Standard dose ordered three times a week (the upper acute-phase schedule).",
+        lambda c: trd_history(c),
+        [SUMMARY],
+        template="iv-ketamine-standard",
+        params={"frequency_per_week": 3},
+        covers=["boundary:frequency-3-per-week"],
+        person=person("Erik", "Solberg", "male", "1979-09-29"),
+    ),
+    # --- 5. Esketamine --------------------------------------------------------------------------------------
+    Spec(
+        "esketamine-84mg",
+        "Spravato 84 mg twice weekly: top of the labelled range.",
+        lambda c: trd_history(c, weight_kg=None),
+        [SUMMARY, REMS],
+        template="esketamine-84mg",
+        covers=["boundary:esketamine-84mg", "esketamine-no-weight-needed"],
+        notes="No weight in the record: weight rules are IV-only (section 4).",
+        person=person("Robert", "Young", "male", "1974-12-20"),
+    ),
+    Spec(
+        "esketamine-85mg",
+        "Spravato 85 mg per session ordered: above the 84 mg maximum.",
+        lambda c: trd_history(c),
+        [SUMMARY, ("esketamine-dose-high", CRITICAL), REMS],
+        template="esketamine-85mg",
+        covers=["esketamine-dose-high", "boundary:esketamine-85mg"],
+        person=person("Karen", "Doyle", "female", "1972-03-13"),
+    ),
+    Spec(
+        "esketamine-28mg-age-64",
+        "64-year-old woman started on Spravato 28 mg: 56-84 mg is superior below 65.",
+        lambda c: trd_history(c).hcg(6, positive=False),
+        [SUMMARY, ("esketamine-dose-low", WARNING), REMS],
+        template="esketamine-28mg",
+        covers=["esketamine-dose-low", "boundary:age-64"],
+        person=person("Linda", "Foster", "female", "1961-07-01"),
+    ),
+    Spec(
+        "esketamine-28mg-age-65",
+        "65-year-old man started on Spravato 28 mg: the labelled start for 65 and over (info only).",
+        lambda c: trd_history(c),
+        [SUMMARY, ("esketamine-dose-low", INFO), REMS],
+        template="esketamine-28mg",
+        covers=["esketamine-dose-low", "boundary:age-65"],
+        person=person("Richard", "Palmer", "male", "1960-07-01"),
+    ),
+    # --- 6. Course ------------------------------------------------------------------------------------------
+    Spec(
+        "course-nonresponse-two-infusions",
+        "Two 40 mg infusions (10 and 6 days ago); PHQ-9 20 before the course, 18 two days ago.",
+        lambda c: (
+            trd_history(c, latest_phq9=20, latest_phq9_day=12).administration(10, 40).administration(6, 40).phq9(2, 18)
+        ),
+        [SUMMARY, ("nonresponse-after-infusions", WARNING)],
+        covers=["nonresponse-after-infusions", "boundary:two-infusions"],
+        person=person("Simon", "Keller", "male", "1981-11-06"),
+    ),
+    Spec(
+        "course-one-infusion",
+        "One completed infusion 6 days ago (a second was entered in error); PHQ-9 20 before, 19 after.",
+        lambda c: (
+            trd_history(c, latest_phq9=20, latest_phq9_day=12)
+            .administration(9, 40, status="entered-in-error")
+            .administration(6, 40)
+            .phq9(2, 19)
+        ),
+        [SUMMARY],
+        covers=["boundary:one-infusion", "mess:entered-in-error"],
+        person=person("Alice", "Moretti", "female", "1986-06-23"),
+    ),
+    Spec(
+        "course-six-infusions-nonresponder",
+        "Six infusions over three weeks; PHQ-9 22 before, 16 now (27% better): acute course complete and no "
+        "response.",
+        lambda c: course_six(c, 16),
+        [SUMMARY, ("nonresponse-after-infusions", WARNING), ("acute-course-complete", INFO)],
+        covers=["acute-course-complete", "nonresponse-after-infusions"],
+        person=person("Martin", "Kovac", "male", "1977-01-08"),
+    ),
+    Spec(
+        "course-six-infusions-responder",
+        "Six infusions over three weeks; PHQ-9 22 before, 9 now (59% better): plan maintenance or stop.",
+        lambda c: course_six(c, 9),
+        [SUMMARY, ("depression-severity-insufficient", WARNING), ("acute-course-complete", INFO)],
+        covers=["acute-course-complete"],
+        notes="Literal reading of section 1: the latest PHQ-9 (9) is below 15, so the severity card fires even "
+        "mid-course. If the catalogue means the pre-course score, this expectation changes (a catalogue gap).",
+        person=person("Sara", "Lindahl", "female", "1983-03-27"),
+    ),
+    # --- 7. Indication-specific ------------------------------------------------------------------------------
+    Spec(
+        "crps-pain",
+        "Complex regional pain syndrome of the right arm after a wrist fracture; no depression; order gives "
+        "CRPS as the reason.",
+        lambda c: plain_vitals(c.condition("crps-right-upper", onset=500), 72),
+        [SUMMARY, ("chronic-pain-evidence", INFO)],
+        params={"reason": coding(CONDITIONS["crps-right-upper"])},
+        covers=["chronic-pain-evidence", "indication-reasonCode"],
+        person=person("Diego", "Fernandez", "male", "1975-05-05"),
+    ),
+    Spec(
+        "fibromyalgia-pain",
+        "Fibromyalgia (other chronic pain, grade D evidence) as the only indication.",
+        lambda c: plain_vitals(c.condition("fibromyalgia", onset=1500), 68).hcg(5, positive=False),
+        [SUMMARY, ("chronic-pain-evidence", WARNING)],
+        covers=["chronic-pain-evidence"],
+        person=person("Helen", "Brooks", "female", "1974-10-31"),
+    ),
+    Spec(
+        "ptsd-only",
+        "Chronic PTSD (veteran) as the only indication, ordered 0.5 mg/kg over 40 minutes.",
+        lambda c: plain_vitals(c.condition("ptsd-chronic", onset=2000), 88),
+        [SUMMARY, ("ptsd-evidence", INFO)],
+        params={"reason": coding(CONDITIONS["ptsd-chronic"])},
+        covers=["ptsd-evidence"],
+        person=person("Marcus", "Hill", "male", "1984-02-29"),
+    ),
+    Spec(
+        "suicidal-ideation",
+        "Eligible TRD patient with active suicidal ideation recorded three days ago.",
+        lambda c: trd_history(c).condition("suicidal-ideation", onset=3),
+        [SUMMARY, ("suicidal-ideation", INFO)],
+        covers=["suicidal-ideation"],
+        person=person("Jonas", "Richter", "male", "1994-08-14"),
+    ),
+    # --- more of the real-feed mess ---------------------------------------------------------------------------
+    Spec(
+        "antidepressant-name-only",
+        "Current antidepressant recorded under the clinic's local drug code; only its name says venlafaxine. "
+        "The earlier trials are coded as usual.",
+        lambda c: trd_history(c, current=None).statement(
+            "venlafaxine-xr-150", 150, start=21,
+            concept={"coding": [{"system": "urn:oid:2.16.840.1.113883.3.9999.7", "code": "VEN-ER-150",
+                                 "display": "Venlafaxine ER 150 mg capsule"}], "text": "Venlafaxine ER 150 mg capsule"},
+        ),
+        [SUMMARY],
+        covers=["mess:name-only-medication"],
+        notes="Section 10: fall back to the ingredient name; the card may say it was recognised by name only.",
+        person=person("Yusuf", "Demir", "male", "1980-06-06"),
+    ),
+    Spec(
+        "esketamine-ndc-coded",
+        "Spravato 56 mg ordered by its dose-kit NDC only (no RxNorm coding).",
+        trd_history,
+        [SUMMARY, REMS],
+        template="esketamine-56mg-ndc",
+        covers=["mess:ndc-product-code"],
+        person=person("Rachel", "Stone", "male", "1975-02-11"),
+    ),
+    Spec(
+        "madrs-local-code-30",
+        "No PHQ-9 for six weeks, but a clinician-rated MADRS of 30 eight days ago, under a local code with the "
+        "instrument's name in code.text.",
+        lambda c: trd_history(c, latest_phq9_day=45).named_score(8, "MADRS total score", 30, "MADRS-T"),
+        [SUMMARY],
+        covers=["mess:madrs-by-name", "boundary:madrs-30"],
+        person=person("Peter", "Olsen", "male", "1968-09-17"),
+    ),
+    Spec(
+        "madrs-local-code-19",
+        "Latest severity score is a MADRS of 19 (mild) four days ago, after a PHQ-9 of 19 ten days ago.",
+        lambda c: trd_history(c).named_score(4, "MADRS total score", 19, "MADRS-T"),
+        [SUMMARY, ("depression-severity-insufficient", WARNING)],
+        covers=["depression-severity-insufficient", "mess:madrs-by-name", "boundary:madrs-19"],
+        person=person("Ingrid", "Berglund", "female", "1979-12-24"),
+    ),
+    Spec(
+        "weight-in-grams",
+        "Weight recorded by the scale interface in grams (80000 g); 40 mg ordered.",
+        lambda c: trd_history(c, weight_kg=None).weight(6, 80000, "g"),
+        [SUMMARY],
+        covers=["mess:weight-grams"],
+        person=person("Hugo", "Laurent", "male", "1982-03-15"),
+    ),
+    Spec(
+        "iv-rate-60mg-per-h",
+        "40 mg (0.5 mg/kg) ordered with a rate of 60 mg/h and no duration: 40 minutes.",
+        trd_history,
+        [SUMMARY],
+        template="iv-ketamine-rate",
+        covers=["mess:duration-from-rate"],
+        person=person("Milan", "Novotny", "male", "1977-07-07"),
+    ),
+    Spec(
+        "iv-rate-120mg-per-h",
+        "40 mg (0.5 mg/kg) at 120 mg/h: the infusion would run 20 minutes.",
+        trd_history,
+        [SUMMARY, ("infusion-too-fast", WARNING), ("dose-standard-suggestion", INFO)],
+        template="iv-ketamine-rate",
+        params={"rate_mg_per_h": 120},
+        covers=["infusion-too-fast", "mess:duration-from-rate"],
+        person=person("Dorota", "Wojcik", "female", "1984-05-21"),
+    ),
+    Spec(
+        "iv-dose-written-mg-per-kg",
+        "The order is written as 0.5 mg/kg (dose unit mg/kg) over 40 minutes.",
+        trd_history,
+        [SUMMARY],
+        template="iv-ketamine-mg-per-kg",
+        covers=["mess:dose-in-mg-per-kg"],
+        person=person("Andre", "Silva", "male", "1973-10-10"),
+    ),
+    Spec(
+        "iv-no-route",
+        "Ketamine 0.5 mg/kg over 40 minutes with no route on the order: read as IV.",
+        trd_history,
+        [SUMMARY],
+        template="iv-ketamine-no-route",
+        covers=["mess:order-without-route"],
+        person=person("Lena", "Vogel", "female", "1987-01-13"),
+    ),
+    Spec(
+        "depression-recurrence-status",
+        "The MDD Condition's clinicalStatus is 'recurrence' (counts as active).",
+        lambda c: trd_history(c, dx="mdd-snomed", dx_clinical="recurrence"),
+        [SUMMARY],
+        covers=["mess:clinical-status-recurrence"],
+        person=person("Owen", "Reid", "male", "1990-08-30"),
+    ),
+    Spec(
+        "pregnancy-past",
+        "Delivered two months ago: pregnancy Condition resolved, the positive hCG is ten months old, a negative "
+        "hCG three days ago.",
+        lambda c: (
+            trd_history(c, weight_kg=72).condition("pregnancy", onset=330, clinical="resolved", abated=60)
+            .hcg(320, positive=True).hcg(3, positive=False)
+        ),
+        [SUMMARY],
+        covers=["boundary:pregnancy-resolved", "boundary:hcg-old-positive"],
+        person=person("Naomi", "Afolabi", "female", "1994-04-04"),
+    ),
+    Spec(
+        "bp-latest-normal-after-high",
+        "170/105 twenty days ago, rechecked 128/80 three days ago: only the latest reading counts.",
+        lambda c: trd_history(c, bp=(128, 80), bp_day=3).bp(20, 170, 105),
+        [SUMMARY],
+        covers=["boundary:latest-bp-counts"],
+        person=person("Caleb", "Ward", "male", "1970-11-19"),
+    ),
+    Spec(
+        "trials-without-scores",
+        "Two adequate trials of different classes, but no rating scale was recorded during either; PHQ-9 19 "
+        "ten days ago.",
+        lambda c: trd_history(c, trial_scores=False),
+        [SUMMARY],
+        covers=["trd-failure-undocumented"],
+        notes="Section 1: no scores = 'failure not documented by a validated scale' - it counts, the summary marks "
+        "it unverified; no TRD card.",
+        person=person("Eva", "Marsh", "female", "1985-09-05"),
+    ),
+    Spec(
+        "trd-second-trial-24-days",
+        "Venlafaxine XR 150 mg stopped after 24 days (side effects): shorter than 4 weeks, not adequate.",
+        lambda c: trd_history(c, second_span=(330, 306)),
+        [SUMMARY, ("trd-criteria-unmet", WARNING)],
+        covers=["trd-criteria-unmet", "boundary:trial-24-days"],
+        person=person("Theo", "Janssen", "male", "1988-12-08"),
+    ),
+    # --- indication routing and more edges ---------------------------------------------------------------------
+    Spec(
+        "indication-reason-code-only",
+        "Nothing on the problem list; the order's reasonCode says recurrent severe MDD. TRD history as usual.",
+        lambda c: trd_history(c, dx=None),
+        [SUMMARY],
+        params={"reason": coding(CONDITIONS["mdd-recurrent-severe"])},
+        covers=["indication-reasonCode"],
+        person=person("Kofi", "Mensah", "male", "1983-07-19"),
+    ),
+    Spec(
+        "depression-with-ptsd",
+        "Recurrent MDD and chronic PTSD, no reason on the order: depression outranks PTSD as the indication.",
+        lambda c: trd_history(c).condition("ptsd-chronic", onset=2500),
+        [SUMMARY],
+        covers=["indication-priority"],
+        notes="Section 0: inferred indication depression > PTSD > chronic pain. Section 7's evidence cards are for "
+        "the indication, so no ptsd-evidence card.",
+        person=person("Daria", "Volkova", "female", "1982-02-08"),
+    ),
+    Spec(
+        "crps-reason-with-untreated-mdd",
+        "Ordered for CRPS (reasonCode) in a patient who also has MDD with no antidepressant trials: the order's "
+        "reason decides the indication, so the depression rules do not apply.",
+        lambda c: plain_vitals(
+            c.condition("crps-right-upper", onset=500).condition("mdd-recurrent-severe", onset=300), 75
+        ),
+        [SUMMARY, ("chronic-pain-evidence", INFO)],
+        params={"reason": coding(CONDITIONS["crps-right-upper"])},
+        covers=["chronic-pain-evidence", "indication-reasonCode", "indication-priority"],
+        notes="Section 0: reasonCode first; section 1 applies to depression only.",
+        person=person("Mateo", "Ruiz", "male", "1971-04-12"),
+    ),
+    Spec(
+        "hallucinogen-dependence-active",
+        "Active hallucinogen dependence (F16.20).",
+        lambda c: trd_history(c).condition("hallucinogen-dependence", onset=200),
+        [SUMMARY, ("ketamine-misuse-history", CRITICAL)],
+        covers=["ketamine-misuse-history"],
+        notes="Covered by ketamine-misuse-history; substance-use-disorder is for *another* disorder, so not twice.",
+        person=person("Jasper", "Quinn", "male", "1992-05-30"),
+    ),
+    Spec(
+        "bp-138-100-diastolic",
+        "Latest BP 138/100: the diastolic alone reaches the hold line.",
+        lambda c: trd_history(c, bp=(138, 100)),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["hypertension-uncontrolled", "boundary:diastolic-only"],
+        person=person("Wanda", "Nowak", "female", "1969-01-27"),
+    ),
+    Spec(
+        "trial-entered-in-error",
+        "Only one real failed trial (sertraline); a venlafaxine statement was charted on the wrong patient and "
+        "marked entered-in-error.",
+        lambda c: (
+            trd_history(c, second=("sertraline-100", 100), second_span=(30, 25))
+            .statement("venlafaxine-xr-150", 150, start=330, end=190, status="entered-in-error")
+        ),
+        [SUMMARY, ("trd-criteria-unmet", WARNING)],
+        covers=["trd-criteria-unmet", "mess:entered-in-error"],
+        notes="The second 'trial' in the history is 5 days of sertraline (not adequate); only the "
+        "entered-in-error venlafaxine would make a second adequate trial.",
+        person=person("Greta", "Lund", "female", "1978-08-08"),
+    ),
+    Spec(
+        "bipolar-on-divalproex",
+        "Bipolar depression on divalproex ER 1000 mg/day: a standard mood stabiliser.",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe").statement("divalproex-er-500", 1000, start=600),
+        [SUMMARY],
+        covers=["bipolar-standard-stabilizer"],
+        person=person("Rhys", "Evans", "male", "1987-10-03"),
+    ),
+]
+
+
+def course_six(c: Chart, latest: int) -> None:
+    trd_history(c, latest_phq9=22, latest_phq9_day=23)
+    for t in (21, 18, 14, 11, 7, 4):
+        c.administration(t, 40)
+    c.phq9(1, latest)
+
+
+def mess_eligible(c: Chart) -> None:
+    c.condition("mdd-recurrent-severe", onset=1400, verification=None)
+    c.condition("bipolar-ii", onset=1200, verification="refuted")
+    c.phq9(565, 20, integer=True)
+    c.statement("sertraline-100", 100, start=560, end=460, contained=True)
+    c.phq9(470, 19, integer=True)
+    venlafaxine = c.medication("venlafaxine-xr-150")
+    c.phq9(335, 21, integer=True).prescriptions("venlafaxine-xr-150", 150, start=330, end=190, reference=venlafaxine)
+    c.phq9(200, 20, integer=True)
+    bupropion = c.medication("bupropion-xl-300")
+    c.prescriptions("bupropion-xl-300", 300, start=21, reference=bupropion)
+    c.phq9(10, 19, integer=True)
+    c.bp(7, 126, 80, legacy=True)
+    c.weight(7, 176, "[lb_av]")
+
+
+# --- output -----------------------------------------------------------------------------------------------
+def chart_for(spec: Spec) -> Chart:
+    chart = Chart(spec.name).patient(*spec.person)
+    spec.chart(chart)
+    return chart
+
+
+def render(spec_list: list[Spec]) -> dict[Path, str]:
+    files: dict[Path, str] = {}
+    templates = {t["name"]: t for t in TEMPLATES}
+    for tpl in TEMPLATES:
+        files[HERE / "orders" / f"{tpl['name']}.json"] = dump(tpl)
+    patients = []
+    names = set()
+    for spec in spec_list:
+        assert spec.name not in names, spec.name
+        names.add(spec.name)
+        bundle = chart_for(spec).bundle()
+        files[HERE / "bundles" / f"{spec.name}.json"] = dump(bundle)
+        for hook in HOOKS:
+            template = templates[spec.template]
+            req = build_request(bundle, template, hook, anchor=ANCHOR, params=spec.params, name=spec.name)
+            files[HERE / "requests" / spec.name / f"{hook}.json"] = dump(req)
+        entry: dict[str, Any] = {
+            "name": spec.name,
+            "story": spec.story,
+            "bundle": f"bundles/{spec.name}.json",
+            "requests": {hook: f"requests/{spec.name}/{hook}.json" for hook in HOOKS},
+            "order": {"template": spec.template, "params": spec.params},
+            "expected": [{"topic": t, "indicator": i} for t, i in spec.expected],
+            "covers": spec.covers,
+            "resources": len(bundle["entry"]),
+        }
+        if spec.notes:
+            entry["notes"] = spec.notes
+        patients.append(entry)
+    manifest = {
+        "description": "Synthetic patients for ketamine-cds. Dates are relative to 'anchor'; tools shift them to the "
+        "evaluation date (cds_service/sandbox/roller.py). 'expected' lists the cards (topic, indicator) the rule "
+        "catalogue requires for the patient's order, eligibility-summary first; the order of the rest is free.",
+        "anchor": ANCHOR.isoformat(),
+        "patients": patients,
+    }
+    files[HERE / "manifest.json"] = dump(manifest)
+    return files
+
+
+def dump(doc: Any) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on any difference")
+    args = parser.parse_args(argv)
+    files = render(SPECS)
+    stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
+    if args.check:
+        for p in stale:
+            print(f"stale: {p.relative_to(HERE)}")
+        return 1 if stale else 0
+    for p in stale:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(files[p], encoding="utf-8")
+    print(f"{len(SPECS)} patients, {len(files)} files ({len(stale)} written)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

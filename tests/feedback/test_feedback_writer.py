@@ -1,0 +1,84 @@
+"""The background card writer: never blocks, batches, counts drops and failures, flushes at close."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from cds_service.feedback.store import CardShown, FeedbackStore
+from cds_service.feedback.writer import CardWriter
+
+
+class GatedStore:
+    """Stands in for the database: records batches, and can be held shut to fill the queue."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.batches: list[list[CardShown]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.fail = fail
+
+    def record_cards(self, cards: list[CardShown]) -> None:
+        self.entered.set()
+        self.gate.wait()
+        if self.fail:
+            raise ConnectionError("database down")
+        self.batches.append(list(cards))
+
+
+def cards(n: int, now: datetime, prefix: str = "c") -> list[CardShown]:
+    return [CardShown(f"{prefix}{i}", "s", "order-sign", "hi", "psychosis", "critical", now) for i in range(n)]
+
+
+def test_cards_are_written_in_batches_and_close_flushes(now: datetime) -> None:
+    store = GatedStore()
+    store.gate.clear()
+    writer = CardWriter(store, batch_cards=10)  # type: ignore[arg-type]
+    writer.submit(cards(1, now, "first"))
+    assert store.entered.wait(5)  # the thread holds the first call while the rest queue up
+    for i in range(30):
+        assert writer.submit(cards(1, now, f"q{i}-"))
+    store.gate.set()
+    writer.close()
+    sizes = [len(b) for b in store.batches]
+    assert sum(sizes) == 31
+    assert max(sizes) <= 10 and len(sizes) >= 4  # 1, then batches of at most 10
+    assert writer.stats().written == 31
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(now: datetime) -> None:
+    store = GatedStore()
+    store.gate.clear()
+    writer = CardWriter(store, max_pending_calls=2)  # type: ignore[arg-type]
+    writer.submit(cards(1, now, "held"))
+    assert store.entered.wait(5)
+    accepted = [writer.submit(cards(3, now, f"x{i}-")) for i in range(5)]
+    assert accepted == [True, True, False, False, False]
+    assert writer.stats().dropped == 9
+    store.gate.set()
+    writer.close()
+    assert writer.stats().written == 7
+
+
+def test_a_database_failure_is_counted_and_the_writer_keeps_going(now: datetime) -> None:
+    store = GatedStore(fail=True)
+    writer = CardWriter(store)  # type: ignore[arg-type]
+    writer.submit(cards(2, now))
+    assert writer.flush()
+    assert writer.stats().failed == 2
+    store.fail = False
+    writer.submit(cards(1, now, "later"))
+    writer.close()
+    assert writer.stats().written == 1
+
+
+def test_after_close_nothing_is_accepted(now: datetime, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = FeedbackStore.open(f"sqlite:///{tmp_path / 'fb.sqlite3'}")
+    writer = CardWriter(store)
+    writer.submit(cards(3, now))
+    writer.close()
+    writer.close()  # idempotent
+    assert writer.submit(cards(1, now, "late")) is False
+    assert store.shown_counts(None) == [("psychosis", "critical", 3)]
+    store.close()

@@ -1,0 +1,103 @@
+"""The rule documentation page: one anchor per topic, thresholds as configured, sources, escaping."""
+
+from __future__ import annotations
+
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+from cds_service.knowledge.docs import render_rules_page
+from cds_service.knowledge.loader import DATA_DIR, load_knowledge
+from cds_service.knowledge.model import Knowledge
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.tags: set[str] = set()
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        for name, value in attrs:
+            if name == "id" and value:
+                self.ids.append(value)
+            if name in ("src", "href") and value and not value.startswith("#"):
+                self.external.append(value)
+
+
+def _parse(html: str) -> _Collect:
+    parser = _Collect()
+    parser.feed(html)
+    return parser
+
+
+def _data_with_topic(tmp_path: Path, topic_yaml: str) -> Path:
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR, data)
+    for path in data.glob("topics-*.yaml"):
+        path.unlink()
+    (data / "topics-1.yaml").write_text(topic_yaml)
+    return data
+
+
+TOPIC = """
+topics:
+  hypertension-uncontrolled:
+    section: "3. Contraindications and precautions"
+    title: "Uncontrolled hypertension"
+    seeds: ["000", "001"]
+    source_label: "Consensus and label"
+    logic: "Latest BP within [[bp.lookback_days]] days at or above [[bp.critical_systolic]]/[[bp.critical_diastolic]]"
+    variants:
+      default: {indicator: critical, summary: "BP {bp}", rationale: "Ketamine raises BP."}
+  psychosis:
+    section: "3. Contraindications and precautions"
+    title: "Psychosis <b>bold</b> & co"
+    seeds: ["002"]
+    source_label: "x"
+    logic: "<script>alert(1)</script>"
+    variants:
+      active: {indicator: critical, summary: "s", rationale: "r"}
+      history: {indicator: warning, summary: "s", rationale: "r"}
+"""
+
+
+def test_every_topic_has_an_anchor_and_ids_are_unique(kb: Knowledge) -> None:
+    parsed = _parse(render_rules_page(kb))
+    assert set(kb.topics) <= set(parsed.ids)
+    assert len(parsed.ids) == len(set(parsed.ids))
+    assert parsed.external == []  # self-contained: no scripts, styles or images from elsewhere
+    assert "script" not in parsed.tags
+
+
+def test_page_shows_logic_with_configured_thresholds_sources_and_version(tmp_path: Path) -> None:
+    data = _data_with_topic(tmp_path, TOPIC)
+    site = tmp_path / "site.yaml"
+    site.write_text("version: clinic-a\nthresholds:\n  bp.critical_systolic: 170\n")
+    kb = load_knowledge(str(site), data_dir=data)
+    html = render_rules_page(kb, data_dir=data)
+    assert 'id="hypertension-uncontrolled"' in html
+    assert "Latest BP within 30 days at or above 170/100" in html
+    assert "2026.11.1+site.clinic-a" in html
+    assert "critical" in html and "Consensus and label" in html
+    assert kb.seeds["000"].title in html and kb.seeds["001"].title in html
+    row = html.split('id="threshold-bp.critical_systolic"')[1].split("</tr>")[0]
+    assert "170 <span class=site>site</span>" in row and "<td>160</td>" in row
+    assert "Benefit outweighs risk after specialist review" in html
+
+
+def test_knowledge_text_is_escaped(tmp_path: Path) -> None:
+    data = _data_with_topic(tmp_path, TOPIC)
+    html = render_rules_page(load_knowledge(data_dir=data), data_dir=data)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Psychosis &lt;b&gt;bold&lt;/b&gt; &amp; co" in html
+    assert "critical / warning" in html  # both variants' indicators are shown
+
+
+def test_valuesets_and_dose_floors_are_listed(kb: Knowledge) -> None:
+    html = render_rules_page(kb)
+    for key in kb.valuesets:
+        assert f'id="valueset-{key}"' in html
+    assert "sertraline" in html and "SSRI" in html
