@@ -31,16 +31,26 @@ def register(sub: Any) -> None:
     )
     ev.add_argument("input", metavar="INPUT", help="fixture name, bundle file or request file")
     ev.add_argument("--hook", choices=HOOKS, help="hook to simulate for a bundle (default order-sign)")
-    ev.add_argument("--order", metavar="TEMPLATE",
-                    help="order template in fhir_fixtures/orders (default: the fixture's, else iv-ketamine-standard)")
+    ev.add_argument(
+        "--order",
+        metavar="TEMPLATE",
+        help="order template in fhir_fixtures/orders (default: the fixture's, else iv-ketamine-standard)",
+    )
     ev.add_argument("--format", choices=("text", "json"), default="text", help="text (default) or json")
-    ev.add_argument("--now", type=_instant, metavar="DATE",
-                    help="evaluation instant (YYYY-MM-DD = noon UTC, or an ISO date-time; default: now)")
+    ev.add_argument(
+        "--now",
+        type=_instant,
+        metavar="DATE",
+        help="evaluation instant (YYYY-MM-DD = noon UTC, or an ISO date-time; default: now)",
+    )
     ev.add_argument("--fixtures-dir", metavar="DIR", help="fixture library (default: fhir_fixtures/)")
     ev.set_defaults(handler=run_evaluate)
 
-    fx = sub.add_parser("fixtures", help="the synthetic patient library: list, or load into a FHIR server",
-                        description="Synthetic FHIR R4 patients with the cards the rule catalogue expects.")
+    fx = sub.add_parser(
+        "fixtures",
+        help="the synthetic patient library: list, or load into a FHIR server",
+        description="Synthetic FHIR R4 patients with the cards the rule catalogue expects.",
+    )
     fx_sub = fx.add_subparsers(dest="fixtures_command", required=True, metavar="ACTION")
     ls = fx_sub.add_parser("list", help="name, expected cards and story of every fixture")
     ls.add_argument("--fixtures-dir", metavar="DIR")
@@ -51,12 +61,27 @@ def register(sub: Any) -> None:
         description="POST each fixture as a FHIR transaction (dates rolled to today) to --fhir-server and print "
         "the ids the server assigned; use the Patient id in an EHR sandbox or the CDS Hooks sandbox.",
     )
-    load.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL, e.g. http://localhost:8081/fhir")
+    load.add_argument(
+        "--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL, e.g. http://localhost:8081/fhir"
+    )
     load.add_argument("--patient", action="append", metavar="NAME", help="only this fixture (repeatable)")
     load.add_argument("--now", type=_instant, metavar="DATE", help="roll dates to DATE instead of today")
     load.add_argument("--timeout", type=float, default=60.0, help="seconds per transaction (default 60)")
     load.add_argument("--fixtures-dir", metavar="DIR")
     load.set_defaults(handler=run_load)
+    req = fx_sub.add_parser(
+        "request",
+        help="print a fixture's CDS Hooks request, dates rolled to today, ready to POST to the service",
+        description="Print the CDS Hooks request for a fixture (or a bundle with --order) with every date rolled "
+        "to --now (default today), e.g. ketamine-cds fixtures request eligible-mdd-iv | curl -s -X POST "
+        "-H 'Content-Type: application/json' --data @- http://127.0.0.1:8080/cds-services/ketamine-order-sign",
+    )
+    req.add_argument("input", metavar="INPUT", help="fixture name, bundle file or request file")
+    req.add_argument("--hook", choices=HOOKS, help="order-sign (default) or order-select")
+    req.add_argument("--order", metavar="TEMPLATE", help="order template (default: the fixture's own)")
+    req.add_argument("--now", type=_instant, metavar="DATE", help="roll dates to DATE instead of today")
+    req.add_argument("--fixtures-dir", metavar="DIR")
+    req.set_defaults(handler=run_request)
 
 
 def _instant(value: str) -> datetime:
@@ -114,8 +139,9 @@ def request_for(
         template = load_template(template_name, root)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from exc
-    body = build_request(doc, template, hook or "order-sign", anchor=anchor, params=params,
-                         name=entry.name if entry else path.stem)
+    body = build_request(
+        doc, template, hook or "order-sign", anchor=anchor, params=params, name=entry.name if entry else path.stem
+    )
     own_order = entry if entry and template_name == entry.order_template else None
     return (entry.name if entry else str(path)), roller.roll(body, now), own_order
 
@@ -147,9 +173,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     now: datetime = args.now or datetime.now(UTC)
     try:
-        label, body, entry = request_for(
-            args.input, hook=args.hook, order=args.order, now=now, root=args.fixtures_dir
-        )
+        label, body, entry = request_for(args.input, hook=args.hook, order=args.order, now=now, root=args.fixtures_dir)
         response = evaluate_request(body, now)
     except UsageError as exc:
         print(f"ketamine-cds evaluate: {exc}", file=sys.stderr)
@@ -170,6 +194,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print_cards(response, label=label, hook=str(body["hook"]), now=now, out=sys.stdout)
         if entry is not None:
             print_expectation(response, entry, str(body["hook"]), out=sys.stdout)
+    return 0
+
+
+def run_request(args: argparse.Namespace) -> int:
+    """Print the rolled request body; the service URL to POST it to goes to stderr."""
+    now: datetime = args.now or datetime.now(UTC)
+    try:
+        _label, body, _entry = request_for(
+            args.input, hook=args.hook, order=args.order, now=now, root=args.fixtures_dir
+        )
+    except UsageError as exc:
+        print(f"ketamine-cds fixtures request: {exc}", file=sys.stderr)
+        return 2
+    json.dump(body, sys.stdout, indent=2, ensure_ascii=False)
+    print()
+    print(f"POST to {LOCAL_BASE_URL}/cds-services/{service_id(str(body['hook']))}", file=sys.stderr)
     return 0
 
 

@@ -115,7 +115,20 @@ def _flask_path(path: str) -> str:
     return path.replace("{serviceId}", "<service_id>")
 
 
-@pytest.mark.parametrize("status", ["400", "401", "404", "405", "412", "413", "415", "500"])
-def test_service_call_documents_every_error(status: str) -> None:
-    responses = openapi_document()["paths"]["/cds-services/{serviceId}"]["post"]["responses"]
-    assert status in responses
+@pytest.mark.parametrize("path", ["/cds-services/ketamine-order-sign", "/cds-services/ketamine-order-select"])
+@pytest.mark.parametrize("status", ["400", "401", "405", "412", "413", "415", "500"])
+def test_service_call_documents_every_error(path: str, status: str) -> None:
+    assert status in openapi_document()["paths"][path]["post"]["responses"]
+
+
+def test_unknown_service_documents_404() -> None:
+    assert "404" in openapi_document()["paths"]["/cds-services/{serviceId}"]["post"]["responses"]
+
+
+def test_each_service_path_takes_its_own_hook_schema() -> None:
+    from cds_service.hooks.catalog import SERVICES
+
+    paths = openapi_document()["paths"]
+    for service in SERVICES.values():
+        body = paths[f"/cds-services/{service.id}"]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"]["$ref"].endswith("/" + service.request_schema)

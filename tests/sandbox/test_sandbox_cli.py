@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,19 @@ def test_evaluate_text_shows_indicator_summary_evidence(capsys: pytest.CaptureFi
 
 def test_evaluate_bundle_file_with_another_order(capsys: pytest.CaptureFixture[str]) -> None:
     bundle = MANIFEST.root / MANIFEST.get("eligible-mdd-iv").bundle
-    code, out, _ = run(capsys, "evaluate", str(bundle), "--order", "esketamine-85mg", "--hook", "order-select",
-                       "--format", "json", "--now", DAY)
+    code, out, _ = run(
+        capsys,
+        "evaluate",
+        str(bundle),
+        "--order",
+        "esketamine-85mg",
+        "--hook",
+        "order-select",
+        "--format",
+        "json",
+        "--now",
+        DAY,
+    )
     assert code == 0
     pairs = card_pairs(json.loads(out))
     assert ("esketamine-dose-high", "critical") in pairs and pairs[0] == ("eligibility-summary", "info")
@@ -85,7 +97,7 @@ def test_evaluate_rejects_bad_input(capsys: pytest.CaptureFixture[str], tmp_path
     code, _, err = run(capsys, "evaluate", str(request), "--hook", "order-select")
     assert code == 2 and "does not match" in err
     junk = tmp_path / "junk.json"
-    junk.write_text("{\"resourceType\": \"Patient\"}", encoding="utf-8")
+    junk.write_text('{"resourceType": "Patient"}', encoding="utf-8")
     code, _, err = run(capsys, "evaluate", str(junk))
     assert code == 2 and "Bundle" in err
 
@@ -167,8 +179,19 @@ def fhir_server() -> Iterator[FhirTransactionServer]:
 def test_fixtures_load_posts_transactions_and_prints_assigned_ids(
     capsys: pytest.CaptureFixture[str], fhir_server: FhirTransactionServer
 ) -> None:
-    code, out, err = run(capsys, "fixtures", "load", "--fhir-server", fhir_server.base,
-                         "--patient", "cirrhosis", "--patient", "mess-eligible-real-feed", "--now", DAY)
+    code, out, err = run(
+        capsys,
+        "fixtures",
+        "load",
+        "--fhir-server",
+        fhir_server.base,
+        "--patient",
+        "cirrhosis",
+        "--patient",
+        "mess-eligible-real-feed",
+        "--now",
+        DAY,
+    )
     assert code == 0, err
     assert len(fhir_server.received) == 2
     first = fhir_server.received[0]
@@ -193,3 +216,27 @@ def test_fixtures_load_reports_a_refused_transaction(
     assert "HTTP 400" in err and "transaction refused for the test" in err
     code, _, err = run(capsys, "fixtures", "load", "--fhir-server", fhir_server.base, "--patient", "nobody")
     assert code == 2 and "nobody" in err
+
+
+def test_fixtures_request_prints_a_rolled_request_the_service_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    from cds_service.config import Settings
+    from cds_service.web.app import create_app
+
+    assert main(["fixtures", "request", "bp-160-100", "--now", "2027-06-01"]) == 0
+    out = capsys.readouterr()
+    body = json.loads(out.out)
+    assert body["hook"] == "order-sign"
+    assert "ketamine-order-sign" in out.err
+    assert roller.anchor_of(body) == date(2027, 6, 1)  # rolled: dates now relative to the requested day
+    response = (
+        create_app(Settings(auth_enabled=False, database_url="sqlite://"))
+        .test_client()
+        .post("/cds-services/ketamine-order-sign", json=body)
+    )
+    assert response.status_code == 200
+    assert response.get_json()["cards"][0]["source"]["topic"]["code"] == "eligibility-summary"
+
+
+def test_fixtures_request_rejects_an_unknown_fixture(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fixtures", "request", "no-such-patient"]) == 2
+    assert "no-such-patient" in capsys.readouterr().err
