@@ -103,7 +103,8 @@ def resolve_prefetch(
                     results[key.key] = KeyResult(key, "gap", obtained=False, gap=f"not prefetched, and {refusal}")
                 else:
                     tasks[key.key] = (key, _fetch_task(key, context, client))
-        if any(k.required and not r.obtained for k in keys if (r := results.get(k.key))):
+        doomed = any(k.required and not r.obtained for k in keys if (r := results.get(k.key)))
+        if doomed:
             # the call ends in 412 whatever else arrives: do not spend FHIR reads on it
             for name, (key, _task) in tasks.items():
                 results[name] = KeyResult(key, "gap", obtained=False, gap="not read: required data is missing")
@@ -112,7 +113,9 @@ def resolve_prefetch(
             with audit.phase("fhir_fetch"):
                 results.update(_run_parallel(tasks))
         resources = [r for key in keys for r in results[key.key].resources]
-        if client is None:
+        if doomed:
+            medication_gap = None
+        elif client is None:
             medication_gap = _resolve_medication_references(resources, None, refusal)
         else:
             with audit.phase("fhir_fetch"):
@@ -179,16 +182,12 @@ def _from_supplied(
         )
 
     def follow() -> KeyResult:
-        try:
-            result = client.continue_search(value, follow_pages=True)
-        except FetchError as exc:  # pragma: no cover - continue_search only raises for non-Bundles
-            return KeyResult(key, "present", tuple(resources), gap=exc.reason)
-        gap = result.problem
+        result = client.continue_search(value, follow_pages=True)  # a page that fails ends paging, no raise
         if result.outcome_errors:
             return KeyResult(
                 key, "gap", result.resources, obtained=False, gap="the FHIR server reported an error on a page"
             )
-        return KeyResult(key, "present", result.resources, gap=gap)
+        return KeyResult(key, "present", result.resources, gap=result.problem)
 
     return follow
 

@@ -64,6 +64,7 @@ class ThresholdDef:
     default: float | int | bool
     unit: str
     source: str
+    minimum: float = 0  # lowest value a deployment override may set
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -198,7 +199,12 @@ def _load_threshold_defs(path: Path) -> tuple[dict[str, ThresholdDef], str]:
         value = entry.get("value")
         if not isinstance(value, bool | int | float):
             raise KnowledgeError(f"{path}: thresholds.{name}.value: expected a number or true/false")
-        defs[name] = ThresholdDef(name, value, str(entry.get("unit", "")), str(entry.get("source", "")))
+        minimum = entry.get("minimum", 0)
+        if isinstance(minimum, bool) or not isinstance(minimum, int | float) or value < minimum:
+            raise KnowledgeError(f"{path}: thresholds.{name}.minimum: expected a number at or below the value")
+        defs[name] = ThresholdDef(
+            name, value, str(entry.get("unit", "")), str(entry.get("source", "")), float(minimum)
+        )
     return defs, str(doc.get("version", "unversioned"))
 
 
@@ -396,7 +402,7 @@ def _override_schema(defs: Mapping[str, ThresholdDef], valueset_keys: list[str])
     threshold_props: dict[str, Any] = {}
     for name, d in defs.items():
         is_flag = isinstance(d.default, bool)
-        threshold_props[name] = {"type": "boolean"} if is_flag else {"type": "number", "minimum": 0}
+        threshold_props[name] = {"type": "boolean"} if is_flag else {"type": "number", "minimum": d.minimum}
     valueset_extension = {
         "type": "object",
         "additionalProperties": False,

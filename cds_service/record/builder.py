@@ -8,8 +8,9 @@ Pipeline (clinical-rules.md §10):
    problem text) and is otherwise ignored — never an exception;
 4. normalise into typed facts, sorted newest first.
 
-Vital signs: only the newest ``MAX_VITALS_PER_KIND`` readings of each kind (BP, weight) are validated and
-kept — the rules read the latest reading in a look-back window, and a heavy record has thousands.
+Vital signs: only the newest ``vitals.max_readings_per_kind`` (thresholds.yaml) valid readings of each kind
+(BP, weight) are validated and kept — the rules read the latest reading in a look-back window, and a heavy
+record has thousands.
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from cds_service.record.model import (
     SkippedResource,
 )
 from cds_service.record.validation import validate
-
-MAX_VITALS_PER_KIND: Final = 10
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 
@@ -179,13 +178,19 @@ class _Builder:
         dated = [(effective_time(resource), kind, resource) for kind, resource in self.vitals]
         dated.sort(key=lambda item: (item[0] is None, -item[0].timestamp() if item[0] else 0.0))
         kept = {"bp": 0, "weight": 0}
+        cap = max_vitals_per_kind(self.kb)
         for _when, kind, resource in dated:
             bucket = "weight" if kind == obs.WEIGHT else "bp"
-            if kept[bucket] >= MAX_VITALS_PER_KIND:
+            if kept[bucket] >= cap:
                 continue
             if self._valid(resource):
                 obs.read_observation(resource, kind, self.observations_index, self.observations)
                 kept[bucket] += 1
+
+
+def max_vitals_per_kind(kb: Knowledge) -> int:
+    """How many of the newest valid readings of each vital-sign kind the record keeps (at least 1)."""
+    return max(1, round(kb.number("vitals.max_readings_per_kind")))
 
 
 def _newest(items: Iterable[Any], when: Any) -> list[Any]:

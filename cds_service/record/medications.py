@@ -21,9 +21,6 @@ from cds_service.record.fhirdata import codes_of, quantity, resource_id, texts_o
 from cds_service.record.model import Administration, Code, ExposurePeriod, MedicationUse, Recognition
 from cds_service.record.units import duration_days, mass_to_mg
 
-# Uses of one ingredient separated by at most this gap are one continuous exposure (refill slack).
-MERGE_GAP: Final = timedelta(days=7)
-
 FLAG_DURATION_UNKNOWN: Final = "duration-unknown"
 FLAG_START_UNKNOWN: Final = "start-unknown"
 FLAG_DOSE_UNKNOWN: Final = "dose-unknown"
@@ -316,11 +313,19 @@ def _as_list(value: object) -> list[Mapping[str, Any]]:
 
 
 def merge_exposures(uses: Iterable[MedicationUse], kb: Knowledge) -> list[ExposurePeriod]:
-    """Per ingredient, overlapping or touching (within MERGE_GAP) uses collapse into one period.
+    """Per ingredient, overlapping or touching uses collapse into one period.
+
+    Touching: the next use starts at most ``medications.merge_gap_days`` after the period's documented end
+    (refill slack). Successive refills (clinical-rules.md §1): a use whose duration is unknown (a
+    MedicationRequest with no supply duration) is joined by a next use that starts at most
+    ``medications.refill_gap_days`` after it. The period's end stays the last *documented* date (the last
+    refill's start when no end is known): the refill gap links uses, it never stretches a period.
 
     Uses without a start date cannot be placed in time: they form one period per ingredient with
     ``start=None`` (flagged ``start-unknown``), which proves history but never recency or duration.
     """
+    merge_gap = timedelta(days=kb.number("medications.merge_gap_days"))
+    refill_gap = timedelta(days=kb.number("medications.refill_gap_days"))
     by_ingredient: dict[str, list[MedicationUse]] = {}
     for use in uses:
         by_ingredient.setdefault(use.ingredient, []).append(use)
@@ -330,19 +335,25 @@ def merge_exposures(uses: Iterable[MedicationUse], kb: Knowledge) -> list[Exposu
         undated = [u for u in items if u.start is None]
         group: list[MedicationUse] = []
         group_end: datetime | None = None
+        refill_reach: datetime | None = None  # latest start + refill gap of a use with unknown duration
         group_open = False
         for use in dated:
             assert use.start is not None
-            if group and (group_open or (group_end is not None and use.start <= group_end + MERGE_GAP)):
+            touches = group_end is not None and use.start <= group_end + merge_gap
+            refilled = refill_reach is not None and use.start <= refill_reach
+            if group and (group_open or touches or refilled):
                 group.append(use)
             else:
                 if group:
                     periods.append(_period(ingredient, group, kb))
                 group = [use]
-                group_end, group_open = None, False
+                group_end, refill_reach, group_open = None, None, False
             group_open = group_open or use.ongoing
             use_end = use.end or use.start
             group_end = use_end if group_end is None else max(group_end, use_end)
+            if use.end is None and not use.ongoing:
+                reach = use.start + refill_gap
+                refill_reach = reach if refill_reach is None else max(refill_reach, reach)
         if group:
             periods.append(_period(ingredient, group, kb))
         if undated:

@@ -8,7 +8,7 @@ from datetime import datetime
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.record import kinds
-from cds_service.record.model import PatientRecord
+from cds_service.record.model import ExposurePeriod, PatientRecord
 from cds_service.rules.findings import (
     Check,
     CheckStatus,
@@ -18,7 +18,7 @@ from cds_service.rules.findings import (
     Rule,
     RuleOutcome,
 )
-from cds_service.rules.indication import conditions_in, current_with_role, data_problem, short
+from cds_service.rules.indication import conditions_in, current_with_role, data_problem, is_current, short
 
 CRITERION = "Mood stabiliser (bipolar disorder)"
 
@@ -60,16 +60,31 @@ def bipolar_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, n
         )
         check = Check(CRITERION, CheckStatus.UNDOCUMENTED, f"{diagnosis}; medications could not be obtained", cond_ev)
         return RuleOutcome(findings=(finding,), checks=(check,))
+    # an antipsychotic with no mood-stabiliser role (e.g. brexpiprazole, an MDD adjunct) is named, not counted
+    others = sorted({p.ingredient for p in record.exposures if is_current(p, now) and _antipsychotic(p)})
+    detail = [f"- {diagnosis} is active and no current lithium or valproate/divalproex is on record"]
+    note = f"{diagnosis}; no mood stabiliser on record"
+    if others:
+        names = ", ".join(others)
+        detail.append(f"- Current {names}: an antipsychotic without a mood-stabiliser role here (not used for "
+                      "bipolar disorder), so it does not count")  # fmt: skip
+        note += f" ({names} does not count)"
     finding = Finding(
         topic="bipolar-mood-stabilizer-missing",
         indicator=Indicator.CRITICAL,
         facts=facts,
-        detail=(f"- {diagnosis} is active and no current lithium or valproate/divalproex is on record",),
+        detail=tuple(detail),
         evidence=cond_ev,
         suggestions=(DeleteOrder(),),
     )
-    check = Check(CRITERION, CheckStatus.NOT_MET, f"{diagnosis}; no mood stabiliser on record", cond_ev)
+    check = Check(CRITERION, CheckStatus.NOT_MET, note, cond_ev)
     return RuleOutcome(findings=(finding,), checks=(check,))
 
+
+def _antipsychotic(period: ExposurePeriod) -> bool:
+    return "antipsychotic" in (period.drug_class or "") and not period.roles & _STABILIZER_ROLES
+
+
+_STABILIZER_ROLES = frozenset({"mood-stabilizer-standard", "mood-stabilizer-other"})
 
 RULES: tuple[Rule, ...] = (bipolar_rule,)

@@ -33,8 +33,7 @@ def _finding(
     variant: str = "default",
     extra: tuple[CreateAssessment, ...] = (),
 ) -> Finding:
-    if not detail:
-        detail = tuple(f"- {e.describe()}" for e in evidence)
+    # The evidence is listed on the card from ``evidence``; ``detail`` holds only what the evidence does not say.
     return Finding(
         topic=topic,
         indicator=indicator,

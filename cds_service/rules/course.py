@@ -38,17 +38,43 @@ def course_administrations(record: PatientRecord, kb: Knowledge, now: datetime) 
     return tuple(sorted(dated, key=lambda a: a.when or now))
 
 
+def current_course(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[Administration, ...]:
+    """The administrations of the course under way, oldest first; () when none is within ``course.window_days``.
+
+    A course is a run of administrations with no gap longer than ``course.window_days`` between consecutive
+    ones, so a maintenance course (tapering to every 3-4 weeks, seed 001) keeps the start of its acute phase.
+    """
+    window = timedelta(days=kb.number("course.window_days"))
+    dated = sorted((a for a in record.administrations if a.when is not None and a.when <= now),
+                   key=lambda a: a.when or now)  # fmt: skip
+    if not dated or (dated[-1].when or now) < now - window:
+        return ()
+    first = len(dated) - 1
+    while first > 0 and (dated[first].when or now) - (dated[first - 1].when or now) <= window:
+        first -= 1
+    return tuple(dated[first:])
+
+
+def pre_course_baseline(record: PatientRecord, start: datetime) -> SeverityScore | None:
+    """The pre-course baseline: the latest score at or before the course's first administration."""
+    before = [s for s in record.scores if s.when is not None and s.when <= start]
+    return max(before, key=lambda s: s.when or start) if before else None
+
+
 def _baseline_and_latest(
     record: PatientRecord, start: datetime
 ) -> tuple[SeverityScore | None, SeverityScore | None]:
-    """The latest score at or before the course start, and the latest later score on the same instrument."""
-    before = [s for s in record.scores if s.when is not None and s.when <= start]
-    baseline = max(before, key=lambda s: s.when or start) if before else None
+    """The pre-course baseline and the latest later score on the same instrument."""
+    baseline = pre_course_baseline(record, start)
     if baseline is None:
         return None, None
     after = [s for s in record.scores if s.when is not None and s.when > start and s.instrument is baseline.instrument]
     latest = max(after, key=lambda s: s.when or start) if after else None
     return baseline, latest
+
+
+def _day(score: SeverityScore) -> str:
+    return score.when.date().isoformat() if score.when else "date unknown"
 
 
 def _applies(record: PatientRecord, order: MedicationOrder, kb: Knowledge) -> bool:
@@ -73,18 +99,24 @@ def nonresponse_after_infusions(
     if count < kb.number("course.nonresponse_min_infusions"):
         note = f"{count} administration(s) in the last {window} days"
         return RuleOutcome(checks=(Check(COURSE, CheckStatus.MET, note, evidence),))
-    start = given[0].when
-    assert start is not None
-    facts = {"count": str(count), "days": window, "since": start.date().isoformat(),
+    first_in_window = given[0].when
+    course_start = current_course(record, kb, now)[0].when
+    assert first_in_window is not None and course_start is not None
+    facts = {"count": str(count), "days": window, "since": first_in_window.date().isoformat(),
+             "course_start": course_start.date().isoformat(),
              "pct": fmt(kb.number("course.response_reduction_pct"))}
-    baseline, latest = _baseline_and_latest(record, start)
+    baseline, latest = _baseline_and_latest(record, course_start)
+    course_line: tuple[str, ...] = ()
+    if course_start < first_in_window:
+        course_line = (f"Course under way since {facts['course_start']} (no gap over {window} days between doses): "
+                       "the baseline is the latest score before its first dose.",)
     if baseline is None or latest is None or baseline.value <= 0:
         missing = "no score before the first administration" if baseline is None else (
             "no score since the course started" if latest is None else "baseline score is 0")
         facts["missing"] = missing
         finding = Finding(
             "nonresponse-after-infusions", Indicator.WARNING, facts,
-            (f"Response could not be judged: {missing}.",),
+            (*course_line, f"Response could not be judged: {missing}."),
             evidence + ((baseline.evidence(),) if baseline else ()),
             (CreateAssessment("phq9"),), variant="unscored",
         )
@@ -97,10 +129,13 @@ def nonresponse_after_infusions(
     )
     scores = (baseline.evidence(), latest.evidence())
     note = (f"{count} administrations since {facts['since']}; {baseline.instrument.value} "
-            f"{facts['baseline']} -> {facts['latest']} ({facts['reduction']}% reduction)")
+            f"{facts['baseline']} on {_day(baseline)} -> {facts['latest']} on {_day(latest)} "
+            f"({facts['reduction']}% reduction)")
+    if course_line:
+        note += f"; course under way since {facts['course_start']}"
     if reduction >= kb.number("course.response_reduction_pct") - 1e-9:
         return RuleOutcome(checks=(Check(COURSE, CheckStatus.MET, note, evidence + scores),))
-    finding = Finding("nonresponse-after-infusions", Indicator.WARNING, facts, (), evidence + scores)
+    finding = Finding("nonresponse-after-infusions", Indicator.WARNING, facts, course_line, evidence + scores)
     return RuleOutcome(findings=(finding,), checks=(Check(COURSE, CheckStatus.NOT_MET, note, evidence + scores),))
 
 

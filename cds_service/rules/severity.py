@@ -1,5 +1,11 @@
 """Depression severity (clinical-rules.md §1): ``depression-severity-undocumented`` and
-``depression-severity-insufficient``. Depression indications only."""
+``depression-severity-insufficient``. Depression indications only.
+
+Severity is a criterion for *starting* ketamine (seed 000). While a course is under way (see
+``course.current_course``) the score that is judged is the pre-course baseline — the latest score at or before
+the course's first administration, within ``severity.lookback_days`` of it — so a patient who is responding is
+not warned at every infusion. Without such a baseline the latest score is judged, and the card says so.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from cds_service.rules.findings import (
     Rule,
     RuleOutcome,
 )
+from cds_service.rules.course import current_course, pre_course_baseline
 from cds_service.rules.indication import data_problem, day, determine_indication
 
 CRITERION = "Depression severity"
@@ -44,26 +51,59 @@ def severity_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, 
     score = latest_score(record, kb, now)
     if score is None:
         return _undocumented(record, days)
-    minimum = kb.number(MINIMUM[score.instrument])
+    course = current_course(record, kb, now)
+    baseline = _baseline(record, kb, course[0].when) if course else None
+    judged = baseline or score
+    minimum = kb.number(MINIMUM[judged.instrument])
     facts = {
-        "instrument": score.instrument.value,
-        "score": f"{score.value:g}",
+        "instrument": judged.instrument.value,
+        "score": f"{judged.value:g}",
         "minimum": f"{minimum:g}",
-        "date": day(score.when),
+        "date": day(judged.when),
+        "latest": f"{score.instrument.value} {score.value:g} on {day(score.when)}",
     }
-    ev = (score.evidence(),)
-    shown = f"{score.instrument.value} {score.value:g} on {day(score.when)}"
-    if score.value >= minimum:
+    shown = f"{judged.instrument.value} {judged.value:g} on {day(judged.when)}"
+    current = f"{score.instrument.value} {score.value:g} on {day(score.when)}"
+    if baseline is not None:
+        start = day(course[0].when)
+        now_part = f"; current {current}" if baseline is not score and baseline.when != score.when else ""
+        shown = f"pre-course baseline {shown} (course since {start}{now_part})"
+        ev = tuple(dict.fromkeys((baseline.evidence(), score.evidence())))
+    else:
+        ev = (score.evidence(),)
+        if course:
+            shown += f" (course since {day(course[0].when)}; no score in the {days} days before it)"
+    if judged.value >= minimum:
         return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, f"{shown} (minimum {minimum:g})", ev),))
+    if baseline is not None:
+        detail = (
+            f"- Pre-course baseline: {baseline.evidence().describe()}; moderately severe starts at {minimum:g}",
+            f"- Course under way since {day(course[0].when)}: severity is judged before the first dose.",
+        )
+    else:
+        detail = (f"- Latest score: {score.evidence().describe()}; moderately severe starts at {minimum:g}",)
+        if course:
+            detail += (f"- A course is under way since {day(course[0].when)} and no score was recorded in the "
+                       f"{days} days before its first dose, so the latest score is judged.",)  # fmt: skip
     finding = Finding(
         topic="depression-severity-insufficient",
         indicator=Indicator.WARNING,
         facts=facts,
-        detail=(f"- Latest score: {score.evidence().describe()}; moderately severe starts at {minimum:g}",),
+        detail=detail,
         evidence=ev,
+        variant="baseline" if baseline is not None else "default",
     )
     check = Check(CRITERION, CheckStatus.NOT_MET, f"{shown} is below {minimum:g}", ev)
     return RuleOutcome(findings=(finding,), checks=(check,))
+
+
+def _baseline(record: PatientRecord, kb: Knowledge, start: datetime | None) -> SeverityScore | None:
+    """The pre-course baseline when it lies within ``severity.lookback_days`` before the course's first dose."""
+    if start is None:
+        return None
+    baseline = pre_course_baseline(record, start)
+    since = start - timedelta(days=kb.number("severity.lookback_days"))
+    return baseline if baseline is not None and baseline.when is not None and baseline.when >= since else None
 
 
 def _undocumented(record: PatientRecord, days: str) -> RuleOutcome:

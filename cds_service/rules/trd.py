@@ -71,7 +71,8 @@ def assess_trials(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[
 
 def _assess(period: ExposurePeriod, record: PatientRecord, kb: Knowledge, now: datetime) -> Trial:
     min_days = round(kb.number("trd.min_trial_weeks") * 7)
-    evidence: list[Evidence] = [u.evidence() for u in period.uses]
+    # first and last use of the period (uses are newest first): years of monthly refills stay two lines
+    evidence: list[Evidence] = list(dict.fromkeys(u.evidence() for u in (period.uses[-1:] + period.uses[:1])))
     reasons: list[str] = []
     unverified: list[str] = []
     ingredient = kb.medications.ingredients.get(period.ingredient)

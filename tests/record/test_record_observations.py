@@ -10,7 +10,7 @@ from record_samples import SCT, UCUM, bp_panel, mmhg, observation, weight
 from cds_service.knowledge.loader import load_knowledge
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import kinds
-from cds_service.record.builder import MAX_VITALS_PER_KIND, build_record
+from cds_service.record.builder import build_record, max_vitals_per_kind
 from cds_service.record.model import Instrument, PatientRecord
 
 AVAILABLE = frozenset({kinds.BLOOD_PRESSURE, kinds.WEIGHT, kinds.SCORES, kinds.PREGNANCY_TESTS})
@@ -177,5 +177,5 @@ def test_heavy_record_keeps_the_newest_vitals(kb: Knowledge) -> None:
     record = _record(kb, *resources)
     assert record.blood_pressures[0].resource_id == "bp1499"
     assert record.weights[0].resource_id == "w1499"
-    assert 0 < len(record.blood_pressures) <= MAX_VITALS_PER_KIND and 0 < len(record.weights) <= MAX_VITALS_PER_KIND
+    assert 0 < len(record.blood_pressures) <= max_vitals_per_kind(kb) and 0 < len(record.weights) <= max_vitals_per_kind(kb)
     assert [s.value for s in record.scores] == [17]

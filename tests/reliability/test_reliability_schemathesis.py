@@ -19,6 +19,7 @@ import schemathesis
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, settings
 from jwt.algorithms import ECAlgorithm
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from cds_service.config import Settings
 from cds_service.knowledge.loader import load_knowledge
@@ -47,8 +48,16 @@ def _token(audience: str) -> str:
     return jwt.encode(claims, _key, algorithm="ES384", headers={"typ": "JWT", "kid": KID})
 
 
+# order-select's `selections` must name entries of `draftOrders`: a cross-field rule JSON Schema cannot
+# express, so a schema-valid body can rightly get 400 there. Every other check still runs on it.
+CROSS_FIELD_RULES = {"callOrderSelect"}
+
+
 @schema.parametrize()
 @settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_openapi(case: schemathesis.Case) -> None:
     headers = {"Authorization": f"Bearer {_token(BASE + case.formatted_path)}"}
-    case.call_and_validate(headers=headers)
+    excluded = (
+        [positive_data_acceptance] if case.operation.definition.raw.get("operationId") in CROSS_FIELD_RULES else []
+    )
+    case.call_and_validate(headers=headers, excluded_checks=excluded)
