@@ -756,10 +756,11 @@ SPECS: list[Spec] = [
         "course-six-infusions-responder",
         "Six infusions over three weeks; PHQ-9 22 before, 9 now (59% better): plan maintenance or stop.",
         lambda c: course_six(c, 9),
-        [SUMMARY, ("depression-severity-insufficient", WARNING), ("acute-course-complete", INFO)],
+        [SUMMARY, ("acute-course-complete", INFO)],
         covers=["acute-course-complete"],
-        notes="Literal reading of section 1: the latest PHQ-9 (9) is below 15, so the severity card fires even "
-        "mid-course. If the catalogue means the pre-course score, this expectation changes (a catalogue gap).",
+        notes="Severity is judged on the pre-course baseline while a course is under way (PHQ-9 22 before the "
+        "first infusion: moderately severe, seed 000 'before initiating'), so the responder's current PHQ-9 of 9 "
+        "does not raise depression-severity-insufficient at every infusion; the checklist shows both scores.",
         person=person("Sara", "Lindahl", "female", "1983-03-27"),
     ),
     # --- 7. Indication-specific ------------------------------------------------------------------------------

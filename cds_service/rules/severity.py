@@ -15,6 +15,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.record import kinds
 from cds_service.record.model import Instrument, PatientRecord, SeverityScore
+from cds_service.rules.course import current_course, pre_course_baseline
 from cds_service.rules.findings import (
     Check,
     CheckStatus,
@@ -24,7 +25,6 @@ from cds_service.rules.findings import (
     Rule,
     RuleOutcome,
 )
-from cds_service.rules.course import current_course, pre_course_baseline
 from cds_service.rules.indication import data_problem, day, determine_indication
 
 CRITERION = "Depression severity"
@@ -75,6 +75,7 @@ def severity_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, 
             shown += f" (course since {day(course[0].when)}; no score in the {days} days before it)"
     if judged.value >= minimum:
         return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, f"{shown} (minimum {minimum:g})", ev),))
+    detail: tuple[str, ...]
     if baseline is not None:
         detail = (
             f"- Pre-course baseline: {baseline.evidence().describe()}; moderately severe starts at {minimum:g}",

@@ -54,7 +54,10 @@ def test_successive_refills_without_supply_duration_are_one_period(
     """A MedicationRequest-only history with no supply durations: refills up to 35 days apart are one trial."""
     start = datetime(2024, 1, 10, tzinfo=UTC)
     refills = [
-        request(f"r{i}", SERTRALINE_100, authored=_iso(start + timedelta(days=interval * i)), dosages=[dosage(1, "TAB")])
+        request(
+            f"r{i}", SERTRALINE_100, authored=_iso(start + timedelta(days=interval * i)),
+            dosages=[dosage(1, "TAB")],
+        )
         for i in range(3)
     ]
     record = _record(kb, *refills)
