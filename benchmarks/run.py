@@ -309,12 +309,15 @@ def main(argv: list[str] | None = None) -> int:
               f"timeout {settings.timeout}s; latency: 1 keep-alive connection, throughput: {args.concurrency}; "
               f"FHIR stub delay {args.fhir_delay_ms:g} ms\n")
         print(table(floor, service, resources, args.fhir_delay_ms, keys))
+        errors = sum(r["errors"] for side in (floor, service) for r in side.values())
+        if errors:
+            print(f"\n{errors} request(s) did not answer 200: the figures above are not valid", file=sys.stderr)
         if args.json:
             args.json.write_text(json.dumps({
                 "machine": info, "settings": asdict(settings),
                 "floor": floor, "service": service, "resources": resources,
             }, indent=2, default=str))
-        return 0
+        return 1 if errors else 0
     finally:
         if args.keep:
             print(f"work directory kept: {workdir}", file=sys.stderr)

@@ -8,7 +8,7 @@ Starts ``ketamine-cds serve`` (gunicorn) on a free loopback port with auth off, 
 discovery calls, non-ketamine orders, ketamine orders with a realistic prefetch, order-select calls and
 malformed bodies until the request or time budget is spent, then prints errors, latency percentiles and
 the resident memory of each worker at start (after warm-up) and end. Exits 1 on any 5xx or transport
-error, or when worker memory grows by more than ``--max-growth-mb``.
+error or unexpected status, or when worker memory grows by more than ``--max-growth-mb``.
 """
 
 from __future__ import annotations
@@ -146,8 +146,11 @@ def _draft(code: str, display: str, dose: dict[str, Any] | None) -> dict[str, An
     return draft
 
 
-def _request_mix(rng: random.Random) -> list[tuple[str, str, bytes | None]]:
-    """(method, path, body) templates; bodies are re-serialised per call with a fresh hookInstance."""
+Template = tuple[str, str, bytes | None, int]
+
+
+def _request_mix(rng: random.Random) -> list[Template]:
+    """(method, path, body, expected status) templates; each call gets a fresh hookInstance."""
     iv = {
         "route": {"coding": [{"system": "http://snomed.info/sct", "code": "47625008"}]},
         "timing": {"repeat": {"duration": 40, "durationUnit": "min"}},
@@ -173,14 +176,14 @@ def _request_mix(rng: random.Random) -> list[tuple[str, str, bytes | None]]:
         return json.dumps(payload).encode()
 
     return [
-        ("GET", "/cds-services", None),
-        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", other, True)),
-        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", other, True)),
-        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", ketamine, True)),
-        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", ketamine, True)),
-        ("POST", "/cds-services/ketamine-order-select", body("order-select", ketamine, True)),
-        ("POST", "/cds-services/ketamine-order-sign", b'{"hook": "order-sign", "context": '),  # malformed
-        ("POST", "/cds-services/no-such-service", body("order-sign", other, False)),
+        ("GET", "/cds-services", None, 200),
+        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", other, True), 200),
+        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", other, True), 200),
+        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", ketamine, True), 200),
+        ("POST", "/cds-services/ketamine-order-sign", body("order-sign", ketamine, True), 200),
+        ("POST", "/cds-services/ketamine-order-select", body("order-select", ketamine, True), 200),
+        ("POST", "/cds-services/ketamine-order-sign", b'{"hook": "order-sign", "context": ', 400),  # malformed
+        ("POST", "/cds-services/no-such-service", body("order-sign", other, False), 404),
     ]
 
 
@@ -217,15 +220,17 @@ def _wait_ready(port: int, deadline: float) -> None:
 
 
 def _drive(
-    port: int, templates: list[tuple[str, str, bytes | None]], stop_at: float, budget: int, seed: int
+    port: int, templates: list[Template], stop_at: float, budget: int, seed: int
 ) -> tuple[list[float], list[str], int]:
+    """Send requests on one keep-alive connection; errors: 5xx, transport errors, and any status other
+    than the one the template expects (a ketamine call that got 400 or 412 is an error too)."""
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     latencies: list[float] = []
     errors: list[str] = []
     sent = 0
     while sent < budget and time.monotonic() < stop_at:
-        method, path, body = rng.choice(templates)
+        method, path, body, expected = rng.choice(templates)
         if body is not None:
             body = body.replace(b"HOOK-INSTANCE", str(uuid.uuid4()).encode())
         start = time.perf_counter()
@@ -233,8 +238,8 @@ def _drive(
             conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
             response = conn.getresponse()
             response.read()
-            if response.status >= 500:
-                errors.append(f"{response.status} {method} {path}")
+            if response.status != expected:
+                errors.append(f"{response.status} (expected {expected}) {method} {path}")
         except (OSError, http.client.HTTPException) as exc:
             errors.append(f"{type(exc).__name__} {method} {path}")
             conn.close()
@@ -303,7 +308,7 @@ def main() -> int:
     growth = max((rss_end.get(pid, 0.0) - rss_start[pid] for pid in rss_start), default=0.0)
     lost = sorted(set(rss_start) - set(rss_end))
     print(f"requests sent      {sent} in {elapsed:.1f}s ({sent / elapsed:.0f}/s, concurrency {args.concurrency})")
-    print(f"errors (5xx/io)    {len(errors)}" + (f"  e.g. {errors[:3]}" if errors else ""))
+    print(f"errors             {len(errors)}" + (f"  e.g. {errors[:3]}" if errors else ""))
     print(f"latency ms         p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}  max {latencies[-1]:.1f}")
     for pid in sorted(rss_start):
         end = rss_end.get(pid)

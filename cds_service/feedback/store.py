@@ -23,6 +23,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: concurrent first opens of a new SQLite file are then not serialised
+    fcntl = None  # type: ignore[assignment]
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -254,12 +259,13 @@ class FeedbackStore:
         """Connect, create or migrate the schema, and return the store."""
         url = engine_url(database_url)
         try:
-            engine = _make_engine(url)
+            engine = make_engine(url)
         except (ArgumentError, ImportError, ValueError) as exc:
             raise FeedbackStoreError(f"invalid DATABASE_URL {_safe_url(url)}: {exc}") from exc
         store = cls(engine)
         try:
-            store.migrate()
+            with first_time_setup(engine):
+                store.migrate()
         except SQLAlchemyError as exc:
             engine.dispose()
             raise FeedbackStoreError(
@@ -452,7 +458,13 @@ class FeedbackStore:
             return {r[0]: bool(r[1]) for r in rows}
 
 
-def _make_engine(url: str) -> Engine:
+def make_engine(database_url: str) -> Engine:
+    """The engine for ``DATABASE_URL`` (also used by the JWT replay cache, which shares the database).
+
+    A SQLite file is switched to WAL (once, by :func:`first_time_setup`); every connection waits up to
+    ``SQLITE_BUSY_TIMEOUT_MS`` for a lock, and write transactions (``ketamine_write``) begin IMMEDIATE.
+    """
+    url = engine_url(database_url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
@@ -464,6 +476,39 @@ def _make_engine(url: str) -> Engine:
         pool_timeout=5,
         connect_args={"connect_timeout": 5},
     )
+
+
+@contextmanager
+def first_time_setup(engine: Engine) -> Iterator[None]:
+    """Serialise set-up (WAL switch, schema creation) of a SQLite file across the processes that open it.
+
+    gunicorn workers start together on a file that may not exist yet. While a new file is still in rollback
+    mode, two connections switching it to WAL can deadlock, and SQLite then answers "database is locked" at
+    once instead of waiting for the busy timeout. An exclusive ``flock`` on a side file (``<db>-setup-lock``,
+    next to SQLite's own ``-wal`` and ``-shm``) makes the processes take turns; the WAL switch, persistent in
+    the file, happens here and not on every connection. PostgreSQL and in-memory SQLite need nothing
+    (migrations take an advisory lock).
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:") or fcntl is None:
+        yield
+        return
+    lock_path = Path(database).expanduser().with_name(Path(database).name + "-setup-lock")
+    try:
+        lock = open(lock_path, "a+b")  # noqa: SIM115 (closed by the with block below)
+    except OSError:  # a read-only directory: SQLite will say what is wrong when the store is used
+        yield
+        return
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes, or if the process dies
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # outside a transaction (isolation_level None)
+            cursor.close()
+        finally:
+            raw.close()
+        yield
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:
@@ -479,8 +524,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL itself is set once, in first_time_setup
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 

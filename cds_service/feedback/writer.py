@@ -1,6 +1,8 @@
 """Background writer for cards shown: the hook response never waits for the database.
 
-``submit`` only appends to a bounded queue (microseconds); one daemon thread drains it in batches.
+``submit`` only appends to a bounded queue (microseconds); one daemon thread drains it in batches. After the
+first call's cards arrive it waits up to ``linger_seconds`` for more, so that under load one transaction
+carries many calls: the thread then holds the interpreter (GIL) and the database far less per hook call.
 When the queue is full the cards are dropped and counted (a warning is logged, rate-limited), because
 answering the EHR quickly matters more than a complete override report. ``close`` flushes at shutdown.
 """
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PENDING_CALLS = 10_000  # hook calls whose cards wait to be written
 DEFAULT_BATCH_CARDS = 500
+DEFAULT_LINGER_SECONDS = 0.2  # how long a card may wait to be batched with others (never the hook response)
 _DROP_LOG_INTERVAL_S = 60.0
 
 
@@ -41,10 +44,12 @@ class CardWriter:
         *,
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
         batch_cards: int = DEFAULT_BATCH_CARDS,
+        linger_seconds: float = DEFAULT_LINGER_SECONDS,
     ) -> None:
         self.store = store
         self.max_pending_calls = max_pending_calls
         self.batch_cards = batch_cards
+        self.linger_seconds = linger_seconds
         self._lock = threading.Lock()
         self._written = self._dropped = self._failed = 0
         self._last_drop_log = 0.0
@@ -129,9 +134,10 @@ class CardWriter:
             stop = item is None
             if item is not None:
                 batch.extend(item)
+            deadline = time.monotonic() + self.linger_seconds
             while not stop and len(batch) < self.batch_cards:
                 try:
-                    more = self._queue.get_nowait()
+                    more = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 items += 1

@@ -26,6 +26,8 @@ from cds_service.observability import metrics
 MAX_REDIRECTS = 3
 _CHUNK = 64 * 1024
 _ERROR_SEVERITIES = ("error", "fatal")
+# a server that keeps sending, too slowly: cut off by the overall deadline, not by the read timeout
+DEADLINE_REASON = "the FHIR server's answer did not finish in time"
 
 
 def new_session() -> requests.Session:
@@ -142,7 +144,7 @@ class FhirClient:
                 if size > cap:
                     raise FetchError("too-large", "the FHIR server's answer was larger than the configured cap")
                 if time.monotonic() > deadline:
-                    raise FetchError("timeout", "the FHIR server did not answer in time")
+                    raise FetchError("timeout", DEADLINE_REASON)
                 chunks.append(chunk)
         except FetchError:
             raise

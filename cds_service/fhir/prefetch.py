@@ -164,10 +164,13 @@ def _from_supplied(
     rtype = value.get("resourceType")
     if rtype == "OperationOutcome":
         return KeyResult(key, "gap", obtained=False, gap="the EHR reported an error while prefetching")
-    if rtype != "Bundle":
-        if not isinstance(rtype, str):
-            return KeyResult(key, "gap", obtained=False, gap="the prefetched data was not a FHIR resource")
+    if not isinstance(rtype, str):
+        return KeyResult(key, "gap", obtained=False, gap="the prefetched data was not a FHIR resource")
+    if key.is_read and rtype == key.read_type:
         return KeyResult(key, "present", (value,))
+    if rtype != "Bundle" or key.is_read:
+        gap = f"the prefetched data was a {_shown(rtype)}, not {_expected(key)}"
+        return KeyResult(key, "gap", obtained=False, gap=gap)
     resources, errors = bundle_resources(value)
     if errors:
         return KeyResult(
@@ -201,8 +204,12 @@ def _fetch_task(key: PrefetchKey, context: Mapping[str, Any], client: FhirClient
         try:
             if key.is_read:
                 resource = client.read(relative)
-                if resource.get("resourceType") == "OperationOutcome":
+                rtype = resource.get("resourceType")
+                if rtype == "OperationOutcome":
                     return KeyResult(key, "gap", obtained=False, gap="the FHIR server reported an error")
+                if rtype != key.read_type:
+                    gap = f"the FHIR server answered with a {_shown(rtype)}, not {_expected(key)}"
+                    return KeyResult(key, "gap", obtained=False, gap=gap)
                 return KeyResult(key, "fetched", (resource,))
             result = client.search(relative, follow_pages=key.follow_pages)
         except FetchError as exc:
@@ -212,6 +219,17 @@ def _fetch_task(key: PrefetchKey, context: Mapping[str, Any], client: FhirClient
         return KeyResult(key, "fetched", result.resources, gap=result.problem)
 
     return fetch
+
+
+def _expected(key: PrefetchKey) -> str:
+    return f"the {key.read_type} the template reads" if key.is_read else "the search Bundle the template asks for"
+
+
+def _shown(resource_type: Any) -> str:
+    """A resourceType for a gap reason: a plain FHIR type name, never arbitrary text from the request."""
+    if isinstance(resource_type, str) and resource_type.isalpha() and len(resource_type) <= 40:
+        return f"resource of type {resource_type}"
+    return "resource of unknown type"
 
 
 def _run_parallel(tasks: Mapping[str, tuple[PrefetchKey, Callable[[], KeyResult]]]) -> dict[str, KeyResult]:

@@ -53,6 +53,11 @@ class PrefetchKey:
         """An instance read (``Type/id``) rather than a search."""
         return "?" not in self.template
 
+    @property
+    def read_type(self) -> str | None:
+        """The resource type an instance read returns (``Patient`` for ``Patient/{{...}}``); None for searches."""
+        return self.template.split("/", 1)[0] if self.is_read else None
+
 
 PREFETCH: tuple[PrefetchKey, ...] = (
     PrefetchKey("patient", "Patient/{{context.patientId}}", kinds.PATIENT, required=True),

@@ -119,12 +119,15 @@ def _issue(error: ValidationError) -> Issue:
 
 
 def _missing_property(error: ValidationError) -> str | None:
-    # jsonschema's message is "'name' is a required property"; the validator value lists the names
+    # jsonschema reports each missing name as its own error, "'name' is a required property"; the
+    # validator value lists every required name, so pick the one this message is about
     instance = error.instance
     if isinstance(error.validator_value, list) and isinstance(instance, Mapping):
-        for name in error.validator_value:
-            if name not in instance:
-                return str(name)
+        missing = [str(name) for name in error.validator_value if name not in instance]
+        for name in missing:
+            if error.message.startswith(f"{name!r} "):
+                return name
+        return missing[0] if missing else None
     return None
 
 

@@ -12,6 +12,7 @@ No patient data, URL paths or client names ever become a label.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -103,6 +104,9 @@ def render_metrics() -> bytes:
 def install(app: Flask, settings: Settings) -> None:
     """Register /metrics and the request count/latency instrumentation."""
     del settings
+    if multiprocess_enabled():
+        # Workers never clear the directory (other workers' files live there), but create it if missing
+        Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
     if multiprocess_enabled() and values.ValueClass is values.MutexValue:
         _log.warning(
             "%s is set but prometheus_client was imported before it: each worker reports only its own "
@@ -138,15 +142,27 @@ def _metrics_view() -> Response:
     return response
 
 
+@functools.cache
+def _known_service_ids() -> frozenset[str]:
+    try:
+        from cds_service.hooks.catalog import SERVICES
+    except ImportError:  # pragma: no cover - the catalogue is part of the service
+        return frozenset()
+    return frozenset(SERVICES)
+
+
 def _request_labels(status_code: int) -> tuple[str, str]:
-    """(endpoint, service): the Flask endpoint name and, for a known CDS service, its id."""
+    """(endpoint, service): the Flask endpoint name and, for a service of the catalogue, its id.
+
+    The id comes from the URL only when it names a real service: an unauthenticated caller inventing
+    paths (``/cds-services/<anything>`` answers 401 before any lookup) must not create label values.
+    """
     if request.url_rule is None or status_code == 404:
         return "unmatched", ""
     endpoint = _label(request.endpoint, "other")
-    service: Any = current_audit().service_id
-    if not service and request.view_args:
-        service = request.view_args.get("service_id") or request.view_args.get("id")
-    return endpoint, _label(service, "") if service else ""
+    candidate: Any = current_audit().service_id or (request.view_args or {}).get("service_id")
+    service = candidate if isinstance(candidate, str) and candidate in _known_service_ids() else ""
+    return endpoint, service
 
 
 def observe_cards(service_id: str, topics_and_indicators: list[tuple[str, str]]) -> None:

@@ -3,8 +3,10 @@
 Bands on the mg per session (``esketamine.*`` thresholds): above ``max_dose_mg`` -> ``esketamine-dose-high``
 (critical); below ``min_effective_mg`` -> ``esketamine-dose-low`` (warning), except exactly the labelled
 ``start_dose_mg`` for a patient aged ``elderly_age`` or more (info, variant ``elderly-start``).
-A dose the service cannot read (or a mg/kg dose: esketamine is dosed per session) is reported on the
-summary's Dose line, never guessed.
+A dose the service cannot read (or a mg/kg dose: esketamine is dosed per session) is never guessed: the
+summary's Dose line says so, and on order-sign the REMS card (the one card every esketamine order gets)
+becomes a warning, variant ``dose-unreadable``, naming the problem and saying the dose bands were not checked
+(clinical-rules.md §9: missing data never passes silently).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import DoseUnit, Drug, MedicationOrder, OrderStage
 from cds_service.order.units import fmt
 from cds_service.record.model import PatientRecord
-from cds_service.rules.dosing import EPSILON
+from cds_service.rules.dosing import EPSILON, clip
 from cds_service.rules.findings import (
     EMPTY,
     Check,
@@ -37,15 +39,9 @@ def esketamine_dose(record: PatientRecord, order: MedicationOrder, kb: Knowledge
     if not order.is_intranasal_esketamine:
         note = f"route {order.route.value}: the intranasal esketamine dose rules do not apply"
         return RuleOutcome(checks=(Check(DOSE, CheckStatus.NOT_APPLICABLE, note),))
-    notes = list(order.problems)
-    if order.dose is not None and order.dose.unit is DoseUnit.MG_PER_KG:
-        notes.append(f"'{order.dose.as_written}' is weight-based: esketamine is dosed in mg per session")
-    if order.dose is None or order.dose.unit is not DoseUnit.MG:
-        if order.stage is OrderStage.SELECT and not notes:
-            note = "no dose entered yet"
-        else:
-            note = "dose could not be read: " + "; ".join(notes) if notes else "no dose on the order"
-        return RuleOutcome(checks=(Check(DOSE, CheckStatus.UNDOCUMENTED, note),))
+    unreadable = _unreadable(order)
+    if unreadable is not None or order.dose is None:
+        return RuleOutcome(checks=(Check(DOSE, CheckStatus.UNDOCUMENTED, unreadable or "no dose on the order"),))
 
     mg = order.dose.value
     age = record.patient.age_on(now.date())
@@ -85,11 +81,34 @@ def esketamine_dose(record: PatientRecord, order: MedicationOrder, kb: Knowledge
     return RuleOutcome(findings=findings, checks=(Check(DOSE, status, note),))
 
 
+def _unreadable(order: MedicationOrder) -> str | None:
+    """Why the order has no dose in mg per session (None: it has one)."""
+    if order.dose is not None and order.dose.unit is DoseUnit.MG:
+        return None
+    notes = list(order.problems)
+    if order.dose is not None and order.dose.unit is DoseUnit.MG_PER_KG:
+        notes.append(f"'{order.dose.as_written}' is weight-based: esketamine is dosed in mg per session")
+    if order.stage is OrderStage.SELECT and not notes:
+        return "no dose entered yet"
+    return "dose could not be read: " + "; ".join(notes) if notes else "no dose on the order"
+
+
 def esketamine_rems(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
-    """``esketamine-rems``: every esketamine order (also on order-select)."""
+    """``esketamine-rems``: every esketamine order (also on order-select); a warning (variant
+    ``dose-unreadable``) on order-sign when the intranasal dose cannot be read."""
     if order.drug is not Drug.ESKETAMINE:
         return EMPTY
-    return RuleOutcome(findings=(Finding("esketamine-rems", Indicator.INFO),))
+    unreadable = _unreadable(order) if order.is_intranasal_esketamine else None
+    if unreadable is None or order.stage is not OrderStage.SIGN:
+        return RuleOutcome(findings=(Finding("esketamine-rems", Indicator.INFO),))
+    facts = {
+        "problem": clip(unreadable.removeprefix("dose could not be read: "), 55),
+        "min_mg": fmt(kb.number("esketamine.min_effective_mg")),
+        "max_mg": fmt(kb.number("esketamine.max_dose_mg")),
+    }
+    detail = (f"Order: {unreadable[0].upper()}{unreadable[1:]}.",)
+    finding = Finding("esketamine-rems", Indicator.WARNING, facts, detail, variant="dose-unreadable")
+    return RuleOutcome(findings=(finding,))
 
 
 RULES: tuple[Rule, ...] = (esketamine_dose, esketamine_rems)

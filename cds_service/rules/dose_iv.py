@@ -23,7 +23,7 @@ from cds_service.order.model import DoseUnit, Drug, MedicationOrder, OrderStage
 from cds_service.order.units import fmt
 from cds_service.record import kinds
 from cds_service.record.model import Evidence, PatientRecord
-from cds_service.rules.dosing import EPSILON, IvDose, assess_iv, stale_weight
+from cds_service.rules.dosing import EPSILON, IvDose, assess_iv, clip, stale_weight
 from cds_service.rules.findings import (
     EMPTY,
     Check,
@@ -156,14 +156,6 @@ def dose_bands(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now
     return RuleOutcome(findings=tuple(findings), checks=(Check(DOSE, status, note, evidence),))
 
 
-def _clip(text: str, limit: int) -> str:
-    """``text`` cut at a word boundary to at most ``limit`` characters (card summaries stay under 140)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:(")
-    return cut + "…"
-
-
 def _is_rounded_standard(dose: IvDose, kb: Knowledge) -> bool:
     """The dose is the standard dose for this weight after rounding (what the suggestion writes).
 
@@ -255,7 +247,7 @@ def dose_standard_suggestion(
         if order.stage is OrderStage.SELECT:
             return EMPTY
         problems = "; ".join(order.problems) if order.problems else "no dose was entered"
-        facts["problem"] = _clip(problems, 55)
+        facts["problem"] = clip(problems, 55)
         variant = "unreadable" if rewrite else "unreadable-no-weight"
         finding = Finding(
             "dose-standard-suggestion",

@@ -18,6 +18,14 @@ from cds_service.record.model import BodyWeight, PatientRecord
 EPSILON = 1e-9
 
 
+def clip(text: str, limit: int) -> str:
+    """``text`` cut at a word boundary to at most ``limit`` characters (card summaries stay under 140)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:(")
+    return cut + "…"
+
+
 def latest_weight(record: PatientRecord, kb: Knowledge, now: datetime) -> BodyWeight | None:
     """The newest dated body weight within ``weight.lookback_days`` of ``now`` (undated weights cannot count)."""
     cutoff = now - timedelta(days=kb.number("weight.lookback_days"))

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
+from cds_service.order.units import fmt
 from cds_service.record.model import Evidence, PatientRecord
 from cds_service.rules.findings import EMPTY, Finding, Indicator, Rule, RuleOutcome
 from cds_service.rules.indication import IndicationKind, PainKind, conditions_in, determine_indication
@@ -29,7 +30,17 @@ def chronic_pain_evidence(record: PatientRecord, order: MedicationOrder, kb: Kno
         return EMPTY
     variant, indicator = _PAIN_VARIANTS[indication.pain_kind or PainKind.OTHER]
     facts = {"indication": indication.label, "source": indication.source or "record"}
-    finding = Finding("chronic-pain-evidence", indicator, facts, (), indication.evidence, variant=variant)
+    detail: tuple[str, ...] = ()
+    if order.is_iv_ketamine:
+        ordered = f"The ordered dose ({order.dose.as_written})" if order.dose else "The dose"
+        detail = (
+            f"{ordered} was **not judged against the depression dose bands** ("
+            f"{fmt(kb.number('iv.standard_mg_per_kg'))} mg/kg over {fmt(kb.number('iv.standard_infusion_minutes'))}"
+            f" min; anaesthetic range from {fmt(kb.number('iv.anesthetic_mg_per_kg'))} mg/kg), nor the infusion "
+            "time or weekly frequency: chronic-pain protocols differ (CRPS: 22 mg/h for 4 days, or 0.35 mg/kg/h "
+            "over 4 hours daily for 10 days; seed 004). Check the dose against your pain protocol.",
+        )
+    finding = Finding("chronic-pain-evidence", indicator, facts, detail, indication.evidence, variant=variant)
     return RuleOutcome(findings=(finding,))
 
 

@@ -13,7 +13,14 @@ from typing import Any, TextIO
 import requests
 
 from cds_service.sandbox import roller
-from cds_service.sandbox.fixtures import FixtureEntry, Manifest, fixtures_dir, load_manifest, read_json
+from cds_service.sandbox.fixtures import (
+    FixtureEntry,
+    FixturesNotFound,
+    Manifest,
+    fixtures_dir,
+    load_manifest,
+    read_json,
+)
 from cds_service.sandbox.requests import HOOKS, build_request, load_template, service_id
 
 DEFAULT_TEMPLATE = "iv-ketamine-standard"
@@ -104,12 +111,12 @@ def request_for(
 ) -> tuple[str, dict[str, Any], FixtureEntry | None]:
     """(label, rolled CDS Hooks request, manifest entry when the input is a library fixture whose own order
     is used) for a fixture name, a bundle file or a request file."""
-    manifest = _manifest_or_none(root)
+    manifest, missing = _manifest_or_none(root)
     path = Path(source)
     entry: FixtureEntry | None = None
     if not path.exists():
         if manifest is None:
-            raise UsageError(f"{source}: no such file, and no fixture library to look the name up in")
+            raise UsageError(f"{source}: no such file, and no fixture name can be looked up: {missing}")
         try:
             entry = manifest.get(source)
         except KeyError as exc:
@@ -139,6 +146,8 @@ def request_for(
         template = load_template(template_name, root)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from exc
+    except FixturesNotFound as exc:
+        raise UsageError(f"order template {template_name!r} not found: {exc}") from exc
     body = build_request(
         doc, template, hook or "order-sign", anchor=anchor, params=params, name=entry.name if entry else path.stem
     )
@@ -146,11 +155,14 @@ def request_for(
     return (entry.name if entry else str(path)), roller.roll(body, now), own_order
 
 
-def _manifest_or_none(root: str | None) -> Manifest | None:
+def _manifest_or_none(root: str | None) -> tuple[Manifest | None, str]:
+    """The fixture library, or None and why it could not be read."""
     try:
-        return load_manifest(root)
-    except (OSError, ValueError, KeyError):
-        return None
+        return load_manifest(root), ""
+    except FixturesNotFound as exc:
+        return None, str(exc)
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"the fixture library's manifest.json could not be read ({type(exc).__name__}: {exc})"
 
 
 def evaluate_request(body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -248,7 +260,11 @@ def print_expectation(response: Mapping[str, Any], entry: FixtureEntry, hook: st
 
 # --- fixtures ---------------------------------------------------------------------------------------------
 def run_list(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.fixtures_dir)
+    try:
+        manifest = load_manifest(args.fixtures_dir)
+    except FixturesNotFound as exc:
+        print(f"ketamine-cds fixtures list: {exc}", file=sys.stderr)
+        return 2
     print(f"{len(manifest.entries)} fixtures in {manifest.root} (anchor {manifest.anchor.isoformat()})")
     for e in manifest.entries:
         cards = ", ".join(f"{c.topic}:{c.indicator}" for c in e.expected) or "no cards"
@@ -289,7 +305,11 @@ def _short(location: str) -> str:
 
 
 def run_load(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.fixtures_dir)
+    try:
+        manifest = load_manifest(args.fixtures_dir)
+    except FixturesNotFound as exc:
+        print(f"ketamine-cds fixtures load: {exc}", file=sys.stderr)
+        return 2
     wanted = args.patient or [e.name for e in manifest.entries]
     try:
         entries = [manifest.get(n) for n in wanted]

@@ -17,7 +17,7 @@ from typing import Any
 
 from cds_service.sandbox import roller
 from cds_service.sandbox.fhir_query import FixtureServer, expand_template, resources_from_bundle
-from cds_service.sandbox.fixtures import fixtures_dir, read_json
+from cds_service.sandbox.fixtures import fixtures_dir, read_json, require_library
 
 HOOKS = ("order-select", "order-sign")
 SANDBOX_USER = "Practitioner/sandbox-clinician"
@@ -69,7 +69,7 @@ def service_id(hook: str) -> str:
 
 
 def load_template(name: str, root: str | Path | None = None) -> dict[str, Any]:
-    path = fixtures_dir(root) / "orders" / f"{name}.json"
+    path = require_library(fixtures_dir(root)) / "orders" / f"{name}.json"
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.json"))
         raise KeyError(f"no order template {name!r} (known: {', '.join(known)})")

@@ -1,7 +1,8 @@
 """``jti`` replay cache: a JWT id is accepted once per issuer until the token expires.
 
-The SQL cache (SQLAlchemy Core, own table, SQLite or PostgreSQL) is shared by every gunicorn worker and
-replica that uses the same database; the in-memory cache is for tests and single-process sandboxes.
+The SQL cache (SQLAlchemy Core, own table, SQLite or PostgreSQL, set up like the feedback store's engine)
+is shared by every gunicorn worker and replica that uses the same database; the in-memory cache is for
+tests and single-process sandboxes.
 Keys are SHA-256 digests of ``iss`` and ``jti``, so the table holds no token content.
 """
 
@@ -16,9 +17,11 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+
+from cds_service.feedback.store import first_time_setup, make_engine
 
 TABLE_NAME = "ketamine_cds_jwt_replay"
+_PG_CREATE_LOCK = 0x6B65_7462  # advisory lock key (the feedback store's migrations use ...61)
 
 _metadata = sa.MetaData()
 replay_table = sa.Table(
@@ -78,12 +81,15 @@ class SqlReplayCache:
         if engine is None:
             if database_url is None:
                 raise ValueError("give database_url or engine")
-            engine = _make_engine(database_url)
+            engine = make_engine(database_url)
         self._engine = engine
         self._clock = clock
         self._purge_every = purge_every_seconds
         self._last_purge = 0.0
-        _metadata.create_all(engine, tables=[replay_table], checkfirst=True)
+        with first_time_setup(engine), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":  # workers starting together: one CREATE TABLE at a time
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CREATE_LOCK})
+            _metadata.create_all(conn, tables=[replay_table], checkfirst=True)
 
     @property
     def engine(self) -> Engine:
@@ -123,14 +129,3 @@ class SqlReplayCache:
         except IntegrityError:
             return False
         return True
-
-
-def _make_engine(database_url: str) -> Engine:
-    url = sa.engine.make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        if url.database in (None, "", ":memory:"):
-            # one shared in-memory database for every thread of this process
-            return sa.create_engine(database_url, poolclass=StaticPool,
-                                    connect_args={"check_same_thread": False})
-        return sa.create_engine(database_url, connect_args={"timeout": 15})
-    return sa.create_engine(database_url, pool_pre_ping=True)

@@ -45,7 +45,10 @@ def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None)
 
         kb = default_knowledge()
     app = Flask("cds_service", static_folder=None)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    # one byte over the limit: werkzeug stops reading a chunked body (no Content-Length) at this cap
+    # without an error, so the body reader must be able to see that a byte more was sent (413, not a
+    # silently truncated body); bodies with a Content-Length are refused before any read
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes + 1
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[KB_KEY] = kb
     app.extensions[SETTINGS_KEY] = settings

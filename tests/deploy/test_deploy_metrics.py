@@ -216,3 +216,18 @@ def test_multiprocess_metrics_aggregate_all_gunicorn_workers(tmp_path: Path) -> 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)
+
+
+def test_install_creates_a_missing_multiprocess_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "fresh-tmpfs" / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(target))
+    deployment_app(tmp_path)
+    assert target.is_dir()
+
+
+def test_prepare_multiprocess_dir_clears_only_sample_files(tmp_path: Path) -> None:
+    (tmp_path / "counter_1.db").write_bytes(b"x")
+    (tmp_path / "histogram_2.db").write_bytes(b"x")
+    (tmp_path / "keep.txt").write_text("not a sample file")
+    assert metrics.prepare_multiprocess_dir(str(tmp_path)) == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

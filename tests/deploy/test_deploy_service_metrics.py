@@ -124,3 +124,56 @@ def test_stub_answers_each_prefetch_query_with_its_resources() -> None:
 ])
 def test_percentile_nearest_rank(values: list[float], pct: float, expected: float) -> None:
     assert percentile(values, pct) == expected
+
+
+def test_invented_service_ids_never_become_labels(tmp_path: Path) -> None:
+    """Unauthenticated calls to made-up service paths are counted without their path in a label."""
+    import json
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP384R1()).public_key()))
+    jwk["kid"] = "k1"
+    trusted = tmp_path / "clients.json"
+    trusted.write_text(json.dumps({"clients": [{"iss": "https://ehr.example.org", "jwks": {"keys": [jwk]}}]}))
+    app = create_app(Settings(auth_enabled=True, trusted_clients_file=str(trusted),
+                              public_base_url="https://cds.example.org",
+                              database_url=f"sqlite:///{tmp_path / 'fb.sqlite3'}"))
+    client = app.test_client()
+    before = client.get("/metrics").get_data(as_text=True)
+    for i in range(3):
+        assert client.post(f"/cds-services/invented-{i}", json={}).status_code == 401
+    assert client.post(f"/cds-services/{SERVICE}", json={}).status_code == 401
+    after = client.get("/metrics").get_data(as_text=True)
+    assert "invented" not in after
+    assert value(after, "ketamine_cds_http_requests_total", endpoint="call_service", service="", status="401") - value(
+        before, "ketamine_cds_http_requests_total", endpoint="call_service", service="", status="401") == 3
+    assert value(after, "ketamine_cds_http_requests_total", endpoint="call_service", service=SERVICE,
+                 status="401") - value(before, "ketamine_cds_http_requests_total", endpoint="call_service",
+                                       service=SERVICE, status="401") == 1
+
+
+def _result(p50: float, errors: int = 0) -> dict[str, Any]:
+    return {"p50_ms": p50, "p95_ms": p50 * 1.5, "p99_ms": p50 * 2, "throughput_rps": 1000 / p50, "errors": errors}
+
+
+def test_benchmark_table_judges_each_target() -> None:
+    from benchmarks.run import table
+
+    floor = {"1-other-drug-heavy-prefetch": _result(30), "2-ketamine-typical": _result(1),
+             "3-ketamine-heavy": _result(30), "4-ketamine-fhir-fallback": _result(0.5)}
+    service = {"1-other-drug-heavy-prefetch": _result(37), "2-ketamine-typical": _result(1.9),
+               "3-ketamine-heavy": _result(95), "4-ketamine-fhir-fallback": _result(130)}
+    rows = {line.split(" | ")[0].strip("| "): line for line in table(floor, service, {k: 1 for k in floor}, 100, 9)
+            .splitlines()[2:]}
+    assert rows["1-other-drug-heavy-prefetch"].endswith("| NO |")  # 1.23 > 1.2
+    assert rows["2-ketamine-typical"].endswith("| yes |")  # 1.9 <= 2
+    assert rows["3-ketamine-heavy"].endswith("| NO |")  # 3.17 > 3
+    assert "| yes (+128 ms over workload 2) |" in rows["4-ketamine-fhir-fallback"]  # < 2 round trips
+    service["4-ketamine-fhir-fallback"] = _result(250)
+    service["2-ketamine-typical"] = _result(1.5, errors=1)
+    rows = {line.split(" | ")[0].strip("| "): line for line in table(floor, service, {k: 1 for k in floor}, 100, 9)
+            .splitlines()[2:]}
+    assert "| NO (+248 ms over workload 2) |" in rows["4-ketamine-fhir-fallback"]
+    assert rows["2-ketamine-typical"].endswith("| NO |")  # errors invalidate a result

@@ -67,6 +67,14 @@ def test_feedback_is_stored_and_a_resend_is_acknowledged_as_a_duplicate(app: Fla
         ("card-1", "psychosis", "documented-elsewhere", None)]
 
 
+def test_an_override_reason_with_a_code_but_no_system_or_display_is_stored(app: Flask, client: FlaskClient) -> None:
+    body = {"feedback": [override("card-2", reason={"code": "benefit-outweighs-risk"})]}
+    response = client.post(URL, json=body)
+    assert (response.status_code, response.json) == (200, {"stored": 1, "duplicates": 0, "unknownCards": 1})
+    (row,) = store_of(app).feedback_rows(None)
+    assert (row.reason_system, row.reason_code, row.reason_display) == (None, "benefit-outweighs-risk", None)
+
+
 def test_feedback_for_an_unknown_card_is_stored_and_flagged(app: Flask, client: FlaskClient) -> None:
     response = client.post(URL, json={"feedback": [override("never-shown")]})
     assert response.status_code == 200

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -228,3 +229,51 @@ def test_sqlite_file_uses_wal(tmp_path) -> None:  # type: ignore[no-untyped-def]
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
     opened.close()
+
+
+_OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from cds_service.feedback.store import FeedbackStore
+    from cds_service.security.replay import SqlReplayCache
+
+    url, ready, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    ready.touch()
+    while not go.exists():  # start together: the race is on the very first open of a new file
+        time.sleep(0.001)
+    if sys.argv[4] == "replay":
+        SqlReplayCache(url)  # the JWT replay cache shares DATABASE_URL with the feedback store
+    else:
+        FeedbackStore.open(url).close()
+    """
+)
+
+
+def test_processes_opening_a_new_sqlite_file_at_the_same_moment_all_succeed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # gunicorn workers without --preload all start at once on a file that does not exist yet: the switch to
+    # WAL and the schema creation must not fail with "database is locked" in any of them
+    for round_ in range(3):
+        work = tmp_path / f"round{round_}"
+        work.mkdir()
+        url = f"sqlite:///{work / 'feedback.sqlite3'}"
+        go = work / "go"
+        kinds = ["store", "replay"] * 3
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPENER, url, str(work / f"ready{n}"), str(go), kind],
+                stderr=subprocess.PIPE, text=True,
+            )
+            for n, kind in enumerate(kinds)
+        ]
+        while not all((work / f"ready{n}").exists() for n in range(len(kinds))):
+            assert all(p.poll() is None for p in procs), [p.communicate()[1] for p in procs]
+            time.sleep(0.01)
+        go.touch()
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * len(kinds), errors
+        opened = FeedbackStore.open(url)
+        with opened.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert opened.schema_version() == SCHEMA_VERSION
+        opened.close()

@@ -59,6 +59,20 @@ def test_an_override_reason_with_a_code_but_no_display_is_accepted() -> None:
         "urn:ketamine-cds:override-reason", "documented-elsewhere", None)
 
 
+def test_an_override_reason_with_only_a_code_is_accepted() -> None:
+    # the CDS Hooks Sandbox may send the chosen reason as {code} alone (openapi.yaml FeedbackReasonCoding)
+    # (cds-hooks-spec.md section 5: "SBX sends overrideReason.reason with only code (and system if present)")
+    item = copy.deepcopy(OVERRIDE)
+    item["overrideReason"] = {"reason": {"code": "documented-elsewhere"}}
+    (entry,) = parse_feedback(body(item))
+    assert (entry.reason_system, entry.reason_code, entry.reason_display) == (None, "documented-elsewhere", None)
+
+
+def test_a_code_only_reason_is_still_checked_for_everything_else() -> None:
+    found = problems(body({**OVERRIDE, "overrideReason": {"reason": {"code": ""}}}))
+    assert set(found) == {"feedback[0].overrideReason.reason.code"}
+
+
 def test_an_override_without_any_reason_and_unknown_extensions_are_accepted() -> None:
     item = {k: v for k, v in OVERRIDE.items() if k != "overrideReason"}
     item["extension"] = {"org.example.ehr": {"x": 1}}

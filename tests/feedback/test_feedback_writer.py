@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 
 from cds_service.feedback.store import CardShown, FeedbackStore
@@ -82,3 +83,26 @@ def test_after_close_nothing_is_accepted(now: datetime, tmp_path) -> None:  # ty
     assert writer.submit(cards(1, now, "late")) is False
     assert store.shown_counts(None) == [("psychosis", "critical", 3)]
     store.close()
+
+
+def test_calls_arriving_while_the_writer_lingers_share_one_transaction(now: datetime) -> None:
+    # one transaction per hook call costs the request thread ~1 ms of interpreter time under load
+    # (scripts/measure_feedback_writes.py); batching calls makes card recording unnoticeable
+    store = GatedStore()
+    writer = CardWriter(store, batch_cards=3, linger_seconds=30)  # type: ignore[arg-type]
+    writer.submit(cards(1, now, "a"))
+    while writer.stats().pending:  # the thread has taken the first call and now waits for more
+        time.sleep(0.001)
+    writer.submit(cards(1, now, "b"))
+    writer.submit(cards(1, now, "c"))  # the batch is full: written at once, without waiting 30 s
+    assert writer.flush(10)
+    assert [[c.card_uuid for c in b] for b in store.batches] == [["a0", "b0", "c0"]]
+    writer.close()
+
+
+def test_close_does_not_wait_for_the_linger(now: datetime) -> None:
+    store = GatedStore()
+    writer = CardWriter(store, linger_seconds=30)  # type: ignore[arg-type]
+    writer.submit(cards(2, now))
+    writer.close(timeout=10)
+    assert writer.stats().written == 2

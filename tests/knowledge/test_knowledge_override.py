@@ -100,3 +100,22 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_json_file(tmp_path: Path) -> None:
     with pytest.raises(KnowledgeError, match=r"rules.json: not valid JSON \(line 1"):
         load_knowledge(_write(tmp_path, "{thresholds: 1}", "rules.json"))
+
+
+def test_serve_refuses_to_start_with_a_bad_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Start-up validation: `ketamine-cds serve` exits 2 naming the file and the problem, no server runs."""
+    from cds_service.cli import main
+    from cds_service.knowledge import loader
+    from cds_service.web import serve
+
+    def started(self: object) -> None:
+        raise AssertionError("the server started with a bad rules configuration file")
+
+    monkeypatch.setattr(serve._Server, "run", started)
+    monkeypatch.setenv("KETAMINE_CDS_AUTH", "off")
+    monkeypatch.setenv(loader.ENV_VAR, _write(tmp_path, "thresholds:\n  bp.critical_systolic: high\n"))
+    assert main(["serve", "--host", "127.0.0.1", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "rules.yaml" in err and "bp.critical_systolic: 'high' is not of type 'number'" in err

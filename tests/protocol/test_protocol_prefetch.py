@@ -69,6 +69,52 @@ def test_operation_outcome_for_required_key_is_unobtainable() -> None:
     assert [g.key for g in res.unobtainable_required] == ["conditions"]
 
 
+SEARCH = "not the search Bundle the template asks for"
+READ = "not the Patient the template reads"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("conditions", condition("c1"), f"the prefetched data was a resource of type Condition, {SEARCH}"),
+        ("conditions", patient(), f"the prefetched data was a resource of type Patient, {SEARCH}"),
+        ("patient", bundle(patient()), f"the prefetched data was a resource of type Bundle, {READ}"),
+        ("patient", condition("c1"), f"the prefetched data was a resource of type Condition, {READ}"),
+        ("medicationRequests", {"resourceType": "<"}, f"the prefetched data was a resource of unknown type, {SEARCH}"),
+    ],
+)
+def test_required_key_of_the_wrong_shape_is_unobtainable_and_named(key: str, value: Any, reason: str) -> None:
+    prefetch = full_prefetch()
+    prefetch[key] = value
+    with responses.RequestsMock():  # never refetched
+        res = resolve(hook_request(prefetch=prefetch, fhir_server=FHIR))
+    assert [(g.key, g.reason) for g in res.unobtainable_required] == [(key, reason)]
+    assert res.states[key] == "gap"
+
+
+def test_optional_search_key_given_a_single_resource_is_a_named_gap() -> None:
+    prefetch = full_prefetch()
+    prefetch["bloodPressure"] = {"resourceType": "Observation", "id": "bp1"}
+    with responses.RequestsMock():
+        res = resolve(hook_request(prefetch=prefetch, fhir_server=FHIR))
+    assert res.unobtainable_required == ()
+    assert [(g.key, g.reason) for g in res.gaps] == [
+        ("bloodPressure", f"the prefetched data was a resource of type Observation, {SEARCH}")
+    ]
+    assert kinds.BLOOD_PRESSURE not in res.available
+
+
+@responses.activate
+def test_read_answered_with_another_resource_type_is_a_named_gap() -> None:
+    prefetch = full_prefetch()
+    del prefetch["patient"]
+    responses.get(f"{FHIR}/Patient/{PATIENT_ID}", json=bundle(patient()))
+    res = resolve(hook_request(prefetch=prefetch, fhir_server=FHIR))
+    assert [(g.key, g.reason) for g in res.unobtainable_required] == [
+        ("patient", "the FHIR server answered with a resource of type Bundle, not the Patient the template reads")
+    ]
+
+
 def test_error_outcome_inside_bundle_is_a_gap_but_warnings_are_ignored() -> None:
     prefetch = full_prefetch()
     warn = {"resourceType": "OperationOutcome", "issue": [{"severity": "warning", "code": "incomplete"}]}

@@ -142,3 +142,37 @@ def _app(kb: Any) -> Any:
     if key not in _APPS:
         _APPS[key] = create_app(Settings(auth_enabled=False, database_url="sqlite://"), kb=kb)
     return _APPS[key]
+
+
+REQUIRED_KEYS = ("patient", "conditions", "medicationRequests")
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    key=st.sampled_from(REQUIRED_KEYS),
+    junk=st.one_of(fhir_like(), json_values, st.just(_deep(40)), st.just({"resourceType": "OperationOutcome"})),
+)
+def test_junk_in_place_of_a_required_key_is_a_4xx_naming_that_key(kb, key: str, junk: Any) -> None:
+    """A required key whose whole value is junk (a non-Bundle resource for a search, another resource for
+    the Patient read, a scalar, a list) is never judged as "no data": 400 (schema) or 412, naming the key."""
+    prefetch: dict[str, Any] = {
+        "patient": PATIENT,
+        "conditions": _bundle([SCHIZOPHRENIA]),
+        "medicationRequests": _bundle([]),
+        "medicationStatements": None,
+        "bloodPressure": None,
+        "bodyWeight": None,
+        "depressionScores": None,
+        "pregnancyTests": None,
+        "administrations": None,
+    }
+    prefetch[key] = junk
+    response = _app(kb).test_client().post(
+        "/cds-services/ketamine-order-sign", json=order_sign(KETAMINE_DRAFT, prefetch=prefetch)
+    )
+    payload = response.get_json()
+    assert response.status_code in (400, 412), (response.status_code, payload)
+    assert payload["resourceType"] == "OperationOutcome"
+    named = [i for i in payload["issue"] if any(e.startswith(f"prefetch.{key}") for e in i.get("expression", []))]
+    assert named, payload["issue"]
+    assert named[0]["diagnostics"]

@@ -225,6 +225,13 @@ def test_iv_monitoring_names_every_requirement(kb):
         assert words in text
 
 
+def test_iv_monitoring_does_not_tell_a_pain_patient_to_continue_an_antidepressant(kb):
+    """The monitoring text is the same for every indication (CRPS too): the antidepressant line names depression."""
+    lines = summarise(record(), order(), kb, NOW, (), ()).detail
+    advice = [line for line in lines if "antidepressant" in line.lower()]
+    assert advice and all(line.startswith("- For depression, ") for line in advice), advice
+
+
 def test_summary_reports_gaps_skipped_and_name_only_without_values(kb):
     rec = record(
         exposures=[

@@ -232,6 +232,9 @@ def test_chronic_pain_protocol_is_not_judged_by_depression_bands(kb):  # type: i
     order = iv_order(1.4, DoseUnit.MG_PER_KG, minutes=240, per_week=7, rate=rate)  # 0.35 mg/kg/h x 4 h daily
     findings, checks = run(crps, order, kb)
     assert topics(findings) == {"chronic-pain-evidence"}
+    (told,) = by_topic(findings, "chronic-pain-evidence").detail  # the prescriber is told, on the card
+    assert told.startswith("The ordered dose (1.4 mg/kg) was **not judged against the depression dose bands**")
+    assert "0.35 mg/kg/h" in told
     dose = next(c for c in checks if c.criterion == "Dose")
     assert dose.status is CheckStatus.NOT_APPLICABLE and "chronic-pain" in dose.note and "98 mg" in dose.note
     # the same order for depression is anaesthetic-range and too frequent

@@ -79,6 +79,37 @@ def test_missing_dose_on_sign_is_on_the_summary_line(kb):  # type: ignore[no-unt
     assert dose.status is CheckStatus.UNDOCUMENTED and dose.note == "no dose on the order"
 
 
+@pytest.mark.parametrize(
+    ("dose", "unit", "problem"),
+    [
+        (None, DoseUnit.MG, "no dose on the order"),
+        (0.8, DoseUnit.MG_PER_KG, "'0.8 mg/kg' is weight-based"),
+    ],
+)
+def test_unreadable_dose_on_sign_is_a_warning_card(kb, dose, unit, problem):  # type: ignore[no-untyped-def]
+    """§9: missing data never passes silently; the REMS card (always present) carries it as a warning."""
+    findings, _ = run(record(), esk_order(dose, unit=unit), kb)
+    (rems,) = findings
+    assert (rems.topic, rems.variant, rems.indicator) == ("esketamine-rems", "dose-unreadable", Indicator.WARNING)
+    assert rems.facts["problem"].startswith(problem)
+    text = kb.topics["esketamine-rems"].variants["dose-unreadable"]
+    assert "not done" in text.rationale and "2 hours" in text.rationale
+
+
+@pytest.mark.parametrize(
+    ("dose", "stage", "route"),
+    [
+        (56, OrderStage.SIGN, Route.INTRANASAL),  # readable: plain REMS reminder
+        (None, OrderStage.SELECT, Route.INTRANASAL),  # order not complete yet
+        (None, OrderStage.SIGN, Route.INTRAVENOUS),  # intranasal bands do not apply to this route
+    ],
+)
+def test_rems_stays_info_otherwise(kb, dose, stage, route):  # type: ignore[no-untyped-def]
+    findings, _ = run(record(), esk_order(dose, stage=stage, route=route), kb)
+    rems = by_topic(findings, "esketamine-rems")
+    assert (rems.variant, rems.indicator) == ("default", Indicator.INFO)
+
+
 def test_esketamine_by_another_route_gets_no_intranasal_bands(kb):  # type: ignore[no-untyped-def]
     findings, checks = run(record(), esk_order(112, route=Route.INTRAVENOUS), kb)
     assert topics(findings) == {"esketamine-rems"}

@@ -171,6 +171,15 @@ def test_unreadable_dose_is_said_and_the_suggestion_fixes_it(client):  # type: i
     assert {t for t, _ in mine(again)} & DOSE_TOPICS == set()
 
 
+def test_unreadable_esketamine_dose_is_a_warning_card(client):  # type: ignore[no-untyped-def]
+    body = fixture_request("eligible-esketamine-56mg")
+    dosage_of(body)["doseAndRate"][0]["doseQuantity"] = {"value": 2, "unit": "spray", "system": UCUM, "code": "{spray}"}
+    rems = card(post(client, body), "esketamine-rems")
+    assert rems["indicator"] == "warning" and rems["summary"].startswith("Esketamine dose not checked (")
+    assert "not done" in rems["detail"] and rems["overrideReasons"]
+    assert len(rems["summary"]) <= 140
+
+
 def test_rate_based_infusion_too_fast(client):  # type: ignore[no-untyped-def]
     body = fixture_request("eligible-mdd-iv")  # 40 mg for 80 kg
     dosage = dosage_of(body)
@@ -224,3 +233,4 @@ def test_crps_protocol_order_gets_the_evidence_card_not_depression_dose_cards(cl
     cards = post(client, body)
     assert mine(cards) == {("chronic-pain-evidence", "info")}
     assert "depression dose bands do not apply" in cards[0]["detail"]
+    assert "not judged against the depression dose bands" in card(cards, "chronic-pain-evidence")["detail"]

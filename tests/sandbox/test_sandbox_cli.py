@@ -240,3 +240,71 @@ def test_fixtures_request_prints_a_rolled_request_the_service_answers(capsys: py
 def test_fixtures_request_rejects_an_unknown_fixture(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fixtures", "request", "no-such-patient"]) == 2
     assert "no-such-patient" in capsys.readouterr().err
+
+
+# --- the library outside a source checkout (non-editable install, Docker image) ----------------------------
+@pytest.fixture
+def installed_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sandbox module as if installed in site-packages (no fhir_fixtures/ beside it), run from ``tmp_path``."""
+    import cds_service.sandbox.fixtures as fixtures_module
+
+    site = tmp_path / "site-packages" / "cds_service" / "sandbox" / "fixtures.py"
+    monkeypatch.setattr(fixtures_module, "__file__", str(site))
+    monkeypatch.delenv("KETAMINE_CDS_FIXTURES_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("fixtures", "list"),
+        ("fixtures", "load", "--fhir-server", "http://127.0.0.1:9/fhir"),
+        ("evaluate", "bp-160-100", "--now", DAY),
+        ("fixtures", "request", "bp-160-100"),
+    ],
+)
+def test_missing_library_says_how_to_point_at_it(
+    capsys: pytest.CaptureFixture[str], installed_package: Path, argv: tuple[str, ...]
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    assert "no fixture library at" in err and str(installed_package / "fhir_fixtures") in err
+    assert "--fixtures-dir" in err and "KETAMINE_CDS_FIXTURES_DIR" in err
+    assert "Traceback" not in err
+
+
+def test_bundle_outside_library_names_the_missing_templates(
+    capsys: pytest.CaptureFixture[str], installed_package: Path
+) -> None:
+    bundle = MANIFEST.root / MANIFEST.get("eligible-mdd-iv").bundle
+    code, _, err = run(capsys, "evaluate", str(bundle), "--now", DAY)
+    assert code == 2
+    assert "order template 'iv-ketamine-standard' not found" in err and "--fixtures-dir" in err
+
+
+def test_installed_package_finds_library_in_working_directory(
+    capsys: pytest.CaptureFixture[str], installed_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(MANIFEST.root.parent)  # a source checkout, package installed non-editable
+    code, out, _ = run(capsys, "evaluate", "bp-160-100", "--now", DAY)
+    assert code == 0
+    assert "result: MATCHES the manifest" in out
+
+
+def test_fixtures_dir_option_and_environment(
+    capsys: pytest.CaptureFixture[str], installed_package: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, _ = run(capsys, "fixtures", "list", "--fixtures-dir", str(MANIFEST.root))
+    assert code == 0 and out.startswith(f"{len(MANIFEST.entries)} fixtures in {MANIFEST.root}")
+    monkeypatch.setenv("KETAMINE_CDS_FIXTURES_DIR", str(MANIFEST.root))
+    code, out, _ = run(capsys, "evaluate", "ptsd-only", "--now", DAY)
+    assert code == 0 and "result: MATCHES the manifest" in out
+
+
+def test_unknown_fixture_name_suggests_close_names(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "evaluate", "bp-160-10", "--now", DAY)
+    assert code == 2
+    assert "no fixture named 'bp-160-10' (did you mean bp-160-100" in err
+    assert "fixtures list" in err and "eligible-mdd-iv" not in err  # a hint, not all 77 names

@@ -17,6 +17,7 @@ import yaml
 from security_support import BASE, ISS, SIGN_SERVICE, SigningKey, claims, jwks_of, order_sign_body
 
 from cds_service.config import Settings
+from cds_service.feedback.blueprint import runtime_of
 from cds_service.observability.request_log import REQUEST_LOGGER, JsonFormatter, RedactFilter, configure_logging
 from cds_service.web.app import create_app
 
@@ -148,8 +149,14 @@ def test_full_request_logs_no_phi_tokens_or_bodies(
     for marker in markers:
         assert marker not in everything, f"{marker[:20]} leaked into the logs"
 
-    # ... nor the service's database (replay cache, feedback store)
-    db = (tmp_path / "service.sqlite3").read_bytes()
+    # ... nor the service's database (replay cache, feedback store): the file and its WAL, once the card
+    # writer has written what it queued
+    runtime = runtime_of(app)
+    assert runtime is not None and runtime.writer is not None and runtime.writer.flush()
+    files = sorted(tmp_path.glob("service.sqlite3*"))
+    assert any(f.name.endswith("-wal") for f in files)  # recent writes live there, not in the main file
+    db = b"".join(f.read_bytes() for f in files)
+    assert cards[0]["uuid"].encode() in db  # the cards were recorded: the search below can find things
     for marker in markers:
         assert marker.encode() not in db
 
