@@ -62,6 +62,9 @@ class FhirIndex:
 def make_handler(index: FhirIndex, delay: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle's algorithm the body would wait for the client's
+        # delayed ACK of the headers (~40 ms on Linux), and the stub would answer in ~140 ms, not ``delay``.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return

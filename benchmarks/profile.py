@@ -27,8 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workload", help="workload name or a unique part of it, e.g. 'typical'")
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.0005, help="sampling interval (s)")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="gc.freeze() after building the app (what a pre-fork server should do)")
     args = parser.parse_args(argv)
     try:
         from pyinstrument import Profiler
@@ -45,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.disable(logging.CRITICAL)
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{Path(tmp) / 'fb.sqlite3'}"))
-        if args.gc_freeze:
-            gc.freeze()
+        gc.freeze()  # as each gunicorn worker does (cds_service.web.serve.GunicornApplication.load)
         client = app.test_client()
         url = f"/cds-services/{SERVICE_ID}"
         raw = json.dumps(workload.body).encode()  # serialised once: the profile shows only the service

@@ -48,14 +48,12 @@ class ServerSettings:
                 "--threads", str(self.threads), "--timeout", str(self.timeout)]
 
 
-def server_command(target: str, settings: ServerSettings, port: int, service_app: str | None = None) -> list[str]:
-    """The service: the production command itself (or, to try a candidate change, ``service_app`` under the
-    same options). The floor: the same gunicorn options and code path (``benchmarks.serve`` reuses
-    ``cds_service.web.serve.gunicorn_options``)."""
-    if target == "service" and service_app is None:
+def server_command(target: str, settings: ServerSettings, port: int) -> list[str]:
+    """The service: the production command itself. The floor: the same gunicorn application class and
+    options (``benchmarks.serve`` runs it through ``cds_service.web.serve``)."""
+    if target == "service":
         return [sys.executable, "-m", "cds_service", "serve", *settings.serve_args(port)]
-    app = service_app if target == "service" and service_app else FLOOR_APP
-    return [sys.executable, "-m", "benchmarks.serve", app, *settings.serve_args(port)]
+    return [sys.executable, "-m", "benchmarks.serve", FLOOR_APP, *settings.serve_args(port)]
 
 
 def free_port() -> int:
@@ -149,11 +147,10 @@ def run_loadgen(url: str, body: Path, *, concurrency: int, requests: int, args: 
 
 
 @contextmanager
-def server(name: str, env: dict[str, str], settings: ServerSettings, workdir: Path,
-           service_app: str | None = None) -> Iterator[str]:
+def server(name: str, env: dict[str, str], settings: ServerSettings, workdir: Path) -> Iterator[str]:
     """Start one server; yields the URL of the CDS service endpoint once /healthz answers."""
     port = free_port()
-    with process(server_command(name, settings, port, service_app), env, workdir / f"{name}.log") as proc:
+    with process(server_command(name, settings, port), env, workdir / f"{name}.log") as proc:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
         yield f"http://127.0.0.1:{port}/cds-services/{SERVICE_ID}"
 
@@ -272,9 +269,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fhir-delay-ms", type=float, default=100.0, help="FHIR stub answer delay")
     parser.add_argument("--only", action="append", help="run only workloads whose name contains this")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--service-app", metavar="MODULE:FACTORY",
-                        help="try a candidate: run this app factory as the service (same gunicorn options) "
-                             "instead of `ketamine-cds serve`")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     args = parser.parse_args(argv)
 
@@ -294,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             resources = {w.name: w.resources for w in workloads}
             load_before = os.getloadavg()
             with server("floor", base_env(workdir), settings, workdir) as floor_url, \
-                    server("service", service_env(workdir, stub_base), settings, workdir,
-                           args.service_app) as service_url:
+                    server("service", service_env(workdir, stub_base), settings, workdir) as service_url:
                 both = drive_both({"floor": floor_url, "service": service_url}, bodies, args)
             load_after = os.getloadavg()
             floor, service = both["floor"], both["service"]

@@ -1,46 +1,21 @@
-"""Run any WSGI app factory under the production gunicorn options of ``ketamine-cds serve``.
+"""Run any WSGI app factory exactly as ``ketamine-cds serve`` runs the service.
 
 ``python -m benchmarks.serve benchmarks.floor:create_floor_app --host 127.0.0.1 --port 8081``
 takes the same ``--workers/--threads/--timeout`` options and ``KETAMINE_CDS_*`` variables as
-``ketamine-cds serve`` and passes them through ``cds_service.web.serve.gunicorn_options``, so the floor
-app runs under exactly the server configuration of the service. Differences, none of which costs the
-floor time: the control socket is off (several servers run side by side), the master clears the
-Prometheus directory at start, and each worker calls ``gc.freeze()`` once its app is built.
+``ketamine-cds serve`` and starts the app with ``cds_service.web.serve``'s own gunicorn application class
+and options (server hooks, ``gc.freeze()`` in each worker, control socket off): the floor runs under
+exactly the server configuration of the service.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
-
-from cds_service.observability import metrics
 from cds_service.web import serve
-
-
-class _App(BaseApplication):
-    def __init__(self, factory: Callable[[], Any], options: Mapping[str, Any]) -> None:
-        self._factory = factory
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            if key in self.cfg.settings and value is not None:
-                self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        app = self._factory()
-        # Long-lived objects (imports, the app) leave the collector's generations: a large request body
-        # then no longer makes the garbage collector rescan the whole heap. The floor is the cheapest
-        # possible server, so it gets this; the service gets it only if `ketamine-cds serve` does it.
-        gc.freeze()
-        return app
 
 
 def load_factory(spec: str) -> Callable[[], Any]:
@@ -58,10 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give an app factory, e.g. benchmarks.floor:create_floor_app")
     spec, rest = argv[0], argv[1:]
     args = parser.parse_args(["serve", *rest])
-    options = dict(serve.gunicorn_options(args))
-    options.setdefault("on_starting", metrics.gunicorn_on_starting)
-    options.setdefault("control_socket_disable", True)  # several servers run side by side here
-    _App(load_factory(spec), options).run()
+    serve.GunicornApplication(load_factory(spec), serve.gunicorn_options(args)).run()
     return 0
 
 

@@ -33,7 +33,6 @@ from cds_service.record.model import DataGap
 
 log = logging.getLogger(__name__)
 
-MAX_PARALLEL_FETCHES = 8
 MEDICATION_BATCH = 50
 MEDICATION_GAP_KEY = "medicationReference"
 _MEDICATION_USERS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
@@ -236,7 +235,9 @@ def _run_parallel(tasks: Mapping[str, tuple[PrefetchKey, Callable[[], KeyResult]
     if len(tasks) == 1:
         ((name, (key, task)),) = tasks.items()
         return {name: _guarded(key, task)}
-    with ThreadPoolExecutor(max_workers=min(len(tasks), MAX_PARALLEL_FETCHES)) as pool:
+    # One thread per missing key (at most the service's declared keys, len(PREFETCH)): a call without
+    # prefetch costs one FHIR round trip, not one per batch of keys.
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
         futures = {name: pool.submit(_guarded, key, task) for name, (key, task) in tasks.items()}
         return {name: f.result() for name, f in futures.items()}
 

@@ -6,6 +6,7 @@ common case (an order for another drug) costs a schema check of the envelope and
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,7 +22,7 @@ from cds_service.fhir.prefetch import PrefetchResolution, resolve_prefetch
 from cds_service.hooks.catalog import SERVICES, ServiceDefinition
 from cds_service.hooks.context import validate_request
 from cds_service.hooks.errors import HookError, Issue
-from cds_service.hooks.limits import nesting_exceeds, too_deep
+from cds_service.hooks.limits import raw_nesting_exceeds, too_deep
 from cds_service.knowledge.model import Knowledge
 from cds_service.observability import metrics
 from cds_service.observability.audit import current_audit
@@ -50,8 +51,14 @@ def handle_hook_call(
     fhir_session: requests.Session | None = None,
     base_url: str,
     allowlist: ServerAllowlist | None = None,
+    raw_body: bytes | None = None,
 ) -> dict[str, Any]:
-    """The response body ``{"cards": [...]}``; ``HookError`` for 400/404/412."""
+    """The response body ``{"cards": [...]}``; ``HookError`` for 400/404/412.
+
+    ``raw_body``: the request bytes ``body`` was parsed from, whose envelope (everything but the
+    prefetch) has been checked for nesting depth (``web.body.read_json_request``); the prefetch's depth is
+    then checked on these bytes. Without them (e.g. the sandbox) the prefetch is serialised for the check.
+    """
     service = find_service(service_id)
     validate_request(service, body)
     audit = current_audit()
@@ -65,7 +72,7 @@ def handle_hook_call(
         audit.note = "no ketamine order"
         return {"cards": []}
 
-    if nesting_exceeds(body.get("prefetch"), settings.max_json_depth, start=2):
+    if _prefetch_too_deep(body, raw_body, settings.max_json_depth):
         raise HookError(400, too_deep(settings.max_json_depth, "prefetch"))
     resolution = resolve_prefetch(
         service.prefetch,
@@ -96,6 +103,14 @@ def handle_hook_call(
             )
     _account(service, body, cards)
     return {"cards": cards}
+
+
+def _prefetch_too_deep(body: Mapping[str, Any], raw_body: bytes | None, max_depth: int) -> bool:
+    """The prefetch nests deeper than ``max_depth`` (the body is level 1, the prefetch object level 2)."""
+    # json.loads also accepts UTF-16/32 bytes (a NUL among the first four): check a UTF-8 copy instead
+    if raw_body is None or b"\x00" in raw_body[:4]:
+        raw_body = json.dumps({"prefetch": body.get("prefetch")}, default=str).encode()
+    return raw_nesting_exceeds(raw_body, max_depth)
 
 
 def _require(resolution: PrefetchResolution) -> None:

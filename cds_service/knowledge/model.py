@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cds_service.record.model import Code
 
@@ -83,19 +85,50 @@ class MedicationCatalog:
         return tuple(dict.fromkeys(found))
 
     def ingredients_for_text(self, texts: Iterable[str | None]) -> tuple[str, ...]:
-        """Name fallback: whole-word ingredient names or synonyms in display/text."""
+        """Name fallback: whole-word ingredient names or synonyms in display/text.
+
+        Whole word: the characters either side are not alphanumeric, so esketamine is not ketamine.
+        """
+        names = self._names
         found: list[str] = []
         for t in texts:
             if not t:
                 continue
-            words = t.lower()
-            for ing in self.ingredients.values():
-                for name in (ing.name.lower(), *ing.synonyms):
-                    if _contains_word(words, name):
-                        found.append(ing.key)
-                        break
-        # esketamine contains the word ketamine only as a suffix, _contains_word keeps them apart
+            keys = {key for m in names.pattern.finditer(t.lower()) for key in names.ingredients[m.group(1)]}
+            found.extend(sorted(keys, key=names.order.__getitem__))
         return tuple(dict.fromkeys(found))
+
+    @cached_property
+    def _names(self) -> _NameIndex:
+        return _NameIndex.of(self.ingredients.values())
+
+
+@dataclass(frozen=True)
+class _NameIndex:
+    """Every ingredient name and synonym in one compiled pattern (built once per catalogue)."""
+
+    pattern: re.Pattern[str]  # finds, at each word start, the longest name there that ends a word
+    ingredients: Mapping[str, frozenset[str]]  # name -> keys of the ingredients it or a name within it names
+    order: Mapping[str, int]  # ingredient key -> catalogue position (the order results are listed in)
+
+    @classmethod
+    def of(cls, ingredients: Iterable[Ingredient]) -> _NameIndex:
+        ingredients = list(ingredients)
+        owners: dict[str, set[str]] = {}
+        for ing in ingredients:
+            for name in (ing.name.lower(), *ing.synonyms):
+                if name:
+                    owners.setdefault(name, set()).add(ing.key)
+        # a name found in a text also finds every name that is a whole word within it ("lithium carbonate"
+        # holds "lithium"), which the pattern, reporting one name per position, would not list
+        closed = {
+            name: frozenset(k for inner, keys in owners.items() if _contains_word(name, inner) for k in keys)
+            for name in owners
+        }
+        alternatives = "|".join(re.escape(n) for n in sorted(owners, key=len, reverse=True))
+        # [^\W_] is exactly str.isalnum(): the zero-width lookahead tries every position, overlaps included
+        pattern = re.compile(rf"(?<![^\W_])(?=({alternatives})(?![^\W_]))") if owners else re.compile(r"(?!)")
+        return cls(pattern, closed, {ing.key: i for i, ing in enumerate(ingredients)})
 
 
 def _contains_word(text: str, word: str) -> bool:

@@ -4,8 +4,9 @@ Pipeline (clinical-rules.md §10):
 1. de-duplicate by (resourceType, id) — the first copy wins;
 2. pre-filter raw JSON cheaply (resourceType, codes, catalogue ingredients, condition categories) so that
    only resources the rules read are validated;
-3. validate those with fhir.resources R4B models; an invalid one goes to ``record.skipped`` (no PHI in the
-   problem text) and is otherwise ignored — never an exception;
+3. validate those with fhir.resources R4B models (one ``Validator`` per build, which reuses the elements it
+   has already validated in this build); an invalid one goes to ``record.skipped`` (no PHI in the problem
+   text) and is otherwise ignored — never an exception;
 4. normalise into typed facts, sorted newest first.
 
 Vital signs: only the newest ``vitals.max_readings_per_kind`` (thresholds.yaml) valid readings of each kind
@@ -33,7 +34,7 @@ from cds_service.record.model import (
     PatientRecord,
     SkippedResource,
 )
-from cds_service.record.validation import validate
+from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 
@@ -79,6 +80,7 @@ class _Builder:
         self.observations = obs.ObservationFacts.empty()
         self.skipped: list[SkippedResource] = []
         self._medication_validity: dict[int, bool] = {}
+        self._validator = Validator()
 
     # ------------------------------------------------------------------ intake
 
@@ -111,7 +113,7 @@ class _Builder:
             self.conditions.append(cond.condition_fact(resource, categories, recognition))
 
     def _valid(self, resource: Mapping[str, Any]) -> bool:
-        problem = validate(resource)
+        problem = self._validator.validate(resource)
         if problem is not None:
             self.skipped.append(problem)
             return False

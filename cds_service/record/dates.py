@@ -17,7 +17,7 @@ def parse_fhir_datetime(value: object) -> datetime | None:
     """
     if not isinstance(value, str) or not value:
         return None
-    m = _PARTIAL.match(value)
+    m = _PARTIAL.match(value) if len(value) <= 10 else None  # a partial date is at most YYYY-MM-DD
     try:
         if m:
             year, month, day = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)

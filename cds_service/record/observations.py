@@ -84,10 +84,15 @@ class ObservationIndex:
         if raw.get("status") in IGNORED_STATUS:
             return None
         code = raw.get("code")
-        for pair in code_keys(code):
-            kind = self.by_code.get(pair)
-            if kind is not None:
-                return kind
+        if isinstance(code, Mapping):  # code_keys inlined: this runs for every Observation obtained
+            by_code = self.by_code
+            for coding in code.get("coding") or ():
+                if isinstance(coding, Mapping):
+                    system, value = coding.get("system"), coding.get("code")
+                    if isinstance(system, str) and isinstance(value, str):
+                        kind = by_code.get((system, value))
+                        if kind is not None:
+                            return kind
         texts = texts_of(code)
         if texts:
             for kind, pattern in self.score_names:

@@ -8,6 +8,8 @@ scale). Trials with no dose or no scores still count, marked unverified. With
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,7 +54,8 @@ def assess_trials(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[
         if not p.roles & _ANTIDEPRESSANT_EXCLUDED and (not p.uses or any(u.status not in _NOT_TAKEN for u in p.uses))
     ]
     periods.sort(key=lambda p: (p.start is None, p.start or now))
-    trials = [_assess(p, record, kb, now) for p in periods]
+    timeline = ScoreTimeline.of(record.scores)
+    trials = [_assess(p, record, kb, now, timeline) for p in periods]
     # distinct mechanism classes: one counted trial per class (a verified one when there is one)
     distinct = kb.flag("trd.require_distinct_classes")
     chosen: dict[str, Trial] = {}
@@ -69,7 +72,9 @@ def assess_trials(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[
     return tuple(result)
 
 
-def _assess(period: ExposurePeriod, record: PatientRecord, kb: Knowledge, now: datetime) -> Trial:
+def _assess(
+    period: ExposurePeriod, record: PatientRecord, kb: Knowledge, now: datetime, timeline: ScoreTimeline
+) -> Trial:
     min_days = round(kb.number("trd.min_trial_weeks") * 7)
     # first and last use of the period (uses are newest first): years of monthly refills stay two lines
     evidence: list[Evidence] = list(dict.fromkeys(u.evidence() for u in (period.uses[-1:] + period.uses[:1])))
@@ -104,7 +109,7 @@ def _assess(period: ExposurePeriod, record: PatientRecord, kb: Knowledge, now: d
             so_far = ""
         reasons.append(f"too short ({so_far}{days} days; needs {min_days})")
         return Trial(period, days, False, tuple(reasons), tuple(unverified), tuple(evidence))
-    outcome = _response(record, kb, start, end)
+    outcome = _response(timeline, kb, start, end)
     if outcome is None:
         unverified.append("failure not documented by a validated scale")
     else:
@@ -143,26 +148,56 @@ def _days(start: datetime | None, end: datetime | None) -> int | None:
     return None if start is None or end is None else (end - start).days
 
 
+class ScoreTimeline:
+    """Dated severity scores sorted once by time, so that each trial's windows are found by bisection.
+
+    Ties keep the record's order (newest first): of two scores at the same instant, the one listed first
+    in ``record.scores`` is the one a window reports, as a scan of ``record.scores`` would.
+    """
+
+    def __init__(self, dated: Sequence[tuple[datetime, SeverityScore]]) -> None:
+        """``dated``: (when, score) in ascending time; ties in the record's order reversed."""
+        self._times = [when for when, _s in dated]
+        self._scores = [s for _when, s in dated]
+        by_instrument: dict[object, tuple[list[datetime], list[SeverityScore]]] = {}
+        for when, s in dated:
+            times, scores = by_instrument.setdefault(s.instrument, ([], []))
+            times.append(when)
+            scores.append(s)
+        self._by_instrument = by_instrument
+
+    @classmethod
+    def of(cls, scores: Sequence[SeverityScore]) -> ScoreTimeline:
+        indexed = [(s.when, -i, s) for i, s in enumerate(scores) if s.when is not None]
+        indexed.sort(key=lambda item: (item[0], item[1]))
+        return cls([(when, s) for when, _i, s in indexed])
+
+    def newest_first(self, low: datetime, high: datetime) -> list[SeverityScore]:
+        """Scores dated within [low, high], newest first."""
+        window = self._scores[bisect_left(self._times, low) : bisect_right(self._times, high)]
+        window.reverse()
+        return window
+
+    def newest(self, instrument: object, low: datetime, high: datetime) -> SeverityScore | None:
+        """The newest score of one instrument dated within [low, high]."""
+        times, scores = self._by_instrument.get(instrument, ([], []))
+        end = bisect_right(times, high)
+        if end <= bisect_left(times, low):
+            return None
+        return scores[end - 1]
+
+
 def _response(
-    record: PatientRecord, kb: Knowledge, start: datetime, end: datetime
+    timeline: ScoreTimeline, kb: Knowledge, start: datetime, end: datetime
 ) -> tuple[SeverityScore, SeverityScore, float] | None:
     """Baseline and outcome scores of one instrument and the % improvement; None without a usable pair."""
     before = timedelta(days=kb.number("trd.baseline_before_days"))
     after_start = timedelta(days=kb.number("trd.baseline_after_start_days"))
     after_end = timedelta(days=kb.number("trd.outcome_after_end_days"))
     min_weeks = timedelta(weeks=kb.number("trd.min_trial_weeks"))
-    dated = [s for s in record.scores if s.when is not None]
-    outcomes = [s for s in dated if s.when and start + min_weeks <= s.when <= end + after_end]
-    for final in sorted(outcomes, key=lambda s: s.when or start, reverse=True):
-        baselines = [
-            s
-            for s in dated
-            if s.instrument is final.instrument and s.when and start - before <= s.when <= start + after_start
-        ]
-        if not baselines:
-            continue
-        baseline = max(baselines, key=lambda s: s.when or start)
-        if baseline.value <= 0:
+    for final in timeline.newest_first(start + min_weeks, end + after_end):
+        baseline = timeline.newest(final.instrument, start - before, start + after_start)
+        if baseline is None or baseline.value <= 0:
             continue
         return baseline, final, (baseline.value - final.value) / baseline.value * 100
     return None

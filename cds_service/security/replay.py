@@ -9,6 +9,7 @@ Keys are SHA-256 digests of ``iss`` and ``jti``, so the table holds no token con
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -68,7 +69,11 @@ class MemoryReplayCache:
 
 
 class SqlReplayCache:
-    """Replay cache in a SQL table; the primary key makes "first use" atomic across processes."""
+    """Replay cache in a SQL table; the primary key makes "first use" atomic across processes.
+
+    Construction never connects: the table is created on first use (retried on the next call if the
+    database did not answer), and a database that does not answer raises ``ReplayCacheUnavailable``.
+    """
 
     def __init__(
         self,
@@ -86,10 +91,23 @@ class SqlReplayCache:
         self._clock = clock
         self._purge_every = purge_every_seconds
         self._last_purge = 0.0
-        with first_time_setup(engine), engine.begin() as conn:
-            if engine.dialect.name == "postgresql":  # workers starting together: one CREATE TABLE at a time
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CREATE_LOCK})
-            _metadata.create_all(conn, tables=[replay_table], checkfirst=True)
+        # No connection here: the table is created on first use, so that the service starts (and /readyz
+        # reports the database) while PostgreSQL is down; calls that need the cache then get 503.
+        self._table_ready = False
+        self._setup_lock = threading.Lock()
+
+    def _ensure_table(self) -> None:
+        if self._table_ready:
+            return
+        with self._setup_lock:
+            if self._table_ready:
+                return
+            engine = self._engine
+            with first_time_setup(engine), engine.begin() as conn:
+                if engine.dialect.name == "postgresql":  # workers starting together: one CREATE TABLE at a time
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CREATE_LOCK})
+                _metadata.create_all(conn, tables=[replay_table], checkfirst=True)
+            self._table_ready = True
 
     @property
     def engine(self) -> Engine:
@@ -98,10 +116,11 @@ class SqlReplayCache:
     def first_use(self, iss: str, jti: str, expires_at: float) -> bool:
         try:
             return self._first_use(iss, jti, expires_at)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:  # sqlite3: the WAL switch of first use
             raise ReplayCacheUnavailable(type(exc).__name__) from exc
 
     def _first_use(self, iss: str, jti: str, expires_at: float) -> bool:
+        self._ensure_table()
         now = self._clock()
         key = token_key(iss, jti)
         if now - self._last_purge >= self._purge_every:
@@ -117,6 +136,7 @@ class SqlReplayCache:
 
     def purge(self, now: float | None = None) -> int:
         """Delete expired entries; returns how many."""
+        self._ensure_table()
         now = self._clock() if now is None else now
         self._last_purge = now
         with self._engine.begin() as conn:

@@ -20,6 +20,12 @@ def is_json_content_type(mimetype: str) -> bool:
 
 def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> Any:
     """The parsed body; ``HookError`` 415 (not JSON), 413 (too large) or 400 (malformed or too deep)."""
+    return read_json_request(request, max_bytes=max_bytes, max_depth=max_depth)[0]
+
+
+def read_json_request(request: Request, *, max_bytes: int, max_depth: int) -> tuple[Any, bytes]:
+    """The parsed body and its raw bytes (for the prefetch's nesting check, done only when the prefetch is
+    read); the errors of :func:`read_json_body`. The depth of a ``prefetch`` member is not checked here."""
     if not is_json_content_type(request.mimetype):
         raise HookError(
             415,
@@ -47,4 +53,4 @@ def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> Any:
         raise HookError(400, too_deep(max_depth)) from exc
     if nesting_exceeds(body, max_depth, skip_keys=("prefetch",)):  # prefetch: checked when it is read
         raise HookError(400, too_deep(max_depth))
-    return body
+    return body, raw

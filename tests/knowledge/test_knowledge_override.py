@@ -113,7 +113,7 @@ def test_serve_refuses_to_start_with_a_bad_file(
     def started(self: object) -> None:
         raise AssertionError("the server started with a bad rules configuration file")
 
-    monkeypatch.setattr(serve._Server, "run", started)
+    monkeypatch.setattr(serve.GunicornApplication, "run", started)
     monkeypatch.setenv("KETAMINE_CDS_AUTH", "off")
     monkeypatch.setenv(loader.ENV_VAR, _write(tmp_path, "thresholds:\n  bp.critical_systolic: high\n"))
     assert main(["serve", "--host", "127.0.0.1", "--port", "0"]) == 2

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 from typing import Any
 
 import pytest
@@ -154,6 +156,24 @@ def test_no_prefetch_at_all_fetches_every_key_and_reads_patient() -> None:
     assert res.available == kinds.ALL
     assert len(responses.calls) == 9
     assert not any("Authorization" in c.request.headers for c in responses.calls)  # no token, none sent
+
+
+def test_every_missing_key_is_fetched_at_the_same_time() -> None:
+    """All keys' requests must be in flight together: each answer waits until every key has asked (a
+    barrier of len(KEYS) parties), so a pool smaller than the number of keys breaks it into gaps."""
+    barrier = threading.Barrier(len(KEYS), timeout=20)
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        barrier.wait()
+        body = patient() if "/Patient/" in request.url else bundle()
+        return 200, {"Content-Type": "application/fhir+json"}, json.dumps(body)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_callback(responses.GET, re.compile(re.escape(FHIR) + r"/.*"), callback=answer)
+        res = resolve(hook_request(fhir_server=FHIR))
+        assert len(mock.calls) == len(KEYS)
+    assert set(res.states.values()) == {"fetched"}
+    assert res.gaps == () and res.unobtainable_required == ()
 
 
 @responses.activate
