@@ -3,7 +3,6 @@ and the FHIR fallback fetches; the benchmark workloads exercise the paths they a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ from benchmarks.workloads import build_workloads, stub_data
 from cds_service.config import Settings
 from cds_service.hooks.catalog import PREFETCH
 from cds_service.web.app import create_app
+from tests.loopback import serving
 
 SERVICE = "ketamine-order-sign"
 
@@ -28,13 +28,8 @@ SERVICE = "ketamine-order-sign"
 def fhir_stub() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(FhirIndex(stub_data()), 0.0))
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_address[1]}/fhir"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def workloads(fhir: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ deadline (a per-read timeout alone would wait for ever), and the token goes only
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +14,7 @@ import requests
 from protocol_helpers import settings
 
 from cds_service.fhir.client import FetchError, FhirClient
+from tests.loopback import serving
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,13 +43,8 @@ class _Handler(BaseHTTPRequestHandler):
 def dripping_server() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_address[1]}/fhir"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_trickling_server_is_cut_off_by_the_deadline(dripping_server: str) -> None:

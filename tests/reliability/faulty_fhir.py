@@ -17,6 +17,8 @@ from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.loopback import serving
+
 EMPTY_BUNDLE = {"resourceType": "Bundle", "type": "searchset", "total": 0, "entry": []}
 
 
@@ -152,13 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def faulty_fhir_server() -> Iterator[FaultyFhirServer]:
     server = FaultyFhirServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def refused_base_url() -> str:

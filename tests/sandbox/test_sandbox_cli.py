@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +15,7 @@ from sandbox_support import card_mismatch, card_pairs
 from cds_service.cli import main
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import load_manifest
+from tests.loopback import serving
 
 MANIFEST = load_manifest()
 DAY = "2026-11-23"
@@ -167,13 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def fhir_server() -> Iterator[FhirTransactionServer]:
     server = FhirTransactionServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_fixtures_load_posts_transactions_and_prints_assigned_ids(

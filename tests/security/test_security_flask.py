@@ -42,21 +42,6 @@ SERVICE = f"/cds-services/{SIGN_SERVICE}"
 FEEDBACK = f"/cds-services/{SIGN_SERVICE}/feedback"
 
 
-@pytest.fixture(scope="module")
-def es_key() -> SigningKey:
-    return SigningKey.generate("ES384", kid="es-1")
-
-
-@pytest.fixture(scope="module")
-def rs_key() -> SigningKey:
-    return SigningKey.generate("RS384", kid="rs-1")
-
-
-@pytest.fixture(params=["ES384", "RS384"])
-def key(request: pytest.FixtureRequest, es_key: SigningKey, rs_key: SigningKey) -> SigningKey:
-    return es_key if request.param == "ES384" else rs_key
-
-
 @pytest.fixture
 def clients_file(tmp_path: Path, es_key: SigningKey, rs_key: SigningKey) -> Path:
     path = tmp_path / "trusted-clients.yaml"

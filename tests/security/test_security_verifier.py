@@ -23,21 +23,6 @@ JWKS_URL = "https://ehr.example.org/.well-known/jwks.json"
 OTHER_JKU = "https://attacker.example.net/jwks.json"
 
 
-@pytest.fixture(scope="module")
-def es_key() -> SigningKey:
-    return SigningKey.generate("ES384", kid="es-1")
-
-
-@pytest.fixture(scope="module")
-def rs_key() -> SigningKey:
-    return SigningKey.generate("RS384", kid="rs-1")
-
-
-@pytest.fixture(params=["ES384", "RS384"])
-def key(request: pytest.FixtureRequest, es_key: SigningKey, rs_key: SigningKey) -> SigningKey:
-    return es_key if request.param == "ES384" else rs_key
-
-
 def make_verifier(jwks: dict, **client_extra: object) -> Verifier:
     clients = parse_trusted_clients([{"iss": ISS, "jwks": jwks, **client_extra}])
     return Verifier(clients, replay=MemoryReplayCache(clock=lambda: NOW), clock=lambda: NOW,
