@@ -3,8 +3,9 @@
 #   Build:  docker build -t ketamine-cds:0.1.0 .
 #   Run:    docker run --rm -p 8080:8080 -e KETAMINE_CDS_TRUSTED_CLIENTS=/run/secrets/trusted-clients.json \
 #             -v "$PWD/trusted-clients.json:/run/secrets/trusted-clients.json:ro" ketamine-cds:0.1.0
-# Every environment variable is described in docs/operations.md.
+# Every environment variable is described in README.md ("Configuration reference").
 
+# requirements/runtime-constraints.txt is resolved for this Python minor: refresh it when changing it.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build stage: install the package and its runtime dependencies into a virtualenv ------------------
@@ -14,10 +15,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md openapi.yaml ./
+COPY pyproject.toml README.md LICENSE openapi.yaml ./
+COPY requirements/runtime-constraints.txt ./requirements/
 COPY cds_service ./cds_service
 # A regular (non-editable) install: runtime dependencies only, no dev extras, no build tools in the image.
-RUN /opt/venv/bin/pip install --no-cache-dir /src \
+# Every runtime dependency (and what it pulls in) is held at the exact version pinned in
+# requirements/runtime-constraints.txt, so rebuilding the same commit gives the same packages. LICENSE goes
+# into the installed package's metadata (/opt/venv/lib/python3.*/site-packages/ketamine_cds-*.dist-info/licenses/).
+RUN /opt/venv/bin/pip install --no-cache-dir -c requirements/runtime-constraints.txt /src \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # ---- runtime stage: slim base, non-root, no compilers, no pip cache ---------------------------------
@@ -34,7 +39,7 @@ RUN groupadd --system --gid 10001 cds \
 
 COPY --from=build /opt/venv /opt/venv
 
-# Secure and production defaults; override any of them at run time (docs/operations.md).
+# Secure and production defaults; override any of them at run time (README.md, "Configuration reference").
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: install run test lint check soak bench
+.PHONY: install run test lint check soak bench lock
 
-$(BIN)/ketamine-cds: pyproject.toml
+$(BIN)/ketamine-cds: pyproject.toml requirements/runtime-constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -c requirements/runtime-constraints.txt
 	@touch $@
 
 install: $(BIN)/ketamine-cds
@@ -33,3 +33,10 @@ soak: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# Re-pin requirements/runtime-constraints.txt to the newest versions pyproject.toml allows (needs PyPI).
+lock:
+	rm -rf build/lock-venv && python3.11 -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet .
+	{ sed '/^[^#]/,$$d' requirements/runtime-constraints.txt; build/lock-venv/bin/pip freeze --exclude ketamine-cds; } > build/runtime-constraints.txt
+	mv build/runtime-constraints.txt requirements/runtime-constraints.txt

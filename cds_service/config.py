@@ -43,6 +43,14 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number (got {raw!r})") from exc
 
 
+def _seconds(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    """A whole number of seconds, at least ``minimum``."""
+    value = _int(env, name, default)
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum} second(s) (got {value})")
+    return value
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(p.strip() for p in raw.split(",") if p.strip())
@@ -59,6 +67,8 @@ class Settings:
     jwt_algorithms: tuple[str, ...] = ("ES384", "RS384")
     jwt_max_lifetime_seconds: int = 3600
     jwt_leeway_seconds: int = 30
+    jwks_cache_ttl_seconds: int = 3600  # a fetched JWK Set is used this long, then fetched again
+    jwks_min_refresh_interval_seconds: int = 60  # fewest seconds between two fetches of one JWK Set URL
     # FHIR fallback fetch (issue 2)
     fhir_server_allowlist: tuple[str, ...] = ()
     fhir_connect_timeout: float = 2.0
@@ -82,6 +92,13 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         auth_raw = env.get("KETAMINE_CDS_AUTH", "on")
+        jwks_ttl = _seconds(env, "KETAMINE_CDS_JWKS_CACHE_TTL", 3600)
+        jwks_refresh = _seconds(env, "KETAMINE_CDS_JWKS_MIN_REFRESH_INTERVAL", 60)
+        if jwks_refresh > jwks_ttl:
+            raise ConfigError(
+                f"KETAMINE_CDS_JWKS_MIN_REFRESH_INTERVAL ({jwks_refresh}) must not exceed "
+                f"KETAMINE_CDS_JWKS_CACHE_TTL ({jwks_ttl}): an expired JWK Set could not be fetched again in time"
+            )
         return cls(
             auth_enabled=_bool({"KETAMINE_CDS_AUTH": auth_raw}, "KETAMINE_CDS_AUTH", True),
             trusted_clients_file=env.get("KETAMINE_CDS_TRUSTED_CLIENTS") or None,
@@ -89,6 +106,8 @@ class Settings:
             jwt_algorithms=_list(env, "KETAMINE_CDS_JWT_ALGORITHMS") or ("ES384", "RS384"),
             jwt_max_lifetime_seconds=_int(env, "KETAMINE_CDS_JWT_MAX_LIFETIME", 3600),
             jwt_leeway_seconds=_int(env, "KETAMINE_CDS_JWT_LEEWAY", 30),
+            jwks_cache_ttl_seconds=jwks_ttl,
+            jwks_min_refresh_interval_seconds=jwks_refresh,
             fhir_server_allowlist=_list(env, "KETAMINE_CDS_FHIR_SERVER_ALLOWLIST"),
             fhir_connect_timeout=_float(env, "KETAMINE_CDS_FHIR_CONNECT_TIMEOUT", 2.0),
             fhir_read_timeout=_float(env, "KETAMINE_CDS_FHIR_READ_TIMEOUT", 5.0),

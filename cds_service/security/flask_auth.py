@@ -56,7 +56,7 @@ def build_verifier(settings: Settings, *, replay: ReplayCache | None = None,
         algorithms=settings.jwt_algorithms,
         max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
         leeway_seconds=settings.jwt_leeway_seconds,
-        jwks=jwks,
+        jwks=jwks if jwks is not None else JwksCache.from_settings(settings),
         replay=replay if replay is not None else SqlReplayCache(settings.database_url),
     )
 

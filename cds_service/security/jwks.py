@@ -5,7 +5,8 @@ the caller checks the allowlist before asking. Fetches have connect/read timeout
 follow redirects, and accept only ``http``/``https`` URLs (``http`` only because configuration named it).
 A set is cached for ``ttl_seconds``; an unknown ``kid`` triggers a refresh, at most once per
 ``min_refresh_interval`` seconds per URL, so forged tokens cannot turn the service into a request amplifier.
-When a refresh fails the previously fetched keys stay in use.
+When a refresh fails the previously fetched keys stay in use. The service takes both from its settings
+(``KETAMINE_CDS_JWKS_CACHE_TTL``, ``KETAMINE_CDS_JWKS_MIN_REFRESH_INTERVAL``: ``JwksCache.from_settings``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from cds_service.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,25 @@ class JwksCache:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> JwksCache:
+        """The cache the service uses: TTL and refresh interval from ``settings``, other limits as default."""
+        return cls(
+            ttl_seconds=float(settings.jwks_cache_ttl_seconds),
+            min_refresh_interval=float(settings.jwks_min_refresh_interval_seconds),
+            clock=clock,
+        )
+
+    @property
+    def ttl_seconds(self) -> float:
+        """How long a fetched set is used before it is fetched again."""
+        return self._ttl
+
+    @property
+    def min_refresh_interval(self) -> float:
+        """Fewest seconds between two fetch attempts for one URL."""
+        return self._min_refresh
 
     def key(self, url: str, kid: str) -> Mapping[str, Any] | None:
         """The JWK named ``kid`` in the set at ``url``, or None when the set (even refreshed) lacks it."""

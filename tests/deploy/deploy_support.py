@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from pathlib import Path
 
 from flask import Flask
@@ -12,6 +14,37 @@ from cds_service.observability import metrics
 from cds_service.web import health
 
 REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, rest = line.partition(" ")
+            out.append((op.upper(), rest.strip()))
+    return out
+
+
+def dockerignore_excludes(path: str) -> bool:
+    """Evaluate .dockerignore (last matching pattern wins) for a context-relative path."""
+    excluded = False
+    for raw in (REPO / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:] if negate else line
+        pattern = pattern.rstrip("/")
+        candidates = [pattern, pattern.replace("**/", "")]
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatch(p, c) for c in candidates for p in [*prefixes, parts[-1]]):
+            excluded = not negate
+    return excluded
 
 
 def small_knowledge(*, drop_valueset: str | None = None) -> Knowledge:

@@ -6,7 +6,6 @@ read it. Build command (where an engine exists): ``docker build -t ketamine-cds:
 
 from __future__ import annotations
 
-import fnmatch
 import re
 import shutil
 import subprocess
@@ -14,9 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_support import REPO
-
-DOCKERFILE = REPO / "Dockerfile"
+from deploy_support import DOCKERFILE, REPO, dockerignore_excludes, instructions
 
 
 def hadolint() -> str:
@@ -44,18 +41,6 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     result = lint(bad)
     assert result.returncode != 0
     assert "DL3007" in result.stdout  # latest tag
-
-
-def instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            op, _, rest = line.partition(" ")
-            out.append((op.upper(), rest.strip()))
-    return out
 
 
 def test_multi_stage_slim_official_python_base() -> None:
@@ -92,24 +77,6 @@ def test_runtime_stage_is_non_root_with_healthcheck_and_secure_defaults() -> Non
 
 def test_no_dev_extras_installed_anywhere() -> None:
     assert "[dev]" not in DOCKERFILE.read_text()
-
-
-def dockerignore_excludes(path: str) -> bool:
-    """Evaluate .dockerignore (last matching pattern wins) for a context-relative path."""
-    excluded = False
-    for raw in (REPO / ".dockerignore").read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        pattern = line[1:] if negate else line
-        pattern = pattern.rstrip("/")
-        candidates = [pattern, pattern.replace("**/", "")]
-        parts = path.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(fnmatch.fnmatch(p, c) for c in candidates for p in [*prefixes, parts[-1]]):
-            excluded = not negate
-    return excluded
 
 
 def test_build_context_has_what_the_build_copies() -> None:

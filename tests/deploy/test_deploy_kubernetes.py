@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import tomllib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,7 @@ def test_validation_rejects_a_broken_manifest() -> None:
 def test_every_kind_is_present_and_kustomization_lists_every_file() -> None:
     kinds = by_kind()
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-            "ServiceAccount"} <= set(kinds)
+            "ServiceAccount", "CronJob"} <= set(kinds)
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
 
@@ -155,3 +157,132 @@ def test_writable_paths_are_volumes_under_a_read_only_root() -> None:
     mp_dir = env()["PROMETHEUS_MULTIPROC_DIR"]["value"]
     assert any(mp_dir == m or mp_dir.startswith(m.rstrip("/") + "/") for m in mounts)
     assert os.path.isabs(mp_dir)
+
+
+# --- the retention CronJob (ketamine-cds purge) ---------------------------------------------------------
+
+def cronjob() -> dict[str, Any]:
+    cj: dict[str, Any] = by_kind()["CronJob"]
+    return cj
+
+
+def purge_pod() -> dict[str, Any]:
+    pod: dict[str, Any] = cronjob()["spec"]["jobTemplate"]["spec"]["template"]
+    return pod
+
+
+def purge_container() -> dict[str, Any]:
+    (c,) = purge_pod()["spec"]["containers"]
+    out: dict[str, Any] = c
+    return out
+
+
+def purge_env() -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in purge_container()["env"]}
+
+
+def test_validation_rejects_a_broken_cronjob() -> None:
+    """Strict validation covers the CronJob's own fields, not only the pod inside it."""
+    broken = copy.deepcopy(cronjob())
+    broken["spec"]["concurrencyPolicyy"] = "Forbid"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, VERSIONS[0], strict=True)
+    broken = copy.deepcopy(cronjob())
+    broken["spec"]["jobTemplate"]["spec"]["backoffLimit"] = "three"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, VERSIONS[0], strict=True)
+
+
+def test_purge_runs_once_at_a_time_with_bounded_retries_and_history() -> None:
+    spec = cronjob()["spec"]
+    assert re.fullmatch(r"(\S+\s+){4}\S+", spec["schedule"]), spec["schedule"]
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert 1 <= job["backoffLimit"] <= 6
+    assert job["activeDeadlineSeconds"] > 0
+    assert purge_pod()["spec"]["restartPolicy"] in ("Never", "OnFailure")
+
+
+def test_purge_uses_the_deployment_image_and_database_secret() -> None:
+    c, d = purge_container(), container()
+    assert c["image"] == d["image"]
+    assert c["imagePullPolicy"] == d["imagePullPolicy"]
+    assert purge_env()["DATABASE_URL"] == env()["DATABASE_URL"]  # the same Secret and key, never a value
+    assert "value" not in purge_env()["DATABASE_URL"]
+
+
+def test_purge_env_names_are_known_settings_and_parse() -> None:
+    e = purge_env()
+    assert set(e) - settings_env_names() == set()
+    values = {name: spec["value"] for name, spec in e.items() if "value" in spec}
+    settings = Settings.from_env({**values, "DATABASE_URL": "postgresql://u:p@db/x"})
+    assert settings.feedback_retention_days == int(values["KETAMINE_CDS_FEEDBACK_RETENTION_DAYS"])
+
+
+def test_purge_pod_has_the_deployment_security_context_and_resources() -> None:
+    pod, deployment_pod = purge_pod()["spec"], by_kind()["Deployment"]["spec"]["template"]["spec"]
+    assert pod["securityContext"] == deployment_pod["securityContext"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert purge_container()["securityContext"] == container()["securityContext"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == by_kind()["ServiceAccount"]["metadata"]["name"]
+    resources = purge_container()["resources"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(resources[kind])
+    for name in ("cpu", "memory"):
+        assert quantity(resources["requests"][name]) <= quantity(resources["limits"][name])
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes CPU or memory quantity as a number (the suffixes the manifests use)."""
+    factors = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in factors.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def test_purge_pods_are_never_selected_by_the_service_pdb_or_deployment() -> None:
+    """A running purge pod must not receive EHR traffic, count for the PDB, or be adopted by the Deployment."""
+    labels = purge_pod()["metadata"]["labels"]
+    k = by_kind()
+    for selector in (k["Service"]["spec"]["selector"], k["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
+                     k["Deployment"]["spec"]["selector"]["matchLabels"]):
+        assert not selector.items() <= labels.items(), selector
+
+
+def test_purge_has_a_writable_tmp_under_a_read_only_root() -> None:
+    assert purge_container()["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in purge_pod()["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in purge_container()["volumeMounts"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+def test_the_cronjob_command_purges_old_rows_with_the_manifest_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run the container's command line as written, with its env (the Secret replaced by a SQLite file)."""
+    from cds_service.cli import main
+    from cds_service.feedback.store import CardShown, FeedbackStore
+
+    program, *args = purge_container()["command"] + purge_container().get("args", [])
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts[program] == "cds_service.cli:main"
+    url = f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
+    retention = int(purge_env()["KETAMINE_CDS_FEEDBACK_RETENTION_DAYS"]["value"])
+    now = datetime.now(UTC)
+    store = FeedbackStore.open(url)
+    try:
+        store.record_cards([
+            CardShown(card_uuid=uuid, service_id="ketamine-order-sign", hook="order-sign", hook_instance="hi-1",
+                      topic="hypertension-uncontrolled", indicator="critical", shown_at=now - timedelta(days=age))
+            for uuid, age in (("past-retention", retention + 1), ("within-retention", retention - 1))
+        ])
+        for name, spec in purge_env().items():
+            monkeypatch.setenv(name, spec.get("value", url))
+        assert main(args) == 0
+        assert "purged 1 cards shown" in capsys.readouterr().out
+        assert store.shown_counts(None) == [("hypertension-uncontrolled", "critical", 1)]
+    finally:
+        store.close()
