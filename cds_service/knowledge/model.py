@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, TypeVar, cast
 
 from cds_service.record.model import Code
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,8 @@ class Knowledge:
     seeds: Mapping[str, Seed]
     local_score_codes: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     assessment_orders: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    # what ``derived`` has computed from this knowledge base (not part of its value: never compared or shown)
+    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def number(self, name: str) -> float:
         value = self.thresholds[name]
@@ -196,3 +200,18 @@ class Knowledge:
 
     def valueset(self, key: str) -> ValueSet:
         return self.valuesets[key]
+
+    def derived(self, name: str, build: Callable[[Knowledge], T]) -> T:
+        """``build(self)``, computed on first use and then kept with this knowledge base (e.g. a lookup index).
+
+        A knowledge base is read-only once loaded, so a value computed from it alone stays valid as long as
+        it lives (``dataclasses.replace`` makes a new one, with nothing derived yet). ``name`` identifies the
+        value: one name, one ``build``. For knowledge only, never request or patient data. Two threads may
+        both build a value on first use; either result is kept (they are equal).
+        """
+        try:
+            return cast(T, self._derived[name])
+        except KeyError:
+            value = build(self)
+            self._derived[name] = value
+            return value

@@ -12,18 +12,24 @@ Pipeline (clinical-rules.md §10):
 Vital signs: only the newest ``vitals.max_readings_per_kind`` (thresholds.yaml) valid readings of each kind
 (BP, weight) are validated and kept — the rules read the latest reading in a look-back window, and a heavy
 record has thousands.
+
+Cost: a heavy record repeats itself (every refill names the same drug and dosage), so within one build the
+same content is validated, resolved to catalogue ingredients and turned into a daily dose once (keyed by
+exact content, ``fhirdata.content_key``); the lookup indexes of the knowledge base are built once per
+knowledge base (``Knowledge.derived``). Nothing about a patient outlives the build.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import conditions as cond
 from cds_service.record import medications as meds
 from cds_service.record import observations as obs
-from cds_service.record.dates import effective_time, parse_fhir_datetime
+from cds_service.record.dates import effective_timestamp, parse_fhir_datetime
 from cds_service.record.fhirdata import resource_id
 from cds_service.record.model import (
     Administration,
@@ -37,6 +43,8 @@ from cds_service.record.model import (
 from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
+_RECORD_TYPES: Final = frozenset({"Patient", "Condition", "Observation", "Medication", *_MEDICATION_TYPES})
+_UNDATED: Final = float("inf")  # sorts after every (negated) timestamp
 
 
 def build_record(
@@ -48,30 +56,15 @@ def build_record(
 ) -> PatientRecord:
     """Normalise the resources into a PatientRecord. Never raises for bad data: it is skipped and reported."""
     builder = _Builder(kb)
-    for resource in _dedupe(resources):
-        builder.add(resource)
+    builder.add_all(resources)
     return builder.finish(available, gaps)
-
-
-def _dedupe(resources: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
-    seen: set[tuple[str, str]] = set()
-    for resource in resources:
-        if not isinstance(resource, Mapping):
-            continue
-        rid = resource.get("id")
-        if isinstance(rid, str) and rid:
-            key = (str(resource.get("resourceType")), rid)
-            if key in seen:
-                continue
-            seen.add(key)
-        yield resource
 
 
 class _Builder:
     def __init__(self, kb: Knowledge) -> None:
         self.kb = kb
-        self.conditions_index = cond.ConditionIndex.of(kb)
-        self.observations_index = obs.ObservationIndex.of(kb)
+        self.conditions_index = cond.ConditionIndex.for_knowledge(kb)
+        self.observations_index = obs.ObservationIndex.for_knowledge(kb)
         self.patient: PatientFacts | None = None
         self.conditions: list[ConditionFact] = []
         self.medication_raw: list[Mapping[str, Any]] = []
@@ -84,17 +77,44 @@ class _Builder:
 
     # ------------------------------------------------------------------ intake
 
-    def add(self, resource: Mapping[str, Any]) -> None:
-        rtype = resource.get("resourceType")
-        if rtype == "Observation":
-            kind = self.observations_index.kind_of(resource)
-            if kind is None:
-                return
-            if kind in obs.VITAL_KINDS:
-                self.vitals.append((kind, resource))  # validated later, newest first, up to the cap
-            elif self._valid(resource):
-                obs.read_observation(resource, kind, self.observations_index, self.observations)
-        elif rtype == "Condition":
+    def add_all(self, resources: Iterable[Mapping[str, Any]]) -> None:
+        """Take in every resource, de-duplicated by (resourceType, id): the first copy wins.
+
+        One pass over what may be thousands of resources: only the types the record reads are looked at
+        (the others would be ignored anyway), and Observations, most of a heavy record, are sorted here.
+        """
+        ids_seen: dict[str, set[str]] = {}  # by resource type, only the types read
+        kind_of = self.observations_index.kind_of
+        vitals = self.vitals
+        for resource in resources:
+            if type(resource) is not dict and not isinstance(resource, Mapping):
+                continue
+            rtype = resource.get("resourceType")
+            if not isinstance(rtype, str):
+                continue
+            seen = ids_seen.get(rtype)
+            if seen is None:
+                if rtype not in _RECORD_TYPES:
+                    continue
+                seen = ids_seen[rtype] = set()
+            rid = resource.get("id")
+            if isinstance(rid, str) and rid:
+                if rid in seen:
+                    continue
+                seen.add(rid)
+            if rtype == "Observation":
+                kind = kind_of(resource)
+                if kind is None:
+                    continue
+                if kind in obs.VITAL_KINDS:
+                    vitals.append((kind, resource))  # validated later, newest first, up to the cap
+                elif self._valid(resource):
+                    obs.read_observation(resource, kind, self.observations_index, self.observations)
+            else:
+                self._add_other(rtype, resource)
+
+    def _add_other(self, rtype: str, resource: Mapping[str, Any]) -> None:
+        if rtype == "Condition":
             self._add_condition(resource)
         elif rtype in _MEDICATION_TYPES:
             self.medication_raw.append(resource)  # after all Medication resources are known
@@ -158,6 +178,7 @@ class _Builder:
 
     def _medications(self) -> tuple[list[MedicationUse], list[Administration], int]:
         resolver = meds.MedicationResolver(self.kb, self.medications_by_id, self._valid_medication)
+        doses = meds.DailyDoses()
         uses: list[MedicationUse] = []
         administrations: list[Administration] = []
         for resource in self.medication_raw:
@@ -168,26 +189,35 @@ class _Builder:
             if resolved is None or not self._valid(resource):
                 continue
             if rtype == "MedicationStatement":
-                uses.extend(meds.statement_uses(resource, resolved))
+                uses.extend(meds.statement_uses(resource, resolved, doses))
             elif rtype == "MedicationRequest":
-                uses.extend(meds.request_uses(resource, resolved))
+                uses.extend(meds.request_uses(resource, resolved, doses))
             else:
                 administrations.extend(meds.administration(resource, resolved, self.kb))
         return uses, administrations, resolver.unresolved_references
 
     def _read_vitals(self) -> None:
-        """Validate and read the newest vital-sign Observations, up to the cap per kind."""
-        dated = [(effective_time(resource), kind, resource) for kind, resource in self.vitals]
-        dated.sort(key=lambda item: (item[0] is None, -item[0].timestamp() if item[0] else 0.0))
-        kept = {"bp": 0, "weight": 0}
+        """Validate and read the newest vital-sign Observations, up to the cap per kind (BP, weight).
+
+        Newest first by effective time, undated last, ties in the order received; an invalid reading is
+        skipped (and reported) and the next one counts in its place.
+        """
+        vitals = self.vitals
+        keys = [_newest_first(effective_timestamp(resource)) for _kind, resource in vitals]
         cap = max_vitals_per_kind(self.kb)
-        for _when, kind, resource in dated:
-            bucket = "weight" if kind == obs.WEIGHT else "bp"
-            if kept[bucket] >= cap:
+        kept_bp = kept_weight = 0
+        for i in sorted(range(len(vitals)), key=keys.__getitem__):
+            kind, resource = vitals[i]
+            is_weight = kind == obs.WEIGHT
+            if (kept_weight if is_weight else kept_bp) >= cap or not self._valid(resource):
                 continue
-            if self._valid(resource):
-                obs.read_observation(resource, kind, self.observations_index, self.observations)
-                kept[bucket] += 1
+            obs.read_observation(resource, kind, self.observations_index, self.observations)
+            if is_weight:
+                kept_weight += 1
+            else:
+                kept_bp += 1
+            if kept_bp >= cap and kept_weight >= cap:
+                break
 
 
 def max_vitals_per_kind(kb: Knowledge) -> int:
@@ -195,8 +225,17 @@ def max_vitals_per_kind(kb: Knowledge) -> int:
     return max(1, round(kb.number("vitals.max_readings_per_kind")))
 
 
-def _newest(items: Iterable[Any], when: Any) -> list[Any]:
-    return sorted(items, key=lambda i: (when(i) is None, -(when(i).timestamp()) if when(i) else 0.0))
+def _newest_first(timestamp: float | None) -> float:
+    """Sort key: newest first, undated last."""
+    return _UNDATED if timestamp is None else -timestamp
+
+
+def _newest(items: Iterable[Any], when: Callable[[Any], datetime | None]) -> list[Any]:
+    def key(item: Any) -> float:
+        moment = when(item)
+        return _UNDATED if moment is None else -moment.timestamp()
+
+    return sorted(items, key=key)
 
 
 def _patient_facts(resource: Mapping[str, Any]) -> PatientFacts:

@@ -37,6 +37,11 @@ class ConditionIndex:
     text_patterns: tuple[tuple[str, tuple[str, ...]], ...]
 
     @classmethod
+    def for_knowledge(cls, kb: Knowledge) -> ConditionIndex:
+        """The index of ``kb``, built on first use and kept with it (the knowledge base is read-only)."""
+        return kb.derived("record.condition-index", cls.of)
+
+    @classmethod
     def of(cls, kb: Knowledge) -> ConditionIndex:
         exact: dict[tuple[str, str], set[str]] = {}
         prefixes: dict[str, set[str]] = {}

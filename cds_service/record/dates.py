@@ -17,17 +17,22 @@ def parse_fhir_datetime(value: object) -> datetime | None:
     """
     if not isinstance(value, str) or not value:
         return None
-    m = _PARTIAL.match(value) if len(value) <= 10 else None  # a partial date is at most YYYY-MM-DD
     try:
-        if m:
-            year, month, day = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
-            return datetime(year, month, day, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(value)  # also YYYY-MM-DD, as the pattern below reads it, 5x cheaper
     except ValueError:
-        return None
+        m = _PARTIAL.match(value) if len(value) <= 10 else None  # a partial date is at most YYYY-MM-DD
+        if m is None:
+            return None
+        try:
+            return datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1), tzinfo=UTC)
+        except ValueError:
+            return None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # an offset moving year 1 or 9999 out of range
+        return None
 
 
 def period_bounds(period: object) -> tuple[datetime | None, datetime | None]:
@@ -45,3 +50,22 @@ def effective_time(resource: Mapping[str, Any]) -> datetime | None:
             return when
     start, end = period_bounds(resource.get("effectivePeriod"))
     return start or end or parse_fhir_datetime(resource.get("issued"))
+
+
+def effective_timestamp(resource: Mapping[str, Any]) -> float | None:
+    """``effective_time(resource)`` as a POSIX timestamp: the sort key of thousands of vital-sign readings.
+
+    The usual full ``effectiveDateTime`` is read without building the UTC datetime (same instant, same
+    timestamp); anything else, including the years where an offset could leave the datetime range, goes
+    through ``effective_time``.
+    """
+    value = resource.get("effectiveDateTime")
+    if type(value) is str and len(value) > 10:
+        try:
+            parsed: datetime | None = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and 1 < parsed.year < 9999:
+            return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
+    when = effective_time(resource)
+    return None if when is None else when.timestamp()

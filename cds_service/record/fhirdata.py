@@ -1,9 +1,14 @@
-"""Small readers over raw FHIR JSON (already validated or pre-filtered): codings, texts, references."""
+"""Small readers over raw FHIR JSON (already validated or pre-filtered): codings, texts, references.
+
+Some of them run on raw JSON before validation (the pre-filter): they must never raise on a malformed
+value (a ``coding`` that is a number, an unhashable ``status``), only find nothing in it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import marshal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from cds_service.record.model import Code
 
@@ -13,7 +18,7 @@ def codes_of(concept: object) -> tuple[Code, ...]:
     if not isinstance(concept, Mapping):
         return ()
     out: list[Code] = []
-    for coding in concept.get("coding") or ():
+    for coding in codings_of(concept):
         if isinstance(coding, Mapping):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str) and system and code:
@@ -30,7 +35,7 @@ def texts_of(concept: object) -> tuple[str, ...]:
     text = concept.get("text")
     if isinstance(text, str) and text:
         out.append(text)
-    for coding in concept.get("coding") or ():
+    for coding in codings_of(concept):
         if isinstance(coding, Mapping):
             display = coding.get("display")
             if isinstance(display, str) and display:
@@ -42,11 +47,31 @@ def code_keys(concept: object) -> Iterable[tuple[str, str]]:
     """(system, code) pairs of a CodeableConcept, cheaply, for pre-filtering raw resources."""
     if not isinstance(concept, Mapping):
         return
-    for coding in concept.get("coding") or ():
+    for coding in codings_of(concept):
         if isinstance(coding, Mapping):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 yield system, code
+
+
+def codings_of(concept: Mapping[str, Any]) -> Sequence[object]:
+    """The ``coding`` array of a CodeableConcept; empty when absent or not an array."""
+    codings = concept.get("coding")
+    return codings if isinstance(codings, list | tuple) else ()
+
+
+def content_key(value: object) -> bytes | None:
+    """The exact content of a JSON value as a memo key within one request; None when it cannot be keyed.
+
+    marshal's format 2 (no back-references, no interning flags) writes the content alone and reads back to
+    exactly it, so equal keys mean equal content, types included (1, 1.0 and True differ), and equal
+    content in the same key order gives equal keys. About 3x cheaper than ``repr``. Only exact JSON types
+    can be keyed (marshal refuses subclasses such as a non-dict Mapping).
+    """
+    try:
+        return marshal.dumps(cast(Any, value), 2)
+    except ValueError:
+        return None
 
 
 def status_code(concept: object) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
 from cds_service.knowledge.model import Knowledge
 from cds_service.record.dates import effective_time, parse_fhir_datetime, period_bounds
-from cds_service.record.fhirdata import codes_of, quantity, resource_id, texts_of
+from cds_service.record.fhirdata import codes_of, content_key, quantity, resource_id, texts_of
 from cds_service.record.model import Administration, Code, ExposurePeriod, MedicationUse, Recognition
 from cds_service.record.units import duration_days, mass_to_mg
 
@@ -49,7 +49,11 @@ class ResolvedMedication:
 
 
 class MedicationResolver:
-    """Resolves ``medication[x]`` to catalogue ingredients; remembers references it could not resolve."""
+    """Resolves ``medication[x]`` to catalogue ingredients; remembers references it could not resolve.
+
+    One per record build: what a medication concept resolves to depends on its content alone, so a
+    concept repeated across the history (every refill of the same drug) is resolved once.
+    """
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class MedicationResolver:
         self._kb = kb
         self._medications = medications  # standalone Medication resources by id
         self._accept = accept_medication  # validates a standalone Medication before it is used
+        self._resolved: dict[bytes, ResolvedMedication | None] = {}  # by content_key of the concepts
         self.unresolved_references = 0
 
     def resolve(self, resource: Mapping[str, Any]) -> ResolvedMedication | None:
@@ -77,7 +82,12 @@ class MedicationResolver:
             display = reference.get("display")
             if isinstance(display, str) and display:
                 concepts.append({"text": display})
-        return self.resolve_concepts(concepts)
+        key = content_key(concepts)
+        if key is None:
+            return self.resolve_concepts(concepts)
+        if key not in self._resolved:
+            self._resolved[key] = self.resolve_concepts(concepts)
+        return self._resolved[key]
 
     def resolve_concepts(self, concepts: Sequence[object]) -> ResolvedMedication | None:
         catalog = self._kb.medications
@@ -137,7 +147,30 @@ def _normalize_code(code: Code) -> Code:
 # ----------------------------------------------------------------------------------------- uses
 
 
-def statement_uses(resource: Mapping[str, Any], med: ResolvedMedication) -> list[MedicationUse]:
+class DailyDoses:
+    """``daily_dose_mg`` for one record build, computed once per distinct dosage content and strength.
+
+    A history repeats the same dosage on every refill of a drug. Nothing outlives the build.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[bytes, float | None], tuple[float | None, tuple[str, ...]]] = {}
+
+    def of(self, dosages: object, strength_mg: float | None) -> tuple[float | None, tuple[str, ...]]:
+        key = content_key(dosages)
+        if key is None:
+            dose, flags = daily_dose_mg(dosages, strength_mg)
+            return dose, tuple(flags)
+        known = self._known.get((key, strength_mg))
+        if known is None:
+            dose, flags = daily_dose_mg(dosages, strength_mg)
+            known = self._known[(key, strength_mg)] = (dose, tuple(flags))
+        return known
+
+
+def statement_uses(
+    resource: Mapping[str, Any], med: ResolvedMedication, doses: DailyDoses | None = None
+) -> list[MedicationUse]:
     """MedicationUses of a MedicationStatement (one per ingredient), or [] when it is excluded."""
     status = resource.get("status")
     if status in EXCLUDED_STATEMENT_STATUS:
@@ -151,10 +184,13 @@ def statement_uses(resource: Mapping[str, Any], med: ResolvedMedication) -> list
         flags.append(FLAG_START_UNKNOWN)
     if end is None and not ongoing:
         flags.append(FLAG_DURATION_UNKNOWN)
-    return _uses("MedicationStatement", resource, med, status, start, end, ongoing, flags, resource.get("dosage"))
+    dosages = resource.get("dosage")
+    return _uses("MedicationStatement", resource, med, status, start, end, ongoing, flags, dosages, doses)
 
 
-def request_uses(resource: Mapping[str, Any], med: ResolvedMedication) -> list[MedicationUse]:
+def request_uses(
+    resource: Mapping[str, Any], med: ResolvedMedication, doses: DailyDoses | None = None
+) -> list[MedicationUse]:
     """MedicationUses of a MedicationRequest in the history (not draft/cancelled/entered-in-error)."""
     status = resource.get("status")
     if status in EXCLUDED_REQUEST_STATUS or resource.get("intent") in EXCLUDED_REQUEST_INTENT:
@@ -179,7 +215,7 @@ def request_uses(resource: Mapping[str, Any], med: ResolvedMedication) -> list[M
         flags.append(FLAG_START_UNKNOWN)
     if end is None:
         flags.append(FLAG_DURATION_UNKNOWN)
-    return _uses("MedicationRequest", resource, med, status, start, end, ongoing, flags, dosages)
+    return _uses("MedicationRequest", resource, med, status, start, end, ongoing, flags, dosages, doses)
 
 
 def _supply_days(dispense: Mapping[str, Any]) -> float | None:
@@ -216,10 +252,12 @@ def _uses(
     ongoing: bool,
     flags: list[str],
     dosages: object,
+    doses: DailyDoses | None,
 ) -> list[MedicationUse]:
     uses = []
     for ingredient in med.ingredients:
-        dose, dose_flags = daily_dose_mg(dosages, med.strength_mg.get(ingredient))
+        strength = med.strength_mg.get(ingredient)
+        dose, dose_flags = doses.of(dosages, strength) if doses is not None else daily_dose_mg(dosages, strength)
         all_flags = [*flags, *dose_flags]
         if med.recognition is Recognition.NAME:
             all_flags.append(FLAG_NAME_ONLY)

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge, ValueSet
 from cds_service.record.dates import effective_time
-from cds_service.record.fhirdata import code_keys, codes_of, quantity, resource_id, texts_of
+from cds_service.record.fhirdata import code_keys, codes_of, codings_of, quantity, resource_id, texts_of
 from cds_service.record.model import (
     BloodPressure,
     BodyWeight,
@@ -49,6 +49,11 @@ class ObservationIndex:
     negative: ValueSet
 
     @classmethod
+    def for_knowledge(cls, kb: Knowledge) -> ObservationIndex:
+        """The index of ``kb``, built on first use and kept with it (the knowledge base is read-only)."""
+        return kb.derived("record.observation-index", cls.of)
+
+    @classmethod
     def of(cls, kb: Knowledge) -> ObservationIndex:
         by_code: dict[tuple[str, str], str] = {}
         for key, kind in (
@@ -80,14 +85,20 @@ class ObservationIndex:
         )
 
     def kind_of(self, raw: Mapping[str, Any]) -> str | None:
-        """Which kind of Observation this is (cheap, on raw JSON); None for ones the rules never read."""
-        if raw.get("status") in IGNORED_STATUS:
+        """Which kind of Observation this is (cheap, on raw JSON); None for ones the rules never read.
+
+        Runs on every Observation obtained (thousands in a heavy record), before validation: the JSON is
+        read defensively (``code_keys`` inlined), a malformed value finds nothing.
+        """
+        status = raw.get("status")
+        if isinstance(status, str) and status in IGNORED_STATUS:
             return None
         code = raw.get("code")
-        if isinstance(code, Mapping):  # code_keys inlined: this runs for every Observation obtained
+        if type(code) is dict or isinstance(code, Mapping):  # the exact-type test first: JSON gives dicts
             by_code = self.by_code
-            for coding in code.get("coding") or ():
-                if isinstance(coding, Mapping):
+            codings = code.get("coding")
+            for coding in codings if type(codings) is list else codings_of(code):
+                if type(coding) is dict or isinstance(coding, Mapping):
                     system, value = coding.get("system"), coding.get("code")
                     if isinstance(system, str) and isinstance(value, str):
                         kind = by_code.get((system, value))

@@ -251,3 +251,41 @@ def test_invalid_medication_statement_is_skipped(kb: Knowledge) -> None:
     assert [u.resource_id for u in record.medication_uses] == ["good"]
     assert [s.resource_id for s in record.skipped] == ["bad"]
     assert "2024-02-30" not in record.skipped[0].problem
+
+
+def test_repeated_drugs_and_dosages_give_the_facts_of_each_resource(kb: Knowledge) -> None:
+    """The build resolves each distinct drug and dosage once: every refill still gets its own facts."""
+    tablets = [dosage(2, "{tbl}")]
+    record = _record(
+        kb,
+        request("r50", SERTRALINE_50, authored="2024-01-01", supply=(30, "d"), dosages=tablets),
+        request("r100", SERTRALINE_100, authored="2024-02-01", supply=(30, "d"), dosages=[dosage(2, "{tbl}")]),
+        request("r50b", SERTRALINE_50, authored="2024-03-01", supply=(30, "d"), dosages=[dosage(2, "{tbl}")]),
+        statement("s100", SERTRALINE_100, start="2024-04-01", end="2024-05-01", dosages=[dosage(2, "{tbl}")]),
+        statement("s-none", SERTRALINE_100, start="2024-06-01", end="2024-07-01", dosages=[{"text": "two"}]),
+        request("gone-1", {"medicationReference": {"reference": "Medication/gone"}}, authored="2024-01-01"),
+        request("gone-2", {"medicationReference": {"reference": "Medication/gone"}}, authored="2024-02-01"),
+    )
+    doses = {u.resource_id: u.daily_dose_mg for u in record.medication_uses}
+    # the same dosage is 100 mg/day of the 50 mg tablet and 200 mg/day of the 100 mg tablet
+    assert doses == {"r50": 100, "r100": 200, "r50b": 100, "s100": 200, "s-none": None}
+    assert "dose-unknown" in next(u for u in record.medication_uses if u.resource_id == "s-none").flags
+    assert record.data_gaps == (  # each unresolved reference counts, not each distinct one
+        DataGap("medications", "2 medication references could not be resolved to a Medication resource"),
+    )
+
+
+def test_a_bundled_medication_is_validated_once_and_an_invalid_one_resolves_nothing(kb: Knowledge) -> None:
+    concept = rx_concept("312941", "sertraline") | {"text": ["sertraline"]}  # text must be a string
+    invalid = {"resourceType": "Medication", "id": "bad", "code": concept}
+    record = _record(
+        kb,
+        invalid,
+        request("r1", {"medicationReference": {"reference": "Medication/bad"}}, authored="2024-01-01"),
+        request("r2", {"medicationReference": {"reference": "Medication/bad"}}, authored="2024-02-01"),
+    )
+    assert record.medication_uses == ()
+    assert [(s.resource_type, s.resource_id) for s in record.skipped] == [("Medication", "bad")]
+    assert record.data_gaps == (
+        DataGap("medications", "2 medication references could not be resolved to a Medication resource"),
+    )
