@@ -7,6 +7,7 @@ facts; every card goes through the validated model in ``cards.model``.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -104,7 +105,7 @@ def _card(
         source=Source(
             label=label or "ketamine-cds",
             url=f"{base_url}/docs/rules#{finding.topic}",
-            topic=Coding(TOPIC_SYSTEM, finding.topic, title or None),
+            topic=_topic_coding(finding.topic, title or None),
         ),
         override_reasons=_override_reasons(topic, finding.indicator),
         **_suggestions(finding, order_resource, order_reference, kb, patient_id),
@@ -142,6 +143,21 @@ def _override_reasons(topic: Topic | None, indicator: Indicator) -> tuple[Coding
     if indicator not in (Indicator.WARNING, Indicator.CRITICAL):
         return ()
     reasons = (topic.override_reasons if topic else ()) or DEFAULT_OVERRIDE_REASONS
+    try:
+        return _reason_codings(reasons)
+    except TypeError:  # unhashable reasons (a Topic built by hand with lists): no cache
+        return _reason_codings.__wrapped__(reasons)
+
+
+# Codings are immutable and depend only on knowledge-base texts: built (and checked) once, not per card.
+# The caches are bounded; their keys are topic codes and override reasons of the knowledge base.
+@functools.lru_cache(maxsize=512)
+def _topic_coding(code: str, title: str | None) -> Coding:
+    return Coding(TOPIC_SYSTEM, code, title)
+
+
+@functools.lru_cache(maxsize=256)
+def _reason_codings(reasons: tuple[tuple[str, str], ...]) -> tuple[Coding, ...]:
     return tuple(Coding(OVERRIDE_SYSTEM, code, display) for code, display in reasons)
 
 

@@ -223,15 +223,17 @@ def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]]
     entries = bundle.get("entry")
     if not isinstance(entries, list):
         return resources, 0
+    append = resources.append
     for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, Mapping):
-            continue
-        if resource.get("resourceType") == "OperationOutcome":
-            if is_error_outcome(resource):
-                errors += 1
-            continue
-        resources.append(resource)
+        # ``type(x) is dict`` first: JSON gives dicts, and an ABC isinstance check costs several times more
+        if type(entry) is dict or isinstance(entry, Mapping):
+            resource = entry.get("resource")
+            if type(resource) is dict or isinstance(resource, Mapping):
+                if resource.get("resourceType") == "OperationOutcome":
+                    if is_error_outcome(resource):
+                        errors += 1
+                    continue
+                append(resource)
     return resources, errors
 
 

@@ -258,18 +258,27 @@ def _resolve_medication_references(
 
     Appends what it finds to ``resources``; returns a gap reason when some could not be resolved.
     """
-    have = {r.get("id") for r in resources if r.get("resourceType") == "Medication"}
-    wanted: list[str] = []
+    have: set[Any] = set()
+    users: list[Mapping[str, Any]] = []
     for r in resources:
-        if r.get("resourceType") not in _MEDICATION_USERS:
-            continue
+        rtype = r.get("resourceType")
+        if rtype == "Medication":
+            have.add(r.get("id"))
+        elif rtype in _MEDICATION_USERS:
+            users.append(r)
+    wanted_ids: dict[str, None] = {}  # insertion-ordered set
+    ids: dict[str, str | None] = {}  # reference -> Medication id: many resources name the same few
+    for r in users:
         ref = r.get("medicationReference")
-        target = ref.get("reference") if isinstance(ref, Mapping) else None
+        if ref is None:
+            continue
+        target = ref.get("reference") if type(ref) is dict or isinstance(ref, Mapping) else None
         if not isinstance(target, str) or target.startswith("#"):
             continue
-        med_id = _medication_id(target, client)
-        if med_id and med_id not in have and med_id not in wanted:
-            wanted.append(med_id)
+        med_id = ids[target] if target in ids else ids.setdefault(target, _medication_id(target, client))
+        if med_id and med_id not in have:
+            wanted_ids[med_id] = None
+    wanted = list(wanted_ids)
     if not wanted:
         return None
     if client is None:

@@ -7,11 +7,15 @@ from typing import Any
 
 from cds_service.hooks.catalog import ServiceDefinition
 from cds_service.hooks.errors import HookError, Issue
-from cds_service.hooks.schemas import schema_issues
+from cds_service.hooks.schemas import is_valid_json, schema_issues
 
 
-def validate_request(service: ServiceDefinition, body: Any) -> None:
-    """Raise ``HookError(400)`` naming every problem of ``body`` for ``service``; return when it is valid."""
+def validate_request(service: ServiceDefinition, body: Any, *, parsed_json: bool = False) -> None:
+    """Raise ``HookError(400)`` naming every problem of ``body`` for ``service``; return when it is valid.
+
+    ``parsed_json``: ``body`` is what ``json.loads`` made of the request, so the compiled schema check may
+    pass it (``schemas.is_valid_json``); the issues of an invalid body always come from ``schema_issues``.
+    """
     if not isinstance(body, Mapping):
         raise HookError(400, Issue("The request body must be a JSON object", code="structure"))
     hook = body.get("hook")
@@ -24,9 +28,10 @@ def validate_request(service: ServiceDefinition, body: Any) -> None:
                 expression="hook",
             ),
         )
-    issues = schema_issues(service.request_schema, body)
-    if issues:
-        raise HookError(400, issues)
+    if not (parsed_json and is_valid_json(service.request_schema, body)):
+        issues = schema_issues(service.request_schema, body)
+        if issues:
+            raise HookError(400, issues)
     issues = context_issues(service, body["context"])
     if issues:
         raise HookError(400, issues)

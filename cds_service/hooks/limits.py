@@ -15,9 +15,10 @@ from typing import Any
 
 from cds_service.hooks.errors import Issue
 
-# A backslash escape (\", \\, \n, \u...) with the character it escapes: dropped first, so that every remaining quote
-# opens or closes a string. Outside strings valid JSON has no backslash.
-_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+# Escapes are the only backslashes of valid JSON (none outside strings), and only two of them hold a byte
+# kept below: \\ and \". See raw_nesting_exceeds.
+_BACKSLASH_PAIR = b"\\\\"
+_ESCAPED_QUOTE = b'\\"'
 # bytes.translate: keep only brackets and quotes
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'{}[]"')
 # A string literal once escapes are gone and only brackets and quotes are left
@@ -46,16 +47,23 @@ def nesting_exceeds(value: Any, max_depth: int, *, skip_keys: Collection[str] = 
 
 
 def raw_nesting_exceeds(raw: bytes, max_depth: int) -> bool:
-    """True when the objects/arrays of the JSON text ``raw`` (already known to parse) nest deeper than
+    r"""True when the objects/arrays of the JSON text ``raw`` (already known to parse) nest deeper than
     ``max_depth``; the top-level value is at depth 1.
 
-    Escapes are dropped, then everything but brackets and quotes; string literals (which may hold
-    brackets) are removed, most of them by dropping ``""`` (a string without brackets, now empty) and the
-    few that hold brackets by a regular expression. Then every innermost pair ``[]`` is removed, one
+    The escaped quotes are dropped, then everything but brackets and quotes; string literals (which may
+    hold brackets) are removed, most of them by dropping ``""`` (a string without brackets, now empty) and
+    the few that hold brackets by a regular expression. Then every innermost pair ``[]`` is removed, one
     level per round: a document of depth d is empty after exactly d rounds. Only the bytes of brackets and
     quotes survive the first two steps, so the later ones work on a small fraction of ``raw``.
+
+    Escapes: a JSON reader pairs a run of backslashes from its left, two by two, and an odd last one
+    escapes the next byte; ``bytes.replace`` also matches leftmost first, so dropping ``\\`` pairs and then
+    ``\"`` drops exactly the escaped backslashes and the escaped quotes (every other escape, ``\n`` or
+    ``\u005B``, keeps only bytes that the next step drops). Most bodies have no backslash at all.
     """
-    structure = _ESCAPE.sub(b"", raw).translate(None, _NOT_STRUCTURE)
+    if b"\\" in raw:
+        raw = raw.replace(_BACKSLASH_PAIR, b"").replace(_ESCAPED_QUOTE, b"")
+    structure = raw.translate(None, _NOT_STRUCTURE)
     # Leftmost-first, "" is always an opening quote and its closing one: between a closing quote and the
     # next opening one valid JSON has a ":" or ",", deleted above, so "" there would come after a
     # bracket-holding string's opener, i.e. later than an earlier empty pair or not at all.

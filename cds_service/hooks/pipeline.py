@@ -55,12 +55,13 @@ def handle_hook_call(
 ) -> dict[str, Any]:
     """The response body ``{"cards": [...]}``; ``HookError`` for 400/404/412.
 
-    ``raw_body``: the request bytes ``body`` was parsed from, whose envelope (everything but the
-    prefetch) has been checked for nesting depth (``web.body.read_json_request``); the prefetch's depth is
-    then checked on these bytes. Without them (e.g. the sandbox) the prefetch is serialised for the check.
+    ``raw_body``: the request bytes ``body`` was parsed from by ``json.loads``, whose envelope (everything but
+    the prefetch) has been checked for nesting depth (``web.body.read_json_request``); the prefetch's depth
+    is then checked on these bytes, and the envelope's schema check may take its compiled fast path. Without
+    them (e.g. the sandbox) the prefetch is serialised for the depth check.
     """
     service = find_service(service_id)
-    validate_request(service, body)
+    validate_request(service, body, parsed_json=raw_body is not None)
     audit = current_audit()
     audit.service_id, audit.hook, audit.hook_instance = service.id, service.hook, body["hookInstance"]
     context: Mapping[str, Any] = body["context"]

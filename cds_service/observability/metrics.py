@@ -75,6 +75,12 @@ JWT_REJECTIONS = Counter(
 )
 
 _LABEL_OK = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# Per-call label children, keyed by the raw label values. ``Metric.labels`` checks and locks on every call;
+# these dictionaries skip that for label sets already seen. Bounded: the values come from bounded sets
+# (endpoints, service ids, status codes, topic codes, indicators), and past the cap nothing more is cached.
+_MAX_CACHED_CHILDREN = 1024
+_REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+_CARD_CHILDREN: dict[tuple[str, str, str], Any] = {}
 
 
 def _label(value: object, default: str = "other") -> str:
@@ -126,9 +132,14 @@ def install(app: Flask, settings: Settings) -> None:
             started = g.pop("metrics_started", None)
             if started is not None:
                 endpoint, service = _request_labels(response.status_code)
-                status = str(response.status_code)
-                HTTP_REQUESTS.labels(endpoint, service, status).inc()
-                HTTP_LATENCY.labels(endpoint, service, status).observe(time.perf_counter() - started)
+                key = (endpoint, service, str(response.status_code))
+                children = _REQUEST_CHILDREN.get(key)
+                if children is None:
+                    children = (HTTP_REQUESTS.labels(*key), HTTP_LATENCY.labels(*key))
+                    if len(_REQUEST_CHILDREN) < _MAX_CACHED_CHILDREN:
+                        _REQUEST_CHILDREN[key] = children
+                children[0].inc()
+                children[1].observe(time.perf_counter() - started)
         except Exception:  # metrics must never break a response
             _log.debug("request metrics not recorded", exc_info=True)
         return response
@@ -168,9 +179,14 @@ def _request_labels(status_code: int) -> tuple[str, str]:
 def observe_cards(service_id: str, topics_and_indicators: list[tuple[str, str]]) -> None:
     """Count cards returned, per topic code and indicator."""
     try:
-        service = _label(service_id)
         for topic, indicator in topics_and_indicators:
-            CARDS.labels(service, _label(topic), _label(indicator)).inc()
+            key = (service_id, topic, indicator)
+            child = _CARD_CHILDREN.get(key)
+            if child is None:
+                child = CARDS.labels(_label(service_id), _label(topic), _label(indicator))
+                if len(_CARD_CHILDREN) < _MAX_CACHED_CHILDREN:
+                    _CARD_CHILDREN[key] = child
+            child.inc()
     except Exception:
         _log.debug("card metrics not recorded", exc_info=True)
 

@@ -160,16 +160,17 @@ def _emit(status: int) -> None:
     if g.get("_request_logged"):
         return
     g._request_logged = True
-    start = g.get("_request_start")
-    total_ms = round((time.perf_counter() - start) * 1000, 3) if start is not None else None
-    fields = request_fields(status, total_ms)
     if request.path in QUIET_PATHS:
         level = logging.DEBUG
     elif status >= 500:
         level = logging.ERROR
     else:
         level = logging.INFO
-    log.log(level, "request", extra={"cds": fields})
+    if not log.isEnabledFor(level):  # e.g. KETAMINE_CDS_LOG_LEVEL=WARNING: no line, so no fields to build
+        return
+    start = g.get("_request_start")
+    total_ms = round((time.perf_counter() - start) * 1000, 3) if start is not None else None
+    log.log(level, "request", extra={"cds": request_fields(status, total_ms)})
 
 
 def install(app: Flask, settings: Settings) -> None:

@@ -14,9 +14,10 @@ from cds_service.config import Settings
 from cds_service.feedback import blueprint as feedback_blueprint
 from cds_service.fhir.allowlist import ServerAllowlist
 from cds_service.fhir.client import new_session
-from cds_service.hooks.catalog import discovery_document
+from cds_service.hooks.catalog import SERVICES, discovery_document
 from cds_service.hooks.errors import HookError, Issue, operation_outcome
 from cds_service.hooks.pipeline import find_service, handle_hook_call
+from cds_service.hooks.schemas import fast_validator
 from cds_service.knowledge.model import Knowledge
 from cds_service.observability import metrics, request_log
 from cds_service.security import flask_auth
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None)
     app.extensions[ALLOWLIST_KEY] = ServerAllowlist(settings.fhir_server_allowlist)  # ConfigError if malformed
     app.extensions[SESSION_KEY] = new_session()
     app.extensions[CLOCK_KEY] = _wall_clock
+    for service in SERVICES.values():
+        fast_validator(service.request_schema)  # compiled at start, not on the first call
 
     # urllib3 logs request URLs at DEBUG; FHIR search URLs carry patient ids
     logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)

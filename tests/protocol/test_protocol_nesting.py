@@ -138,3 +138,54 @@ def test_pipeline_without_raw_bytes_checks_the_prefetch_too(kb: Any) -> None:
     assert err.value.status == 400
     assert "limit of 20" in err.value.issues[0].diagnostics
     assert "cards" in handle_hook_call("ketamine-order-sign", hook_request(prefetch=_deep_prefetch(20)), **call)
+
+
+# JSON string literals (as they appear in the request bytes) that a byte-level scan could mistake for
+# structure: brackets in units and text, escaped quotes and backslashes in runs of every parity, escapes
+# of brackets, and a backslash-free string for comparison.
+STRING_LITERALS = [
+    r'"plain"',
+    r'"mm[Hg]"',
+    r'"{score}"',
+    r'"]]]}}}"',
+    r'"[[[{{{"',
+    r'"\\"',
+    r'"\\\\"',
+    r'"\""',
+    r'"\\\""',
+    r'"\\\\\"]"',
+    r'"a\\\"[\\"',
+    r'"\"[\"{"',
+    r'"\u005B\u005b\u007B\u005D"',
+    r'"\/[\/]\n\t\r\b\f"',
+    r'"\\u005B["',
+    r'"é[😀]\u00e9"',
+    r'""',
+]
+
+
+def _nested_text(levels: int, literal: str) -> bytes:
+    """JSON text nesting exactly ``levels`` objects/arrays, with ``literal`` as every key and value."""
+    text = literal
+    for i in range(levels):
+        if i % 2:
+            text = f"[{literal}, {text}, {literal}, []]" if levels > 1 else f"[{text}]"
+        else:
+            text = f'{{{literal}: {text}, "k": {literal}}}'
+    return text.encode()
+
+
+@pytest.mark.parametrize("literal", STRING_LITERALS)
+@pytest.mark.parametrize("levels", [1, 2, 3, 7, 20])
+def test_raw_check_boundary_with_tricky_strings(literal: str, levels: int) -> None:
+    raw = _nested_text(levels, literal)
+    assert depth(json.loads(raw)) == levels  # valid JSON of exactly that depth
+    assert raw_nesting_exceeds(raw, levels) is False
+    assert raw_nesting_exceeds(raw, levels - 1) is True
+
+
+@pytest.mark.parametrize("literal", STRING_LITERALS)
+def test_raw_check_boundary_at_the_service_limit(literal: str) -> None:
+    limit = 64
+    assert raw_nesting_exceeds(_nested_text(limit, literal), limit) is False
+    assert raw_nesting_exceeds(_nested_text(limit + 1, literal), limit) is True
