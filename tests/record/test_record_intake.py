@@ -40,6 +40,31 @@ def test_cap_boundary_the_reading_just_outside_is_never_validated(kb: Knowledge)
     assert record.skipped == ()  # outside the cap: not validated, so not reported
 
 
+def test_cap_boundary_decided_by_instant_when_offsets_reverse_the_text_order(kb: Knowledge) -> None:
+    cap = max_vitals_per_kind(kb)
+    readings = _bps(cap + 1)
+    # on the day of the cap-th newest: the text says bp0 is later, in UTC it is 10 hours earlier
+    day = "2026-11-02"
+    readings[1] = readings[1] | {"effectiveDateTime": f"{day}T08:00:00-12:00"}  # 20:00Z
+    readings[0] = readings[0] | {"effectiveDateTime": f"{day}T09:00:00+14:00"}  # 2026-11-01T19:00Z
+    record = _record(kb, *readings)
+    assert [b.resource_id for b in record.blood_pressures] == [f"bp{i}" for i in range(cap, 0, -1)]
+    readings[0] = readings[0] | {"effectiveDateTime": f"{day}T10:00:00-12:00"}  # 22:00Z: now the cap-th newest
+    record = _record(kb, *readings)
+    assert [b.resource_id for b in record.blood_pressures] == [f"bp{i}" for i in range(cap, 1, -1)] + ["bp0"]
+
+
+def test_cap_boundary_a_tie_keeps_the_first_received(kb: Knowledge) -> None:
+    cap = max_vitals_per_kind(kb)
+    readings = _bps(cap + 1)
+    readings[0] = readings[0] | {"effectiveDateTime": "2026-11-02T23:00:00+14:00"}  # the instant of bp1
+    readings[1] = readings[1] | {"effectiveDateTime": "2026-11-02T09:00:00Z"}
+    kept = [b.resource_id for b in _record(kb, *readings).blood_pressures]
+    assert kept[-1] == "bp0" and "bp1" not in kept
+    kept = [b.resource_id for b in _record(kb, readings[1], readings[0], *readings[2:]).blood_pressures]
+    assert kept[-1] == "bp1" and "bp0" not in kept
+
+
 def test_cap_boundary_an_invalid_reading_just_inside_lets_the_next_one_in(kb: Knowledge) -> None:
     cap = max_vitals_per_kind(kb)
     readings = _bps(cap + 1)
