@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flask.testing import FlaskClient
+
 from benchmarks.floor import create_floor_app
 from benchmarks.workloads import Workload, build_workloads
 from cds_service.config import Settings
@@ -116,27 +118,28 @@ def validation_costs(resources: Iterable[Mapping[str, Any]], calls: int) -> dict
 
 def whole_calls(workload: Workload, calls: int) -> dict[str, float]:
     """Median milliseconds of the whole in-process call (Flask test client): floor, service, no validation."""
-    logging.disable(logging.CRITICAL)
     raw = json.dumps(workload.body).encode()
     url = f"/cds-services/{SERVICE_ID}"
-    with tempfile.TemporaryDirectory() as tmp:
-        service = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{Path(tmp) / 'fb.sqlite3'}"))
-        floor = create_floor_app(Settings(auth_enabled=False))
-        gc.freeze()  # as each gunicorn worker does
-        floor_client, service_client = floor.test_client(), service.test_client()
-        out = {
-            "floor": median_ms(lambda: floor_client.post(url, data=raw, content_type="application/json"), calls),
-            "service": median_ms(lambda: service_client.post(url, data=raw, content_type="application/json"), calls),
-        }
-        original = validation.Validator.validate
-        validation.Validator.validate = _no_validation  # type: ignore[method-assign]
-        try:
-            out["service, validation a no-op"] = median_ms(
-                lambda: service_client.post(url, data=raw, content_type="application/json"), calls
-            )
-        finally:
-            validation.Validator.validate = original  # type: ignore[method-assign]
+    original = validation.Validator.validate
+    logging.disable(logging.CRITICAL)  # the request log would otherwise time the terminal
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            service = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{Path(tmp) / 'fb.sqlite3'}"))
+            floor = create_floor_app(Settings(auth_enabled=False))
+            gc.freeze()  # as each gunicorn worker does
+            clients = {"floor": floor.test_client(), "service": service.test_client()}
+            out = {name: median_ms(_poster(client, url, raw), calls) for name, client in clients.items()}
+            validation.Validator.validate = _no_validation  # type: ignore[method-assign]
+            out["service, validation a no-op"] = median_ms(_poster(clients["service"], url, raw), calls)
+    finally:
+        validation.Validator.validate = original  # type: ignore[method-assign]
+        logging.disable(logging.NOTSET)
+        gc.unfreeze()
     return out
+
+
+def _poster(client: FlaskClient, url: str, raw: bytes) -> Callable[[], object]:
+    return lambda: client.post(url, data=raw, content_type="application/json")
 
 
 def _no_validation(self: validation.Validator, resource: Mapping[str, Any]) -> None:

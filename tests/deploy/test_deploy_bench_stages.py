@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from benchmarks import stages
@@ -19,6 +21,8 @@ def test_stage_script_prints_every_stage_and_the_validation_table(capsys: pytest
     counts = {row.split()[0]: int(row.split()[1]) for row in table if row.strip()}
     assert counts["MedicationRequest"] > 0 and counts["Observation"] > 0 and counts["Patient"] == 1
     assert validation.Validator.validate is original  # the no-op and the timer are undone
+    assert logging.getLogger("ketamine_cds.test").isEnabledFor(logging.CRITICAL)
+    assert logging.root.manager.disable == logging.NOTSET  # logging is on again for whatever runs next
 
 
 def test_stage_script_refuses_an_unknown_or_stub_workload(capsys: pytest.CaptureFixture[str]) -> None:
