@@ -7,6 +7,11 @@ from security_support import SigningKey
 
 
 @pytest.fixture(scope="module")
+def k1() -> SigningKey:
+    return SigningKey.generate("ES384", kid="k1")
+
+
+@pytest.fixture(scope="module")
 def es_key() -> SigningKey:
     return SigningKey.generate("ES384", kid="es-1")
 

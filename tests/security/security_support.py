@@ -114,3 +114,13 @@ def order_sign_body(patient_id: str = "pat-1", *, prefetch: dict[str, Any] | Non
         body["fhirAuthorization"] = {"access_token": access_token, "token_type": "Bearer", "expires_in": 300,
                                      "scope": "patient/*.read", "subject": "ketamine-cds"}
     return body
+
+
+class Clock:
+    """A settable clock for the caches that take ``clock=``: ``clock.t += 60`` moves time on."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 import responses
-from security_support import AUD, ISS, SigningKey, claims, jwks_of
+from security_support import AUD, ISS, Clock, SigningKey, claims, jwks_of
 
 from cds_service.security.jwks import JwksCache, JwksFetchError, parse_jwks
 from cds_service.security.replay import MemoryReplayCache
@@ -14,19 +14,6 @@ from cds_service.security.verifier import AuthError, Verifier
 
 NOW = 1_795_435_200.0
 URL = "https://ehr.example.org/.well-known/jwks.json"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-@pytest.fixture(scope="module")
-def k1() -> SigningKey:
-    return SigningKey.generate("ES384", kid="k1")
 
 
 @pytest.fixture(scope="module")

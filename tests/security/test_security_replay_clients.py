@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from security_support import SigningKey, jwks_of
+from security_support import Clock, SigningKey, jwks_of
 
 from cds_service.config import ConfigError
 from cds_service.security.replay import TABLE_NAME, MemoryReplayCache, SqlReplayCache
@@ -20,17 +20,9 @@ from cds_service.security.trusted_clients import (
 NOW = 1_795_435_200.0
 
 
-class Clock:
-    def __init__(self, t: float = NOW) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-
 @pytest.fixture(params=["memory", "sql"])
 def cache_and_clock(request: pytest.FixtureRequest, tmp_path: Path):
-    clock = Clock()
+    clock = Clock(NOW)
     if request.param == "memory":
         return MemoryReplayCache(clock=clock), clock
     return SqlReplayCache(f"sqlite:///{tmp_path / 'replay.sqlite3'}", clock=clock), clock
@@ -56,14 +48,14 @@ def test_entry_expires_with_the_token(cache_and_clock) -> None:
 def test_sql_cache_is_shared_between_instances(tmp_path: Path) -> None:
     """Two workers (or replicas) on one database see each other's tokens."""
     url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    worker_a = SqlReplayCache(url, clock=Clock())
-    worker_b = SqlReplayCache(url, clock=Clock())
+    worker_a = SqlReplayCache(url, clock=Clock(NOW))
+    worker_b = SqlReplayCache(url, clock=Clock(NOW))
     assert worker_a.first_use("iss", "jti-1", NOW + 300)
     assert worker_b.first_use("iss", "jti-1", NOW + 300) is False
 
 
 def test_sql_cache_stores_no_token_content(tmp_path: Path) -> None:
-    cache = SqlReplayCache(f"sqlite:///{tmp_path / 'r.sqlite3'}", clock=Clock())
+    cache = SqlReplayCache(f"sqlite:///{tmp_path / 'r.sqlite3'}", clock=Clock(NOW))
     cache.first_use("https://ehr.example.org", "JTI-MARKER", NOW + 300)
     with cache.engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT * FROM {TABLE_NAME}")).all()
@@ -73,7 +65,7 @@ def test_sql_cache_stores_no_token_content(tmp_path: Path) -> None:
 
 
 def test_purge_deletes_expired_rows(tmp_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(NOW)
     cache = SqlReplayCache(f"sqlite:///{tmp_path / 'p.sqlite3'}", clock=clock)
     cache.first_use("iss", "old", NOW + 10)
     cache.first_use("iss", "new", NOW + 1000)
@@ -81,7 +73,7 @@ def test_purge_deletes_expired_rows(tmp_path: Path) -> None:
 
 
 def test_sql_cache_on_in_memory_sqlite() -> None:
-    cache = SqlReplayCache("sqlite://", clock=Clock())
+    cache = SqlReplayCache("sqlite://", clock=Clock(NOW))
     assert cache.first_use("iss", "x", NOW + 60)
     assert not cache.first_use("iss", "x", NOW + 60)
 
@@ -161,7 +153,7 @@ def test_concurrent_first_use_admits_exactly_one(tmp_path: Path) -> None:
     import threading
 
     url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
-    caches = [SqlReplayCache(url, clock=Clock()) for _ in range(2)]
+    caches = [SqlReplayCache(url, clock=Clock(NOW)) for _ in range(2)]
     barrier = threading.Barrier(8)
     results: list[bool] = []
 
@@ -188,6 +180,6 @@ def test_sql_cache_on_postgresql() -> None:
             pytest.fail("DATABASE_URL_TEST is not set: .ci/run must start PostgreSQL")
         pytest.skip("DATABASE_URL_TEST not set (scripts/postgres-for-tests.sh starts a server)")
     jti = str(uuid.uuid4())
-    a, b = SqlReplayCache(url, clock=Clock()), SqlReplayCache(url, clock=Clock())
+    a, b = SqlReplayCache(url, clock=Clock(NOW)), SqlReplayCache(url, clock=Clock(NOW))
     assert a.first_use("iss", jti, NOW + 300)
     assert b.first_use("iss", jti, NOW + 300) is False
