@@ -143,10 +143,7 @@ def _override_reasons(topic: Topic | None, indicator: Indicator) -> tuple[Coding
     if indicator not in (Indicator.WARNING, Indicator.CRITICAL):
         return ()
     reasons = (topic.override_reasons if topic else ()) or DEFAULT_OVERRIDE_REASONS
-    try:
-        return _reason_codings(reasons)
-    except TypeError:  # unhashable reasons (a Topic built by hand with lists): no cache
-        return _reason_codings.__wrapped__(reasons)
+    return _reason_codings(tuple(map(tuple, reasons)))  # hashable, whatever sequences a Topic was given
 
 
 # Codings are immutable and depend only on knowledge-base texts: built (and checked) once, not per card.
