@@ -22,6 +22,7 @@ import requests
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import same_server
 from cds_service.observability import metrics
+from cds_service.record.fhirdata import is_mapping
 
 MAX_REDIRECTS = 3
 _CHUNK = 64 * 1024
@@ -225,10 +226,9 @@ def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]]
         return resources, 0
     append = resources.append
     for entry in entries:
-        # ``type(x) is dict`` first: JSON gives dicts, and an ABC isinstance check costs several times more
-        if type(entry) is dict or isinstance(entry, Mapping):
+        if is_mapping(entry):
             resource = entry.get("resource")
-            if type(resource) is dict or isinstance(resource, Mapping):
+            if is_mapping(resource):
                 if resource.get("resourceType") == "OperationOutcome":
                     if is_error_outcome(resource):
                         errors += 1

@@ -29,6 +29,7 @@ from cds_service.fhir.client import FetchError, FhirClient, bundle_resources, ne
 from cds_service.fhir.templates import TemplateError, fill
 from cds_service.hooks.catalog import PrefetchKey
 from cds_service.observability.audit import RequestAudit
+from cds_service.record.fhirdata import is_mapping
 from cds_service.record.model import DataGap
 
 log = logging.getLogger(__name__)
@@ -270,9 +271,7 @@ def _resolve_medication_references(
     ids: dict[str, str | None] = {}  # reference -> Medication id: many resources name the same few
     for r in users:
         ref = r.get("medicationReference")
-        if ref is None:
-            continue
-        target = ref.get("reference") if type(ref) is dict or isinstance(ref, Mapping) else None
+        target = ref.get("reference") if is_mapping(ref) else None
         if not isinstance(target, str) or target.startswith("#"):
             continue
         med_id = ids[target] if target in ids else ids.setdefault(target, _medication_id(target, client))

@@ -21,16 +21,16 @@ knowledge base (``Knowledge.derived``). Nothing about a patient outlives the bui
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from operator import attrgetter
 from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import conditions as cond
 from cds_service.record import medications as meds
 from cds_service.record import observations as obs
-from cds_service.record.dates import newest_first_order, parse_fhir_datetime
-from cds_service.record.fhirdata import resource_id
+from cds_service.record.dates import newest_first, newest_first_order, parse_fhir_datetime
+from cds_service.record.fhirdata import is_mapping, resource_id
 from cds_service.record.model import (
     Administration,
     ConditionFact,
@@ -44,7 +44,8 @@ from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 _RECORD_TYPES: Final = frozenset({"Patient", "Condition", "Observation", "Medication", *_MEDICATION_TYPES})
-_UNDATED: Final = float("inf")  # sorts after every (negated) timestamp
+_WHEN: Final = attrgetter("when")  # of observation facts and administrations
+_START: Final = attrgetter("start")  # of medication uses and exposure periods
 
 
 def build_record(
@@ -83,45 +84,31 @@ class _Builder:
         One pass over what may be thousands of resources: only the types the record reads are looked at
         (the others would be ignored anyway), and Observations, most of a heavy record, are sorted here.
         """
-        ids_seen: dict[str, set[str]] = {}  # by resource type, only the types read
-        observation_ids = ids_seen["Observation"] = set()
-        kind_of = self.observations_index.kind_of
-        vitals = self.vitals
-        vital_kinds = obs.VITAL_KINDS
+        ids_seen: dict[str, set[str]] = {rtype: set() for rtype in _RECORD_TYPES}
         for resource in resources:
-            if type(resource) is not dict and not isinstance(resource, Mapping):
+            if not is_mapping(resource):
                 continue
             rtype = resource.get("resourceType")
-            if rtype == "Observation":  # most of a heavy record: the shortest path
-                rid = resource.get("id")
-                if isinstance(rid, str) and rid:
-                    if rid in observation_ids:
-                        continue
-                    observation_ids.add(rid)
-                kind = kind_of(resource)
-                if kind is None:
-                    continue
-                if kind in vital_kinds:
-                    vitals.append((kind, resource))  # validated later, newest first, up to the cap
-                elif self._valid(resource):
-                    obs.read_observation(resource, kind, self.observations_index, self.observations)
+            if not isinstance(rtype, str) or rtype not in ids_seen:  # a type the record does not read
                 continue
-            if not isinstance(rtype, str):
-                continue
-            seen = ids_seen.get(rtype)
-            if seen is None:
-                if rtype not in _RECORD_TYPES:
-                    continue
-                seen = ids_seen[rtype] = set()
+            seen = ids_seen[rtype]
             rid = resource.get("id")
             if isinstance(rid, str) and rid:
                 if rid in seen:
                     continue
                 seen.add(rid)
-            self._add_other(rtype, resource)
+            self._add(rtype, resource)
 
-    def _add_other(self, rtype: str, resource: Mapping[str, Any]) -> None:
-        if rtype == "Condition":
+    def _add(self, rtype: str, resource: Mapping[str, Any]) -> None:
+        if rtype == "Observation":  # most of a heavy record: first
+            kind = self.observations_index.kind_of(resource)
+            if kind is None:
+                return
+            if kind in obs.VITAL_KINDS:
+                self.vitals.append((kind, resource))  # validated later, newest first, up to the cap
+            elif self._valid(resource):
+                obs.read_observation(resource, kind, self.observations_index, self.observations)
+        elif rtype == "Condition":
             self._add_condition(resource)
         elif rtype in _MEDICATION_TYPES:
             self.medication_raw.append(resource)  # after all Medication resources are known
@@ -170,14 +157,14 @@ class _Builder:
             )
         return PatientRecord(
             patient=self.patient or PatientFacts(None, None),
-            conditions=tuple(_newest(self.conditions, lambda c: c.onset or c.recorded)),
-            medication_uses=tuple(_newest(uses, lambda u: u.start)),
-            exposures=tuple(_newest(meds.merge_exposures(uses, self.kb), lambda e: e.start)),
-            blood_pressures=tuple(obs.newest_first(pressures)),
-            weights=tuple(obs.newest_first(facts.weights)),
-            scores=tuple(obs.newest_first(facts.scores)),
-            pregnancy_tests=tuple(obs.newest_first(facts.pregnancy_tests)),
-            administrations=tuple(obs.newest_first(administrations)),
+            conditions=tuple(newest_first(self.conditions, lambda c: c.onset or c.recorded)),
+            medication_uses=tuple(newest_first(uses, _START)),
+            exposures=tuple(newest_first(meds.merge_exposures(uses, self.kb), _START)),
+            blood_pressures=tuple(newest_first(pressures, _WHEN)),
+            weights=tuple(newest_first(facts.weights, _WHEN)),
+            scores=tuple(newest_first(facts.scores, _WHEN)),
+            pregnancy_tests=tuple(newest_first(facts.pregnancy_tests, _WHEN)),
+            administrations=tuple(newest_first(administrations, _WHEN)),
             data_gaps=tuple(all_gaps),
             skipped=tuple(self.skipped + facts.skipped),
             available=available,
@@ -229,14 +216,6 @@ class _Builder:
 def max_vitals_per_kind(kb: Knowledge) -> int:
     """How many of the newest valid readings of each vital-sign kind the record keeps (at least 1)."""
     return max(1, round(kb.number("vitals.max_readings_per_kind")))
-
-
-def _newest(items: Iterable[Any], when: Callable[[Any], datetime | None]) -> list[Any]:
-    def key(item: Any) -> float:
-        moment = when(item)
-        return _UNDATED if moment is None else -moment.timestamp()
-
-    return sorted(items, key=key)
 
 
 def _patient_facts(resource: Mapping[str, Any]) -> PatientFacts:

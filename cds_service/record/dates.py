@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+
+from cds_service.record.fhirdata import is_mapping
 
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
+T = TypeVar("T")
 _UNDATED: Final = float("inf")  # sorts after every (negated) timestamp
 # Between these instants a POSIX timestamp (a float) keeps every microsecond apart (|t| < 2**33 s), so the
 # order of datetimes and the order of their timestamps are the same, ties included.
@@ -49,7 +52,7 @@ def as_utc(naive: datetime) -> datetime:
 
 def period_bounds(period: object) -> tuple[datetime | None, datetime | None]:
     """(start, end) of a FHIR Period, each None when absent or unusable."""
-    if type(period) is not dict and (period is None or not isinstance(period, Mapping)):  # 6x cheaper
+    if not is_mapping(period):
         return None, None
     return parse_fhir_datetime(period.get("start")), parse_fhir_datetime(period.get("end"))
 
@@ -99,7 +102,7 @@ def newest_first_order(resources: Sequence[Mapping[str, Any]]) -> list[int]:
         order = []
     if order and _exact_order(moments[order[-1]], moments[order[0]]):
         return order
-    keys = [_newest_first(effective_timestamp(resource)) for resource in resources]
+    keys = [newest_first_key(effective_timestamp(resource)) for resource in resources]
     return sorted(range(len(resources)), key=keys.__getitem__)
 
 
@@ -109,6 +112,16 @@ def _exact_order(oldest: datetime, newest: datetime) -> bool:
     return oldest >= _EXACT_FROM and newest < _EXACT_UNTIL
 
 
-def _newest_first(timestamp: float | None) -> float:
-    """Sort key: newest first, undated last."""
+def newest_first(items: Iterable[T], when: Callable[[T], datetime | None]) -> list[T]:
+    """``items`` sorted by ``when(item)`` newest first, undated ones last, ties in the order given."""
+
+    def key(item: T) -> float:
+        moment = when(item)
+        return newest_first_key(None if moment is None else moment.timestamp())
+
+    return sorted(items, key=key)
+
+
+def newest_first_key(timestamp: float | None) -> float:
+    """Sort key of a POSIX timestamp: newest first, undated last."""
     return _UNDATED if timestamp is None else -timestamp

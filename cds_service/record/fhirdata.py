@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from cds_service.record.model import Code
 
 
+def is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, answered first for JSON's dict and for None: the ABC check is several
+    times slower, and readers ask it of every element of thousands of resources."""
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
 def codes_of(concept: object) -> tuple[Code, ...]:
     """The codings of a CodeableConcept that have both system and code."""
-    if type(concept) is not dict and not isinstance(concept, Mapping):  # exact type first: 6x cheaper
+    if not is_mapping(concept):
         return ()
     out: list[Code] = []
     for coding in codings_of(concept):
-        if type(coding) is dict or isinstance(coding, Mapping):
+        if is_mapping(coding):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str) and system and code:
                 display = coding.get("display")
@@ -29,14 +35,14 @@ def codes_of(concept: object) -> tuple[Code, ...]:
 
 def texts_of(concept: object) -> tuple[str, ...]:
     """``text`` and every ``coding.display`` of a CodeableConcept (for the name fallback)."""
-    if type(concept) is not dict and not isinstance(concept, Mapping):  # exact type first: 6x cheaper
+    if not is_mapping(concept):
         return ()
     out: list[str] = []
     text = concept.get("text")
     if isinstance(text, str) and text:
         out.append(text)
     for coding in codings_of(concept):
-        if type(coding) is dict or isinstance(coding, Mapping):
+        if is_mapping(coding):
             display = coding.get("display")
             if isinstance(display, str) and display:
                 out.append(display)
@@ -45,10 +51,10 @@ def texts_of(concept: object) -> tuple[str, ...]:
 
 def code_keys(concept: object) -> Iterable[tuple[str, str]]:
     """(system, code) pairs of a CodeableConcept, cheaply, for pre-filtering raw resources."""
-    if type(concept) is not dict and not isinstance(concept, Mapping):
+    if not is_mapping(concept):
         return
     for coding in codings_of(concept):
-        if type(coding) is dict or isinstance(coding, Mapping):
+        if is_mapping(coding):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 yield system, code
@@ -86,7 +92,7 @@ def status_code(concept: object) -> str | None:
 
 def quantity(value: object) -> tuple[float | None, str | None]:
     """(value, unit code) of a Quantity; the unit falls back to ``unit`` when ``code`` is absent."""
-    if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
+    if not is_mapping(value):
         return None, None
     number = value.get("value")
     if isinstance(number, bool) or not isinstance(number, int | float):

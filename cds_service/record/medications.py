@@ -12,12 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, TypeGuard
+from operator import attrgetter
+from typing import Any, Final
 
 from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
 from cds_service.knowledge.model import Knowledge
-from cds_service.record.dates import effective_time, parse_fhir_datetime, period_bounds
-from cds_service.record.fhirdata import codes_of, content_key, quantity, resource_id, texts_of
+from cds_service.record.dates import effective_time, newest_first, parse_fhir_datetime, period_bounds
+from cds_service.record.fhirdata import codes_of, content_key, is_mapping, quantity, resource_id, texts_of
 from cds_service.record.model import Administration, Code, ExposurePeriod, MedicationUse, Recognition
 from cds_service.record.units import duration_days, mass_to_mg
 
@@ -221,7 +222,7 @@ def request_uses(
     if status in EXCLUDED_REQUEST_STATUS or resource.get("intent") in EXCLUDED_REQUEST_INTENT:
         return []
     raw_dispense = resource.get("dispenseRequest")
-    dispense: Mapping[str, Any] = raw_dispense if _is_mapping(raw_dispense) else {}
+    dispense: Mapping[str, Any] = raw_dispense if is_mapping(raw_dispense) else {}
     dosages = resource.get("dosageInstruction")
     start, end = period_bounds(dispense.get("validityPeriod"))
     bounds = doses.timing_bounds(dosages) if doses is not None else _timing_bounds(dosages)
@@ -363,21 +364,16 @@ def _times_per_day(dosage: Mapping[str, Any]) -> tuple[float | None, bool]:
 
 def _repeat(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
     timing = dosage.get("timing")
-    repeat = timing.get("repeat") if _is_mapping(timing) else None
-    return repeat if _is_mapping(repeat) else {}
+    repeat = timing.get("repeat") if is_mapping(timing) else None
+    return repeat if is_mapping(repeat) else {}
 
 
 def _as_list(value: object) -> list[Mapping[str, Any]]:
-    if _is_mapping(value):
+    if is_mapping(value):
         return [value]
     if isinstance(value, list):
-        return [v for v in value if type(v) is dict or isinstance(v, Mapping)]
+        return [v for v in value if is_mapping(v)]
     return []
-
-
-def _is_mapping(value: object) -> TypeGuard[Mapping[str, Any]]:
-    """``isinstance(value, Mapping)``, answered first for the usual dict or None (the ABC check is slow)."""
-    return type(value) is dict or (value is not None and isinstance(value, Mapping))
 
 
 # ----------------------------------------------------------------------------------------- exposures
@@ -445,13 +441,9 @@ def _period(ingredient: str, uses: list[MedicationUse], kb: Knowledge) -> Exposu
         start=min(starts) if starts else None,
         end=None if ongoing else (max(ends) if ends else None),
         ongoing=ongoing,
-        uses=tuple(sorted(uses, key=_newest_first_key)),
+        uses=tuple(newest_first(uses, attrgetter("start"))),
         flags=tuple(dict.fromkeys(flags)),
     )
-
-
-def _newest_first_key(use: MedicationUse) -> tuple[int, float]:
-    return (0, -use.start.timestamp()) if use.start else (1, 0.0)
 
 
 # ----------------------------------------------------------------------------------------- administrations

@@ -271,6 +271,3 @@ def _contains_word(text: str, word: str) -> bool:
     return re.search(rf"(?<![a-z0-9]){re.escape(word)}(?![a-z0-9])", text) is not None
 
 
-def newest_first(items: Iterable[Any]) -> list[Any]:
-    """Sort facts with a ``when`` newest first, undated ones last."""
-    return sorted(items, key=lambda f: (f.when is None, -(f.when.timestamp()) if f.when else 0.0))
