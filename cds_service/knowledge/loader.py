@@ -2,7 +2,7 @@
 
 ``load_knowledge()`` reads ``data/``: ``thresholds.yaml`` (values), ``valuesets/*.json`` (FHIR ValueSets),
 ``medications.json``, ``seeds.yaml``, ``override-reasons.yaml``, ``assessments.yaml``,
-``local-score-codes.yaml`` and every ``topics-*.yaml``. A deployment file (YAML or JSON, named by
+``local-score-codes.yaml`` and every ``topics/<domain>.yaml``. A deployment file (YAML or JSON, named by
 ``KETAMINE_CDS_RULES_CONFIG``) may change thresholds, add local score codes and add value-set codes; it is
 validated against a JSON Schema built from the bundled knowledge, and any problem raises ``KnowledgeError``
 naming the file, the key and the problem, so the service refuses to start instead of running on a guess.
@@ -335,9 +335,9 @@ def _load_local_score_codes(path: Path) -> dict[str, frozenset[tuple[str, str]]]
 def _load_topics(
     root: Path, thresholds: Mapping[str, float | int | bool], default_reasons: tuple[tuple[str, str], ...]
 ) -> dict[str, Topic]:
-    """Every ``topics-*.yaml`` (written by the rules engineers); absent files or partial topics are tolerated."""
+    """Every ``topics/<domain>.yaml`` (one per ``rules/<domain>.py``); a topic defined twice is an error."""
     topics: dict[str, Topic] = {}
-    for path in sorted(root.glob("topics-*.yaml")):
+    for path in sorted((root / "topics").glob("*.yaml")):
         doc = _read_yaml(path) or {}
         entries = _require_mapping(doc, str(path)).get("topics") or {}
         for code, raw in _require_mapping(entries, f"{path}: topics").items():

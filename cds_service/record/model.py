@@ -120,6 +120,7 @@ class BloodPressure:
     when: datetime | None
     systolic: float | None  # mm[Hg]
     diastolic: float | None
+    plausible: bool = True  # False: outside the configured plausible range; shown as such, never passes a check
 
     def evidence(self) -> Evidence:
         s = f"{self.systolic:g}" if self.systolic is not None else "?"
@@ -133,6 +134,7 @@ class BodyWeight:
     when: datetime | None
     kg: float
     as_recorded: str  # e.g. "154 [lb_av]"
+    plausible: bool = True  # False: outside the configured plausible range; never used to pass a check or rewrite
 
     def evidence(self) -> Evidence:
         return Evidence("Observation", self.resource_id, self.when, f"weight {self.kg:.1f} kg ({self.as_recorded})")
@@ -159,7 +161,10 @@ class SeverityScore:
 class PregnancyTest:
     resource_id: str | None
     when: datetime | None
-    positive: bool | None  # None: result not interpretable
+    positive: bool | None  # qualitative result or interpretation flag; None: neither says
+    iu_per_l: float | None = None  # quantitative result in IU/L (mIU/mL = IU/L); the rules apply the thresholds
+    comparator: str | None = None  # "<", "<=", ">=", ">" as sent with a quantitative result
+    unit_unreadable: bool = False  # a quantitative value whose unit could not be read ("hCG not readable")
 
     def evidence(self) -> Evidence:
         result = {True: "positive", False: "negative", None: "result unreadable"}[self.positive]
@@ -196,6 +201,30 @@ class SkippedResource:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAside:
+    """Records of one kind that were not used, how many and why: the summary line they would have changed says so.
+
+    ``reason`` is plain words that complete "N records ... were not used because they <reason>" style phrases,
+    e.g. "are dated in the future", "belong to another patient", "could not be read", "conflict with a copy".
+    ``details`` carry what a clinician needs to act, never ids: e.g. "BP 190/120 mmHg dated 2026-12-10".
+    """
+
+    kind: str  # record kind (``record/kinds.py``)
+    reason: str
+    count: int
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Normalisation:
+    """A known real-feed deviation that was read safely (the cards say so), e.g. a time without an offset."""
+
+    kind: str  # record kind (``record/kinds.py``)
+    what: str  # plain words, e.g. "times without a time-zone offset read as UTC"
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class PatientFacts:
     birth_date: date | None
     gender: str | None
@@ -228,6 +257,8 @@ class PatientRecord:
     data_gaps: tuple[DataGap, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
     available: frozenset[str] = field(default_factory=frozenset)
+    set_aside: tuple[SetAside, ...] = ()
+    normalised: tuple[Normalisation, ...] = ()
 
     def conditions_in(self, category: str, *, active_only: bool = True) -> tuple[ConditionFact, ...]:
         return tuple(
@@ -236,3 +267,11 @@ class PatientRecord:
 
     def exposures_with_role(self, role: str) -> tuple[ExposurePeriod, ...]:
         return tuple(e for e in self.exposures if role in e.roles)
+
+    def set_aside_of(self, *kinds: str) -> tuple[SetAside, ...]:
+        """What was set aside among the records of these kinds."""
+        return tuple(s for s in self.set_aside if s.kind in kinds)
+
+    def normalised_of(self, *kinds: str) -> tuple[Normalisation, ...]:
+        """The deviations read safely among the records of these kinds."""
+        return tuple(n for n in self.normalised if n.kind in kinds)

@@ -36,9 +36,9 @@ def _parse(html: str) -> _Collect:
 def _data_with_topic(tmp_path: Path, topic_yaml: str) -> Path:
     data = tmp_path / "data"
     shutil.copytree(DATA_DIR, data)
-    for path in data.glob("topics-*.yaml"):
+    for path in (data / "topics").glob("*.yaml"):
         path.unlink()
-    (data / "topics-1.yaml").write_text(topic_yaml)
+    (data / "topics" / "contraindications.yaml").write_text(topic_yaml)
     return data
 
 

@@ -1,4 +1,4 @@
-"""The eligibility summary (§8), the card texts of topics-1.yaml (§9) and the engine end to end."""
+"""The eligibility summary (§8), the card texts of topics/*.yaml (§9) and the engine end to end."""
 
 from __future__ import annotations
 
