@@ -32,7 +32,7 @@ from cds_service.sandbox.requests import HOOKS, build_request  # noqa: E402
 
 INFO, WARNING, CRITICAL = "info", "warning", "critical"
 SUMMARY = ("eligibility-summary", INFO)
-REMS = ("esketamine-rems", INFO)
+DATA = ("pre-dose-data-missing", WARNING)
 
 IV_ROUTE = {"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route (qualifier value)"}]}
 NASAL_ROUTE = {"coding": [{"system": SNOMED, "code": "46713006", "display": "Nasal route (qualifier value)"}]}
@@ -135,6 +135,12 @@ TEMPLATES: list[dict[str, Any]] = [
         "IV ketamine 0.5 mg/kg over 40 min with no route on the order (ketamine without a route is read as IV).",
         {"mg_per_kg": 0.5, "duration_min": 40, "frequency_per_week": 2},
         route=False,
+    ),
+    _iv(
+        "iv-ketamine-pain-infusion",
+        "IV ketamine for chronic pain: 1.4 mg/kg at rate_mg_per_kg_per_h (default 0.35 mg/kg/h) over 4 hours, daily "
+        "(the consensus CRPS protocol).",
+        {"dose_mg_per_kg": 1.4, "rate_mg_per_kg_per_h": 0.35, "duration_min": 240, "frequency_per_week": 7},
     ),
     {
         **_ndc(_esk(56)),
@@ -284,11 +290,11 @@ SPECS: list[Spec] = [
     Spec(
         "eligible-esketamine-56mg",
         "44-year-old woman, same TRD history, ordered Spravato 56 mg intranasal twice weekly; urine hCG negative "
-        "last week. Only the REMS reminder accompanies the summary.",
+        "last week. First session of a course at the labelled 56 mg: only the summary (REMS is its monitoring line).",
         lambda c: trd_history(c).hcg(6, positive=False),
-        [SUMMARY, REMS],
+        [SUMMARY],
         template="esketamine-56mg",
-        covers=["esketamine-rems", "clean", "negative-hcg"],
+        covers=["rems-summary-line", "clean", "negative-hcg"],
         person=person("Maria", "Lindqvist", "female", "1981-08-02"),
     ),
     Spec(
@@ -406,8 +412,8 @@ SPECS: list[Spec] = [
         "severity-undocumented",
         "No PHQ-9, MADRS or HAM-D in the last 30 days (the latest PHQ-9 is 45 days old).",
         lambda c: trd_history(c, latest_phq9_day=45),
-        [SUMMARY, ("depression-severity-undocumented", WARNING)],
-        covers=["depression-severity-undocumented"],
+        [SUMMARY, DATA],
+        covers=["pre-dose-data-missing", "boundary:score-45-days"],
         person=person("Sofia", "Almeida", "female", "1992-10-12"),
     ),
     Spec(
@@ -501,8 +507,8 @@ SPECS: list[Spec] = [
         "bp-undocumented",
         "The only BP is 45 days old.",
         lambda c: trd_history(c, bp_day=45),
-        [SUMMARY, ("blood-pressure-undocumented", WARNING)],
-        covers=["blood-pressure-undocumented"],
+        [SUMMARY, DATA],
+        covers=["pre-dose-data-missing", "boundary:bp-45-days"],
         person=person("Max", "Dubois", "male", "1991-01-21"),
     ),
     Spec(
@@ -606,9 +612,9 @@ SPECS: list[Spec] = [
         "weight-undocumented",
         "Last weight 120 days ago; IV ketamine 40 mg ordered: the mg/kg dose cannot be checked.",
         lambda c: trd_history(c, weight_day=120),
-        [SUMMARY, ("weight-undocumented", WARNING)],
+        [SUMMARY, DATA],
         template="iv-ketamine-fixed-dose",
-        covers=["weight-undocumented", "boundary:weight-120-days"],
+        covers=["pre-dose-data-missing", "boundary:weight-120-days"],
         person=person("Victor", "Lambert", "male", "1974-07-27"),
     ),
     Spec(
@@ -624,40 +630,40 @@ SPECS: list[Spec] = [
         "dose-0.526-mg-per-kg",
         "95 kg, IV ketamine 50 mg over 40 min = 0.526 mg/kg: just over the 0.5 mg/kg + 5% tolerance.",
         lambda c: trd_history(c, weight_kg=95),
-        [SUMMARY, ("dose-above-standard", WARNING), ("dose-standard-suggestion", INFO)],
+        [SUMMARY, ("dose-above-standard", WARNING)],
         template="iv-ketamine-fixed-dose",
         params={"dose_mg": 50},
-        covers=["dose-above-standard", "dose-standard-suggestion", "boundary:dose-0.526-mg-per-kg"],
+        covers=["dose-above-standard", "rewrite-on-card", "boundary:dose-0.526-mg-per-kg"],
         person=person("Bruno", "Costa", "male", "1978-08-28"),
     ),
     Spec(
         "dose-anesthetic-1.0-mg-per-kg",
         "80 kg, IV ketamine 80 mg over 40 min = 1.0 mg/kg: anaesthetic range.",
         lambda c: trd_history(c),
-        [SUMMARY, ("dose-anesthetic-range", CRITICAL), ("dose-standard-suggestion", INFO)],
+        [SUMMARY, ("dose-anesthetic-range", CRITICAL)],
         template="iv-ketamine-fixed-dose",
         params={"dose_mg": 80},
-        covers=["dose-anesthetic-range", "dose-standard-suggestion", "boundary:dose-1.0-mg-per-kg"],
+        covers=["dose-anesthetic-range", "rewrite-on-card", "boundary:dose-1.0-mg-per-kg"],
         person=person("Ivan", "Horak", "male", "1982-10-02"),
     ),
     Spec(
         "dose-below-range",
         "80 kg, IV ketamine 7 mg = 0.0875 mg/kg: below every studied dose.",
         lambda c: trd_history(c),
-        [SUMMARY, ("dose-below-range", WARNING), ("dose-standard-suggestion", INFO)],
+        [SUMMARY, ("dose-below-range", WARNING)],
         template="iv-ketamine-fixed-dose",
         params={"dose_mg": 7},
-        covers=["dose-below-range", "dose-standard-suggestion"],
+        covers=["dose-below-range", "rewrite-on-card"],
         person=person("Elena", "Popescu", "female", "1980-05-15"),
     ),
     Spec(
         "infusion-39-minutes",
         "80 kg, 40 mg (0.5 mg/kg) over 39 minutes: under the 40-minute standard.",
         lambda c: trd_history(c),
-        [SUMMARY, ("infusion-too-fast", WARNING), ("dose-standard-suggestion", INFO)],
+        [SUMMARY, ("infusion-too-fast", WARNING)],
         template="iv-ketamine-standard",
         params={"duration_min": 39},
-        covers=["infusion-too-fast", "dose-standard-suggestion", "boundary:infusion-39-min"],
+        covers=["infusion-too-fast", "rewrite-on-card", "boundary:infusion-39-min"],
         person=person("Anton", "Berg", "male", "1976-02-14"),
     ),
     Spec(
@@ -668,7 +674,7 @@ SPECS: list[Spec] = [
         template="iv-ketamine-standard",
         params={"frequency_per_week": 4},
         covers=["frequency-above-protocol"],
-        notes="Frequency is not dose or duration: no dose-standard-suggestion.",
+        notes="The frequency card carries the one-click rewrite (to twice weekly; dose and time already standard).",
         person=person("Freya", "Holm", "female", "1985-04-25"),
     ),
     Spec(
@@ -684,19 +690,21 @@ SPECS: list[Spec] = [
     # --- 5. Esketamine --------------------------------------------------------------------------------------
     Spec(
         "esketamine-84mg",
-        "Spravato 84 mg twice weekly: top of the labelled range.",
-        lambda c: trd_history(c, weight_kg=None),
-        [SUMMARY, REMS],
+        "Spravato 84 mg twice weekly at the third session of a course (56 mg 7 and 3 days ago): top of the labelled "
+        "range.",
+        lambda c: esketamine_sessions(trd_history(c, weight_kg=None), 7, 3),
+        [SUMMARY],
         template="esketamine-84mg",
-        covers=["boundary:esketamine-84mg", "esketamine-no-weight-needed"],
-        notes="No weight in the record: weight rules are IV-only (section 4).",
+        covers=["boundary:esketamine-84mg", "esketamine-no-weight-needed", "boundary:esketamine-84mg-prior-session"],
+        notes="No weight in the record: weight rules are IV-only (section 4). A prior session in the last 8 weeks: "
+        "84 mg is allowed from the second session (section 5).",
         person=person("Robert", "Young", "male", "1974-12-20"),
     ),
     Spec(
         "esketamine-85mg",
         "Spravato 85 mg per session ordered: above the 84 mg maximum.",
         lambda c: trd_history(c),
-        [SUMMARY, ("esketamine-dose-high", CRITICAL), REMS],
+        [SUMMARY, ("esketamine-dose-high", CRITICAL)],
         template="esketamine-85mg",
         covers=["esketamine-dose-high", "boundary:esketamine-85mg"],
         person=person("Karen", "Doyle", "female", "1972-03-13"),
@@ -705,7 +713,7 @@ SPECS: list[Spec] = [
         "esketamine-28mg-age-64",
         "64-year-old woman started on Spravato 28 mg: 56-84 mg is superior below 65.",
         lambda c: trd_history(c).hcg(6, positive=False),
-        [SUMMARY, ("esketamine-dose-low", WARNING), REMS],
+        [SUMMARY, ("esketamine-dose-low", WARNING)],
         template="esketamine-28mg",
         covers=["esketamine-dose-low", "boundary:age-64"],
         person=person("Linda", "Foster", "female", "1961-07-01"),
@@ -714,7 +722,7 @@ SPECS: list[Spec] = [
         "esketamine-28mg-age-65",
         "65-year-old man started on Spravato 28 mg: the labelled start for 65 and over (info only).",
         lambda c: trd_history(c),
-        [SUMMARY, ("esketamine-dose-low", INFO), REMS],
+        [SUMMARY, ("esketamine-dose-low", INFO)],
         template="esketamine-28mg",
         covers=["esketamine-dose-low", "boundary:age-65"],
         person=person("Richard", "Palmer", "male", "1960-07-01"),
@@ -771,6 +779,7 @@ SPECS: list[Spec] = [
         lambda c: plain_vitals(c.condition("crps-right-upper", onset=500), 72),
         [SUMMARY, ("chronic-pain-evidence", INFO)],
         params={"reason": coding(CONDITIONS["crps-right-upper"])},
+        template="iv-ketamine-pain-infusion",
         covers=["chronic-pain-evidence", "indication-reasonCode"],
         person=person("Diego", "Fernandez", "male", "1975-05-05"),
     ),
@@ -779,6 +788,7 @@ SPECS: list[Spec] = [
         "Fibromyalgia (other chronic pain, grade D evidence) as the only indication.",
         lambda c: plain_vitals(c.condition("fibromyalgia", onset=1500), 68).hcg(5, positive=False),
         [SUMMARY, ("chronic-pain-evidence", WARNING)],
+        template="iv-ketamine-pain-infusion",
         covers=["chronic-pain-evidence"],
         person=person("Helen", "Brooks", "female", "1974-10-31"),
     ),
@@ -818,7 +828,7 @@ SPECS: list[Spec] = [
         "esketamine-ndc-coded",
         "Spravato 56 mg ordered by its dose-kit NDC only (no RxNorm coding).",
         trd_history,
-        [SUMMARY, REMS],
+        [SUMMARY],
         template="esketamine-56mg-ndc",
         covers=["mess:ndc-product-code"],
         person=person("Rachel", "Stone", "male", "1975-02-11"),
@@ -861,7 +871,7 @@ SPECS: list[Spec] = [
         "iv-rate-120mg-per-h",
         "40 mg (0.5 mg/kg) at 120 mg/h: the infusion would run 20 minutes.",
         trd_history,
-        [SUMMARY, ("infusion-too-fast", WARNING), ("dose-standard-suggestion", INFO)],
+        [SUMMARY, ("infusion-too-fast", WARNING)],
         template="iv-ketamine-rate",
         params={"rate_mg_per_h": 120},
         covers=["infusion-too-fast", "mess:duration-from-rate"],
@@ -961,6 +971,7 @@ SPECS: list[Spec] = [
         ),
         [SUMMARY, ("chronic-pain-evidence", INFO)],
         params={"reason": coding(CONDITIONS["crps-right-upper"])},
+        template="iv-ketamine-pain-infusion",
         covers=["chronic-pain-evidence", "indication-reasonCode", "indication-priority"],
         notes="Section 0: reasonCode first; section 1 applies to depression only.",
         person=person("Mateo", "Ruiz", "male", "1971-04-12"),
@@ -1007,6 +1018,13 @@ SPECS: list[Spec] = [
 ]
 
 
+def esketamine_sessions(c: Chart, *days_before: float, mg: float = 56) -> Chart:
+    """Completed Spravato sessions ``days_before`` the anchor."""
+    for t in days_before:
+        c.administration(t, mg, drug="esketamine")
+    return c
+
+
 def course_six(c: Chart, latest: int) -> None:
     trd_history(c, latest_phq9=22, latest_phq9_day=23)
     for t in (21, 18, 14, 11, 7, 4):
@@ -1028,6 +1046,253 @@ def mess_eligible(c: Chart) -> None:
     c.phq9(10, 19, integer=True)
     c.bp(7, 126, 80, legacy=True)
     c.weight(7, 176, "[lb_av]")
+
+
+# --- version 2 of the rule catalogue: dose, course and cards (branch dose-cards; §1 course-aware, §4, §5, §6,
+# §8a). Boundary pairs: each fixture names its pair in ``covers``. ----------------------------------------------
+def iv_course(c: Chart, *days_before: float, mg: float = 40) -> Chart:
+    """Completed IV ketamine infusions ``days_before`` the anchor."""
+    for t in days_before:
+        c.administration(t, mg)
+    return c
+
+
+ESKETAMINE_MAINTENANCE = (38, 35, 31, 28, 24, 21, 17, 14, 7)  # twice weekly for 4 weeks, then weekly; week 6 now
+
+
+DOSE_CARDS_V2: list[Spec] = [
+    # §1: course-aware treatment resistance, antidepressant and severity
+    Spec(
+        "trd-esketamine-same-class",
+        "Sertraline then escitalopram 20 mg, both adequate and failed (both SSRIs), ordered Spravato 56 mg: for "
+        "esketamine two different antidepressants suffice, as the label says.",
+        lambda c: trd_history(c, second=("escitalopram-20", 20)),
+        [SUMMARY],
+        template="esketamine-56mg",
+        covers=["trd-esketamine-no-class-requirement", "pair:trd-same-class-trials"],
+        person=person("Agnes", "Holt", "female", "1983-05-09"),
+    ),
+    Spec(
+        "trd-not-repeated-during-course",
+        "Only one adequate failed trial, but an IV ketamine course is under way (infusions 10 and 6 days ago, PHQ-9 "
+        "20 before, 8 now): the treatment-resistance decision was taken when the course began.",
+        lambda c: iv_course(trd_history(c, second=("venlafaxine-xr-37.5", 37.5), latest_phq9=20, latest_phq9_day=12),
+                            10, 6).phq9(2, 8),
+        [SUMMARY],
+        covers=["trd-not-repeated-during-course", "pair:trd-one-adequate-trial"],
+        person=person("Boris", "Ivanov", "male", "1979-02-18"),
+    ),
+    Spec(
+        "antidepressant-not-repeated-during-course",
+        "No current antidepressant, but an IV ketamine course is under way and responding: the card is not repeated.",
+        lambda c: iv_course(trd_history(c, current=None, latest_phq9=20, latest_phq9_day=12), 10, 6).phq9(2, 8),
+        [SUMMARY],
+        covers=["antidepressant-not-repeated-during-course", "pair:no-concurrent-antidepressant"],
+        person=person("Celia", "Moss", "female", "1985-07-23"),
+    ),
+    Spec(
+        "severity-pre-course-baseline-14",
+        "An IV ketamine course began 10 days ago from a PHQ-9 of 14 (below moderately severe); PHQ-9 6 now.",
+        lambda c: iv_course(trd_history(c, latest_phq9=14, latest_phq9_day=12), 10, 6).phq9(2, 6),
+        [SUMMARY, ("depression-severity-insufficient", WARNING)],
+        covers=["depression-severity-insufficient", "severity-pre-course-baseline",
+                "pair:course-six-infusions-responder"],
+        person=person("Dmitri", "Sokol", "male", "1981-09-04"),
+    ),
+    Spec(
+        "severity-course-without-baseline",
+        "An IV ketamine course began 10 days ago with no score in the 30 days before it; PHQ-9 8 two days ago. "
+        "Severity at the start cannot be confirmed: a checklist line, no card.",
+        lambda c: iv_course(trd_history(c, latest_phq9=8, latest_phq9_day=2), 10, 6),
+        [SUMMARY],
+        covers=["severity-course-no-baseline"],
+        person=person("Edith", "Lowe", "female", "1977-12-15"),
+    ),
+    # §8a: one card for the data needed before dosing
+    Spec(
+        "pre-dose-all-missing",
+        "No score for 45 days, no blood pressure for 45 days, no weight for 120 days: one card, three lines, three "
+        "suggestions.",
+        lambda c: trd_history(c, latest_phq9_day=45, bp_day=45, weight_day=120),
+        [SUMMARY, DATA],
+        covers=["pre-dose-data-missing", "pre-dose-one-card"],
+        person=person("Frank", "Nolan", "male", "1972-03-30"),
+    ),
+    Spec(
+        "pre-dose-last-bp-was-high",
+        "The only blood pressure, 45 days ago, was 165/102: the data card names it and says it was at or above "
+        "the hold line.",
+        lambda c: trd_history(c, bp=(165, 102), bp_day=45),
+        [SUMMARY, DATA],
+        covers=["pre-dose-data-missing", "pre-dose-bp-line-names-last-reading"],
+        person=person("Gina", "Park", "female", "1980-10-10"),
+    ),
+    # §4: 0.5-0.75 mg/kg after a documented non-response at 0.5 mg/kg
+    Spec(
+        "dose-0.75-after-nonresponse",
+        "80 kg; two 40 mg (0.5 mg/kg) infusions 14 and 10 days ago, PHQ-9 20 before and 18 now: no response. "
+        "Ordered 60 mg (0.75 mg/kg): acceptable for a non-responder (info), and the non-response card.",
+        lambda c: iv_course(trd_history(c, latest_phq9=20, latest_phq9_day=16), 14, 10).phq9(2, 18),
+        [SUMMARY, ("nonresponse-after-infusions", WARNING), ("dose-above-standard", INFO)],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 60},
+        covers=["dose-above-standard", "boundary:nonresponder-0.75-mg-per-kg", "pair:dose-0.76-after-nonresponse"],
+        person=person("Hector", "Diaz", "male", "1976-06-01"),
+    ),
+    Spec(
+        "dose-0.76-after-nonresponse",
+        "Same non-responder, ordered 61 mg (0.7625 mg/kg): above the 0.75 mg/kg limit for non-responders.",
+        lambda c: iv_course(trd_history(c, latest_phq9=20, latest_phq9_day=16), 14, 10).phq9(2, 18),
+        [SUMMARY, ("nonresponse-after-infusions", WARNING), ("dose-above-standard", WARNING)],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 61},
+        covers=["dose-above-standard", "boundary:nonresponder-0.76-mg-per-kg", "pair:dose-0.75-after-nonresponse"],
+        person=person("Iris", "Quigley", "female", "1984-04-17"),
+    ),
+    # §4: chronic-pain orders checked by rate
+    Spec(
+        "pain-rate-0.5",
+        "CRPS; ordered 2 mg/kg over 4 hours at 0.5 mg/kg/h daily: at the rate limit, no dose card.",
+        lambda c: plain_vitals(c.condition("crps-right-upper", onset=500), 72),
+        [SUMMARY, ("chronic-pain-evidence", INFO)],
+        template="iv-ketamine-pain-infusion",
+        params={"reason": coding(CONDITIONS["crps-right-upper"]), "rate_mg_per_kg_per_h": 0.5, "dose_mg_per_kg": 2},
+        covers=["pain-by-rate", "boundary:pain-rate-0.5", "pair:pain-rate-0.51"],
+        person=person("Jorge", "Alvarez", "male", "1973-01-26"),
+    ),
+    Spec(
+        "pain-rate-0.51",
+        "CRPS; ordered 2.04 mg/kg over 4 hours at 0.51 mg/kg/h: above the 0.5 mg/kg/h rate.",
+        lambda c: plain_vitals(c.condition("crps-right-upper", onset=500), 72),
+        [SUMMARY, ("dose-above-standard", WARNING), ("chronic-pain-evidence", INFO)],
+        template="iv-ketamine-pain-infusion",
+        params={"reason": coding(CONDITIONS["crps-right-upper"]), "rate_mg_per_kg_per_h": 0.51,
+                "dose_mg_per_kg": 2.04},
+        covers=["pain-by-rate", "boundary:pain-rate-0.51", "pair:pain-rate-0.5"],
+        person=person("Kira", "Bauer", "female", "1988-08-08"),
+    ),
+    Spec(
+        "pain-bolus-1-mg-per-kg",
+        "CRPS as the order's reason, but 80 mg (1 mg/kg for 80 kg) given over 10 minutes: an anaesthetic bolus.",
+        lambda c: plain_vitals(c.condition("crps-right-upper", onset=500), 80),
+        [SUMMARY, ("dose-anesthetic-range", CRITICAL), ("chronic-pain-evidence", INFO)],
+        template="iv-ketamine-fixed-dose",
+        params={"reason": coding(CONDITIONS["crps-right-upper"]), "dose_mg": 80, "duration_min": 10,
+                "frequency_per_week": 1},
+        covers=["pain-by-rate", "pain-bolus", "boundary:pain-bolus-10-min"],
+        person=person("Lars", "Nielsen", "male", "1970-11-11"),
+    ),
+    # §4: the weight gate
+    Spec(
+        "weight-pounds-typed-as-kg",
+        "168 'kg' recorded two days ago (the patient weighs 168 lb; 76 kg two months ago); 60 mg ordered: the dose "
+        "is judged with the more cautious 76 kg (0.79 mg/kg), no one-click rewrite, and the weight is to re-measure.",
+        lambda c: trd_history(c, weight_kg=76, weight_day=60).weight(2, 168),
+        [SUMMARY, ("dose-above-standard", WARNING), DATA],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 60},
+        covers=["weight-plausibility", "boundary:weight-change-121-percent", "rewrite-withheld"],
+        person=person("Mona", "Weber", "female", "1982-02-22"),
+    ),
+    Spec(
+        "weight-plus-19-percent",
+        "76 kg two months ago, 90 kg two days ago (+18%): plausible; the standard 45 mg is ordered.",
+        lambda c: trd_history(c, weight_kg=76, weight_day=60).weight(2, 90),
+        [SUMMARY],
+        covers=["weight-plausibility", "boundary:weight-change-18-percent", "pair:weight-pounds-typed-as-kg"],
+        person=person("Nils", "Ek", "male", "1978-05-05"),
+    ),
+    # §5: esketamine first dose and frequency by course week
+    Spec(
+        "esketamine-84mg-first-session",
+        "Spravato 84 mg ordered with no esketamine in the record: the label starts at 56 mg.",
+        lambda c: trd_history(c, weight_kg=None),
+        [SUMMARY, ("esketamine-first-dose", WARNING)],
+        template="esketamine-84mg",
+        covers=["esketamine-first-dose", "boundary:esketamine-84mg-no-prior-session", "pair:esketamine-84mg"],
+        person=person("Olga", "Petrova", "female", "1980-09-19"),
+    ),
+    Spec(
+        "esketamine-84mg-after-9-weeks",
+        "Spravato 84 mg; the last session was 63 days ago (more than 8 weeks): a new course, which starts at 56 mg.",
+        lambda c: esketamine_sessions(trd_history(c, weight_kg=None), 70, 66.5, 63),
+        [SUMMARY, ("esketamine-first-dose", WARNING)],
+        template="esketamine-84mg",
+        covers=["esketamine-first-dose", "course-gap-8-weeks"],
+        person=person("Piet", "de Vries", "male", "1975-03-03"),
+    ),
+    Spec(
+        "esketamine-3-per-week-week-2",
+        "Spravato 56 mg three times a week in the course's second week: the label's induction is twice weekly.",
+        lambda c: esketamine_sessions(trd_history(c), 10, 7, 3),
+        [SUMMARY, ("frequency-above-protocol", WARNING)],
+        template="esketamine-56mg",
+        params={"frequency_per_week": 3},
+        covers=["frequency-above-protocol", "boundary:esketamine-3-per-week-induction", "pair:esketamine-84mg"],
+        person=person("Quinn", "Baker", "female", "1986-11-28"),
+    ),
+    Spec(
+        "esketamine-2-per-week-week-6",
+        "Spravato 56 mg twice a week in week 6 of a responding course: from week 5 the label doses weekly.",
+        lambda c: esketamine_sessions(trd_history(c, latest_phq9=22, latest_phq9_day=39), *ESKETAMINE_MAINTENANCE)
+        .phq9(2, 8),
+        [SUMMARY, ("frequency-above-protocol", WARNING)],
+        template="esketamine-56mg",
+        params={"frequency_per_week": 2},
+        covers=["frequency-above-protocol", "boundary:esketamine-2-per-week-maintenance",
+                "pair:esketamine-weekly-week-6"],
+        person=person("Ravi", "Shah", "male", "1979-07-14"),
+    ),
+    Spec(
+        "esketamine-weekly-week-6",
+        "Spravato 56 mg weekly in week 6 of a responding course: the label's maintenance.",
+        lambda c: esketamine_sessions(trd_history(c, latest_phq9=22, latest_phq9_day=39), *ESKETAMINE_MAINTENANCE)
+        .phq9(2, 8),
+        [SUMMARY],
+        template="esketamine-56mg",
+        params={"frequency_per_week": 1},
+        covers=["boundary:esketamine-1-per-week-maintenance", "pair:esketamine-2-per-week-week-6"],
+        person=person("Sonia", "Kim", "female", "1983-12-02"),
+    ),
+    # §6: esketamine non-response at the end of induction; acute-course-complete only at acute cadence
+    Spec(
+        "esketamine-session-7-not-judged",
+        "Seven Spravato sessions in 24 days, PHQ-9 22 before and 20 now: induction is not over, no response card yet.",
+        lambda c: esketamine_sessions(trd_history(c, latest_phq9=22, latest_phq9_day=25), 24, 21, 17, 14, 10, 7, 3)
+        .phq9(1, 20),
+        [SUMMARY],
+        template="esketamine-84mg",
+        covers=["boundary:esketamine-session-7", "pair:esketamine-session-8-nonresponse"],
+        person=person("Tariq", "Aziz", "male", "1977-04-04"),
+    ),
+    Spec(
+        "esketamine-session-8-nonresponse",
+        "Eight Spravato sessions (induction complete), PHQ-9 22 before and 20 now: no response at the end of "
+        "induction.",
+        lambda c: esketamine_sessions(trd_history(c, latest_phq9=22, latest_phq9_day=28), 27, 24, 20, 17, 13, 10, 6, 3)
+        .phq9(1, 20),
+        [SUMMARY, ("nonresponse-after-infusions", WARNING)],
+        template="esketamine-84mg",
+        covers=["nonresponse-after-infusions", "boundary:esketamine-session-8", "pair:esketamine-session-7-not-judged"],
+        person=person("Ulla", "Berg", "female", "1982-06-26"),
+    ),
+    Spec(
+        "acute-course-last-interval-6-days",
+        "Six infusions, the last two 6 days apart: still the acute cadence, so plan maintenance or stop.",
+        lambda c: iv_course(trd_history(c, latest_phq9=22, latest_phq9_day=26), 24, 20.5, 17, 13.5, 10, 4).phq9(1, 9),
+        [SUMMARY, ("acute-course-complete", INFO)],
+        covers=["acute-course-complete", "boundary:interval-6-days", "pair:acute-course-last-interval-7-days"],
+        person=person("Viktor", "Hahn", "male", "1974-10-20"),
+    ),
+    Spec(
+        "acute-course-last-interval-7-days",
+        "Six infusions, the last two 7 days apart: maintenance cadence, the acute-course card is not repeated.",
+        lambda c: iv_course(trd_history(c, latest_phq9=22, latest_phq9_day=26), 24, 20.5, 17, 13.5, 10, 3).phq9(1, 9),
+        [SUMMARY],
+        covers=["boundary:interval-7-days", "pair:acute-course-last-interval-6-days"],
+        person=person("Wilma", "Stone", "female", "1981-01-31"),
+    ),
+]
 
 
 # --- output -----------------------------------------------------------------------------------------------
@@ -1085,7 +1350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on any difference")
     args = parser.parse_args(argv)
-    files = render(SPECS)
+    files = render(SPECS + DOSE_CARDS_V2)
     stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if args.check:
         for p in stale:
@@ -1094,7 +1359,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(files[p], encoding="utf-8")
-    print(f"{len(SPECS)} patients, {len(files)} files ({len(stale)} written)")
+    print(f"{len(SPECS) + len(DOSE_CARDS_V2)} patients, {len(files)} files ({len(stale)} written)")
     return 0
 
 

@@ -83,6 +83,7 @@ CONDITIONS: dict[str, tuple[str, str, str]] = {
 
 ROUTE_IV = {"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route (qualifier value)"}]}
 ROUTE_ORAL = {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral use"}]}
+ROUTE_NASAL = {"coding": [{"system": SNOMED, "code": "46713006", "display": "Nasal route (qualifier value)"}]}
 
 
 # Observation codes: terminology.md §4.
@@ -261,19 +262,22 @@ class Chart:
             t -= refill_days
         return self
 
-    def administration(self, days_before: float, dose_mg: float, *, status: str = "completed") -> Chart:
+    def administration(
+        self, days_before: float, dose_mg: float, *, status: str = "completed", drug: str = "ketamine"
+    ) -> Chart:
+        """A ketamine infusion over 40 minutes, or with ``drug="esketamine"`` a Spravato session."""
+        if drug == "esketamine":
+            med, text, route, end = DRUGS["esketamine-spravato"], f"{dose_mg:g} mg intranasal", ROUTE_NASAL, "10:05:00"
+        else:
+            med, text, route, end = DRUGS["ketamine"], f"{dose_mg:g} mg IV over 40 minutes", ROUTE_IV, "10:40:00"
         self.add(
             {
                 "resourceType": "MedicationAdministration",
                 "status": status,
-                "medicationCodeableConcept": coding(DRUGS["ketamine"]),
+                "medicationCodeableConcept": coding(med),
                 "subject": self.patient_ref,
-                "effectivePeriod": {"start": day(days_before, "10:00:00"), "end": day(days_before, "10:40:00")},
-                "dosage": {
-                    "text": f"{dose_mg:g} mg IV over 40 minutes",
-                    "route": ROUTE_IV,
-                    "dose": qty(dose_mg, "mg"),
-                },
+                "effectivePeriod": {"start": day(days_before, "10:00:00"), "end": day(days_before, end)},
+                "dosage": {"text": text, "route": route, "dose": qty(dose_mg, "mg")},
             }
         )
         return self

@@ -200,6 +200,7 @@ class Card:
     selection_behavior: str | None = None
     override_reasons: tuple[Coding, ...] = ()
     links: tuple[Link, ...] = ()
+    extension: Mapping[str, Any] | None = None  # a pre-coordinated JSON object, keys reverse-DNS (spec §Extensions)
 
     def __post_init__(self) -> None:
         for name in ("suggestions", "override_reasons", "links"):
@@ -229,6 +230,10 @@ class Card:
                 raise CardModelError("every override reason is a Coding with a display")
         if any(not isinstance(link, Link) for link in self.links):
             raise CardModelError("Card.links must be Links")
+        if self.extension is not None and (
+            not isinstance(self.extension, Mapping) or not all(isinstance(k, str) and k for k in self.extension)
+        ):
+            raise CardModelError("Card.extension must be a JSON object with string keys")
 
     @property
     def topic_code(self) -> str | None:
@@ -246,5 +251,6 @@ class Card:
                 "selectionBehavior": self.selection_behavior,
                 "overrideReasons": [r.to_json() for r in self.override_reasons],
                 "links": [link.to_json() for link in self.links],
+                "extension": dict(self.extension) if self.extension else None,
             }
         )

@@ -1,7 +1,11 @@
 """Findings → CDS Hooks cards. The only place card JSON is made.
 
 Texts come from the knowledge base (``kb.topics[topic].variants[variant]``) filled with the finding's
-facts; every card goes through the validated model in ``cards.model``.
+facts; every card goes through the validated model in ``cards.model``. ``source.label`` names the topic's
+published references; ``source.url`` is the rule's section of ``/docs/rules``, which lists them in full. Card
+text never carries FHIR ids: the records a finding rests on are listed, with their ids, in the card extension
+``org.ketamine-cds.evidence`` for audit. Summaries are composed to fit (the knowledge base's texts and the rules'
+facts are written for it); a summary that still does not fit is a defect, logged, and shortened at a word.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from cds_service.cards.model import Action, Card, CardModelError, Coding, Source, Suggestion
 from cds_service.knowledge.model import Knowledge, Topic
+from cds_service.order.rewrite import rewrite_to_standard
 from cds_service.rules.engine import Evaluation
 from cds_service.rules.findings import CreateAssessment, DeleteOrder, Finding, Indicator, RewriteDose
 
@@ -28,6 +33,7 @@ DEFAULT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("resolved-or-outdated", "Contraindication resolved or data out of date"),
 )
 SUMMARY_MAX = 139
+EVIDENCE_EXTENSION = "org.ketamine-cds.evidence"
 _MISSING_FACT = "(not recorded)"
 
 
@@ -95,10 +101,11 @@ def _card(
         title, label = topic.title, topic.source_label
         summary_t = text.summary if text else topic.title
         rationale_t = text.rationale if text else ""
-    summary = _fit_summary(_format(summary_t, facts))
+    summary = _fit_summary(_format(summary_t, facts), finding.topic)
     detail = _detail(_format(rationale_t, facts), finding)
     indicator = finding.indicator.value
     return Card(
+        extension=_audit(finding),
         summary=summary,
         detail=detail or None,
         indicator=indicator,
@@ -120,12 +127,27 @@ def _format(template: str, facts: _Facts) -> str:
         return template
 
 
-def _fit_summary(summary: str) -> str:
+def _fit_summary(summary: str, topic: str) -> str:
+    """The composed summary; a defect guard only: tests prove every topic × variant × realistic facts fits."""
     summary = " ".join(summary.split())
     if len(summary) > SUMMARY_MAX:
-        log.warning("card summary over %d characters was shortened", SUMMARY_MAX)
-        summary = summary[: SUMMARY_MAX - 1].rstrip() + "…"
+        log.error("card summary of topic %s over %d characters was shortened", topic, SUMMARY_MAX)
+        cut = summary[: SUMMARY_MAX - 1].rsplit(" ", 1)[0]
+        if cut.count("(") > cut.count(")"):
+            cut = cut[: cut.rfind("(")]
+        summary = cut.rstrip(" ,;:(") + "…"
     return summary
+
+
+def _audit(finding: Finding) -> dict[str, Any] | None:
+    """The records behind the finding, with their FHIR ids, for audit (never card text)."""
+    records = [
+        {"reference": ref, "date": e.when.date().isoformat() if e.when else None}
+        for e in dict.fromkeys((*finding.evidence, *finding.audit))
+        if (ref := e.reference()) is not None
+    ]
+    unique = list({r["reference"]: r for r in records}.values())
+    return {EVIDENCE_EXTENSION: [{k: v for k, v in r.items() if v} for r in unique]} if unique else None
 
 
 def _detail(rationale: str, finding: Finding) -> str:
@@ -179,7 +201,9 @@ def _suggestions(
             built.append(suggestion)
     if not built:
         return {}
-    return {"suggestions": tuple(built), "selection_behavior": "at-most-one"}
+    # Independent orders (one per missing item) may all be accepted; alternatives (remove or rewrite) at most one.
+    independent = len(built) > 1 and all(isinstance(i, CreateAssessment) for i in finding.suggestions)
+    return {"suggestions": tuple(built), "selection_behavior": "any" if independent else "at-most-one"}
 
 
 def _suggestion(
@@ -204,15 +228,13 @@ def _suggestion(
             return None
         resource = copy.deepcopy(dict(template))
         resource["subject"] = {"reference": f"Patient/{patient_id}"}
-        what = _code_text(resource) or intent.kind
-        if len(what) > 1 and what[0].isupper() and what[1].islower():
-            what = what[0].lower() + what[1:]  # "Vital signs" -> "vital signs", "PHQ-9" stays
-        return Suggestion(label=f"Order {what}", actions=(Action("create", f"Create an order for {what}", resource),))
+        label = kb.assessment_labels.get(intent.kind) or f"Order {_code_text(resource) or intent.kind}"
+        return Suggestion(label=label, actions=(Action("create", label, resource),))
     if isinstance(intent, RewriteDose):
-        from cds_service.order.rewrite import rewrite_to_standard  # Rules II module; imported on use
-
-        rewritten = rewrite_to_standard(order_resource, intent)
+        rewritten = rewrite_to_standard(order_resource, intent.dose_mg, intent.duration_minutes, intent.per_week)
         label = f"Change to {intent.dose_mg:g} mg over {intent.duration_minutes:g} minutes"
+        if intent.per_week is not None:
+            label += f", {'twice' if intent.per_week == 2 else f'{intent.per_week} times'} a week"
         return Suggestion(label=label, actions=(Action("update", label, rewritten),))
     log.error("unknown suggestion intent %s", type(intent).__name__)
     return None

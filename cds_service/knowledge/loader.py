@@ -98,6 +98,7 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
 
     reasons = _load_override_reasons(root / "override-reasons.yaml")
     seeds = _load_seeds(root / "seeds.yaml")
+    assessment_orders, assessment_labels = _load_assessments(root / "assessments.yaml")
     references = _load_references(root / "references.yaml", seeds)
     return Knowledge(
         version=version,
@@ -108,7 +109,8 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
         seeds=MappingProxyType(seeds),
         local_score_codes=MappingProxyType(local_codes),
         references=MappingProxyType(references),
-        assessment_orders=MappingProxyType(_load_assessments(root / "assessments.yaml")),
+        assessment_orders=MappingProxyType(assessment_orders),
+        assessment_labels=MappingProxyType(assessment_labels),
     )
 
 
@@ -357,15 +359,23 @@ def _load_override_reasons(path: Path) -> tuple[tuple[str, str], ...]:
     return tuple((str(r["code"]), str(r["display"])) for r in doc.get("reasons", ()))
 
 
-def _load_assessments(path: Path) -> dict[str, Mapping[str, object]]:
+def _load_assessments(path: Path) -> tuple[dict[str, Mapping[str, object]], dict[str, str]]:
+    """The order templates and the suggestion labels, by assessment kind."""
     doc = _require_mapping(_read_yaml(path), str(path))
-    result: dict[str, Mapping[str, object]] = {}
-    for kind, template in _require_mapping(doc.get("assessments"), f"{path}: assessments").items():
-        template = _require_mapping(template, f"{path}: assessments.{kind}")
+    orders: dict[str, Mapping[str, object]] = {}
+    labels: dict[str, str] = {}
+    for kind, entry in _require_mapping(doc.get("assessments"), f"{path}: assessments").items():
+        where = f"{path}: assessments.{kind}"
+        entry = _require_mapping(entry, where)
+        template = _require_mapping(entry.get("order"), f"{where}.order")
         if template.get("resourceType") != "ServiceRequest":
-            raise KnowledgeError(f"{path}: assessments.{kind}: resourceType must be ServiceRequest")
-        result[str(kind)] = template
-    return result
+            raise KnowledgeError(f"{where}.order: resourceType must be ServiceRequest")
+        label = entry.get("label")
+        if not isinstance(label, str) or not label.strip():
+            raise KnowledgeError(f"{where}.label: required (the suggestion's label)")
+        orders[str(kind)] = template
+        labels[str(kind)] = label
+    return orders, labels
 
 
 def _load_local_score_codes(path: Path) -> dict[str, frozenset[tuple[str, str]]]:
@@ -550,6 +560,10 @@ def _check_consistency(file: str, t: Mapping[str, float | int | bool]) -> None:
         ("iv.standard_mg_per_kg", "iv.anesthetic_mg_per_kg", False),
         ("esketamine.start_dose_mg", "esketamine.min_effective_mg", True),
         ("esketamine.min_effective_mg", "esketamine.max_dose_mg", True),
+        ("esketamine.start_dose_mg", "esketamine.first_dose_mg", True),
+        ("esketamine.first_dose_mg", "esketamine.max_dose_mg", True),
+        ("iv.standard_mg_per_kg", "iv.nonresponder_max_mg_per_kg", True),
+        ("iv.nonresponder_max_mg_per_kg", "iv.anesthetic_mg_per_kg", False),
     )
     for low, high, equal_ok in ordered:
         if low not in t or high not in t:

@@ -212,6 +212,7 @@ class Knowledge:
     local_score_codes: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
     references: Mapping[str, Reference] = field(default_factory=dict)
     assessment_orders: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    assessment_labels: Mapping[str, str] = field(default_factory=dict)  # kind -> suggestion label
     # what ``derived`` has computed from this knowledge base (not part of its value: never compared or shown)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 

@@ -454,8 +454,25 @@ def administration(resource: Mapping[str, Any], med: ResolvedMedication, kb: Kno
     if resource.get("status") != "completed":
         return []
     out = []
+    dose_mg, dose_mg_per_kg = _administered_dose(resource)
     for ingredient in med.ingredients:
         info = kb.medications.ingredients.get(ingredient)
         if info and info.roles & {"ketamine", "esketamine"}:
-            out.append(Administration(resource_id(resource), effective_time(resource), ingredient))
+            out.append(
+                Administration(resource_id(resource), effective_time(resource), ingredient, dose_mg, dose_mg_per_kg)
+            )
     return out
+
+
+def _administered_dose(resource: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """``dosage.dose`` as (mg, mg/kg); (None, None) when absent or in another unit (never guessed)."""
+    dosage = resource.get("dosage")
+    dose = dosage.get("dose") if isinstance(dosage, Mapping) else None
+    if not isinstance(dose, Mapping) or not isinstance(dose.get("value"), int | float) or dose.get("value") is True:
+        return None, None
+    value = float(dose["value"])
+    unit = dose.get("code") or dose.get("unit")
+    if isinstance(unit, str) and unit.replace(" ", "").lower() in ("mg/kg", "mg/kg{dose}"):
+        return None, value
+    mg = mass_to_mg(value, unit if isinstance(unit, str) else None)
+    return mg, None

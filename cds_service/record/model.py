@@ -21,9 +21,13 @@ class Evidence:
     value: str  # human-readable, e.g. "PHQ-9 total 18" or "sertraline 100 mg/day"
 
     def describe(self) -> str:
-        day = self.when.date().isoformat() if self.when else "date unknown"
-        ref = f"{self.resource_type}/{self.resource_id}" if self.resource_id else self.resource_type
-        return f"{self.value} ({ref}, {day})"
+        """Card text: what, value and date ("PHQ-9 total 18 on 2026-12-01"). Never the FHIR id: the renderer
+        lists ids only in the card's audit extension (clinical-rules.md §9)."""
+        return f"{self.value} on {self.when.date().isoformat()}" if self.when else f"{self.value} (date unknown)"
+
+    def reference(self) -> str | None:
+        """``Type/id`` of the resource, for the audit extension only."""
+        return f"{self.resource_type}/{self.resource_id}" if self.resource_id else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,9 +182,17 @@ class Administration:
     resource_id: str | None
     when: datetime | None
     ingredient: str  # "ketamine" | "esketamine"
+    dose_mg: float | None = None  # dosage.dose in mg, when recorded
+    dose_mg_per_kg: float | None = None  # dosage.dose when recorded in mg/kg
 
     def evidence(self) -> Evidence:
-        return Evidence("MedicationAdministration", self.resource_id, self.when, f"{self.ingredient} given")
+        if self.dose_mg is not None:
+            given = f"{self.ingredient} {self.dose_mg:g} mg given"
+        elif self.dose_mg_per_kg is not None:
+            given = f"{self.ingredient} {self.dose_mg_per_kg:g} mg/kg given"
+        else:
+            given = f"{self.ingredient} given"
+        return Evidence("MedicationAdministration", self.resource_id, self.when, given)
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ _READ_ELEMENTS: dict[str, frozenset[str]] = {
     ),
     "MedicationAdministration": frozenset(
         {"status", "subject", "medicationCodeableConcept", "medicationReference", "effectiveDateTime",
-         "effectivePeriod", "contained"}
+         "effectivePeriod", "contained", "dosage"}
     ),
 }  # fmt: skip
 # Elements whose validated instances are not reused (contained resources are whole resources).

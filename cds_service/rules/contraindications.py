@@ -19,6 +19,7 @@ from cds_service.rules.findings import (
     RuleOutcome,
 )
 from cds_service.rules.indication import conditions_in, data_problem, day, short
+from cds_service.rules.pre_dose import blood_pressure_missing
 
 _SUGGEST = {Indicator.CRITICAL: (DeleteOrder(),), Indicator.WARNING: (), Indicator.INFO: ()}
 
@@ -108,30 +109,14 @@ def blood_pressure_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
     bp = latest_blood_pressure(record, kb, now)
     if bp is None:
         problem = data_problem(record, kinds.BLOOD_PRESSURE)
-        older = next((b for b in record.blood_pressures if b.when is not None), None)
-        detail = (
-            [f"- Latest blood pressure on record is older than {days} days: {older.evidence().describe()}"]
-            if (older)
-            else []
-        )
-        if problem:
-            detail.append(f"- Blood pressure data could not be obtained: {problem}")
-        findings.append(
-            Finding(
-                topic="blood-pressure-undocumented",
-                indicator=Indicator.WARNING,
-                facts={"days": days, "problem": problem or ""},
-                detail=tuple(detail),
-                evidence=(older.evidence(),) if older else (),
-                suggestions=(CreateAssessment("vital-signs"),),
-                variant="unobtainable" if problem else "default",
-            )
-        )
-        note = "could not be obtained" if problem else f"no reading in {days} days"
+        missing = (blood_pressure_missing(record, kb, now),)  # §8a: a line of pre-dose-data-missing
+        note = "could not be obtained" if problem else f"no reading in the last {days} days"
         status = CheckStatus.NOT_MET if crisis else CheckStatus.UNDOCUMENTED
         if crisis:
             note += f"; {_names(crisis)}"
-        return RuleOutcome(findings=tuple(findings), checks=(Check(criterion, status, note),))
+        reads = (kinds.BLOOD_PRESSURE,)
+        return RuleOutcome(findings=tuple(findings), checks=(Check(criterion, status, note, reads=reads),),
+                           missing=missing)  # fmt: skip
     s = f"{bp.systolic:g}" if bp.systolic is not None else "?"
     d = f"{bp.diastolic:g}" if bp.diastolic is not None else "?"
     facts = {"bp": f"{s}/{d}", "date": day(bp.when)}

@@ -1,158 +1,107 @@
-"""Section 6 of clinical-rules.md: the course of treatment so far.
+"""THE course of treatment (clinical-rules.md §6): one definition for every rule and for patient-view.
 
-Counts completed ketamine/esketamine administrations (``record.administrations``) within ``course.window_days``.
-``nonresponse-after-infusions``: at least ``course.nonresponse_min_infusions`` of them and no
-``course.response_reduction_pct`` reduction from the pre-course baseline score (or no scores to tell).
-``acute-course-complete``: ``course.acute_course_max`` or more. Neither applies to a chronic-pain indication
-(the course and the response criterion are those of the depression protocols).
+A *course* is a run of completed administrations of the same drug (IV ketamine, or esketamine) with no gap
+longer than ``course.gap_days`` (8 weeks) between consecutive ones; it begins at the first administration
+after such a gap. It is *under way* while its latest administration is within ``course.gap_days`` of now.
+Its *pre-course baseline* is the latest depression score within ``course.baseline_days`` (30) before (or on)
+its first administration; without one, response cannot be judged.
+
+Pure functions of the record, the knowledge base and ``now``: no rule logic, no card text. The rules that
+use it: severity (judged on the baseline during a course), TRD and the concurrent antidepressant (not repeated
+as cards during a course), the course review of §6, the esketamine first-dose and frequency rules of §5.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.knowledge.model import Knowledge
-from cds_service.order.model import MedicationOrder
-from cds_service.order.units import fmt
-from cds_service.record import kinds
 from cds_service.record.model import Administration, PatientRecord, SeverityScore
-from cds_service.rules.findings import (
-    EMPTY,
-    Check,
-    CheckStatus,
-    CreateAssessment,
-    Finding,
-    Indicator,
-    Rule,
-    RuleOutcome,
-)
-from cds_service.rules.indication import IndicationKind, data_problem, determine_indication
 
-COURSE = "Course of treatment"
+DAYS_PER_WEEK = 7
 
 
-def course_administrations(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[Administration, ...]:
-    """Completed administrations within ``course.window_days`` before ``now``, oldest first."""
-    cutoff = now - timedelta(days=kb.number("course.window_days"))
-    dated = [a for a in record.administrations if a.when is not None and cutoff <= a.when <= now]
-    return tuple(sorted(dated, key=lambda a: a.when or now))
+@dataclass(frozen=True)
+class Course:
+    """One course: its administrations (oldest first, all dated) and its pre-course baseline."""
+
+    drug: str  # "ketamine" | "esketamine" (the administrations' ingredient)
+    administrations: tuple[Administration, ...]
+    baseline: SeverityScore | None
+
+    @property
+    def start(self) -> datetime:
+        when = self.administrations[0].when
+        assert when is not None  # courses are built from dated administrations only
+        return when
+
+    @property
+    def latest(self) -> datetime:
+        when = self.administrations[-1].when
+        assert when is not None
+        return when
+
+    @property
+    def sessions(self) -> int:
+        return len(self.administrations)
+
+    def week_of(self, when: datetime) -> int:
+        """The course week ``when`` falls in: week 1 is the 7 days from the first administration."""
+        return max(0, (when - self.start).days) // DAYS_PER_WEEK + 1
+
+    def days_since_start(self, now: datetime) -> float:
+        return (now - self.start).total_seconds() / 86400
+
+    def last_interval_days(self) -> float | None:
+        """Days between the two latest administrations (None with a single one)."""
+        if self.sessions < 2:
+            return None
+        earlier = self.administrations[-2].when
+        assert earlier is not None
+        return (self.latest - earlier).total_seconds() / 86400
+
+    def sessions_within(self, start: datetime, end: datetime) -> int:
+        """Administrations dated in [start, end)."""
+        return sum(1 for a in self.administrations if a.when is not None and start <= a.when < end)
+
+    def scores_since_start(self, record: PatientRecord) -> tuple[SeverityScore, ...]:
+        """Scores after the first administration on the baseline's instrument, newest first."""
+        if self.baseline is None:
+            return ()
+        instrument = self.baseline.instrument
+        after = [s for s in record.scores if s.when is not None and s.when > self.start and s.instrument is instrument]
+        return tuple(sorted(after, key=lambda s: s.when or self.start, reverse=True))
 
 
-def current_course(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[Administration, ...]:
-    """The administrations of the course under way, oldest first; () when none is within ``course.window_days``.
-
-    A course is a run of administrations with no gap longer than ``course.window_days`` between consecutive
-    ones, so a maintenance course (tapering to every 3-4 weeks, seed 001) keeps the start of its acute phase.
-    """
-    window = timedelta(days=kb.number("course.window_days"))
-    dated = sorted((a for a in record.administrations if a.when is not None and a.when <= now),
-                   key=lambda a: a.when or now)  # fmt: skip
-    if not dated or (dated[-1].when or now) < now - window:
-        return ()
-    first = len(dated) - 1
-    while first > 0 and (dated[first].when or now) - (dated[first - 1].when or now) <= window:
-        first -= 1
-    return tuple(dated[first:])
+def _dated(record: PatientRecord, drug: str, now: datetime) -> list[Administration]:
+    given = [a for a in record.administrations if a.ingredient == drug and a.when is not None and a.when <= now]
+    return sorted(given, key=lambda a: a.when or now)
 
 
-def pre_course_baseline(record: PatientRecord, start: datetime) -> SeverityScore | None:
-    """The pre-course baseline: the latest score at or before the course's first administration."""
-    before = [s for s in record.scores if s.when is not None and s.when <= start]
+def courses(record: PatientRecord, kb: Knowledge, now: datetime, drug: str) -> tuple[Course, ...]:
+    """Every course of ``drug`` up to ``now``, oldest first."""
+    gap = timedelta(days=kb.number("course.gap_days"))
+    runs: list[list[Administration]] = []
+    for admin in _dated(record, drug, now):
+        if runs and (admin.when or now) - (runs[-1][-1].when or now) <= gap:
+            runs[-1].append(admin)
+        else:
+            runs.append([admin])
+    return tuple(Course(drug, tuple(run), pre_course_baseline(record, kb, run[0].when or now)) for run in runs)
+
+
+def course_under_way(record: PatientRecord, kb: Knowledge, now: datetime, drug: str) -> Course | None:
+    """The course of ``drug`` under way at ``now`` (its latest administration within ``course.gap_days``)."""
+    found = courses(record, kb, now, drug)
+    if not found:
+        return None
+    last = found[-1]
+    return last if now - last.latest <= timedelta(days=kb.number("course.gap_days")) else None
+
+
+def pre_course_baseline(record: PatientRecord, kb: Knowledge, start: datetime) -> SeverityScore | None:
+    """The latest depression score dated within ``course.baseline_days`` before (or on) ``start``."""
+    since = start - timedelta(days=kb.number("course.baseline_days"))
+    before = [s for s in record.scores if s.when is not None and since <= s.when <= start]
     return max(before, key=lambda s: s.when or start) if before else None
-
-
-def _baseline_and_latest(
-    record: PatientRecord, start: datetime
-) -> tuple[SeverityScore | None, SeverityScore | None]:
-    """The pre-course baseline and the latest later score on the same instrument."""
-    baseline = pre_course_baseline(record, start)
-    if baseline is None:
-        return None, None
-    after = [s for s in record.scores if s.when is not None and s.when > start and s.instrument is baseline.instrument]
-    latest = max(after, key=lambda s: s.when or start) if after else None
-    return baseline, latest
-
-
-def _day(score: SeverityScore) -> str:
-    return score.when.date().isoformat() if score.when else "date unknown"
-
-
-def _applies(record: PatientRecord, order: MedicationOrder, kb: Knowledge) -> bool:
-    return determine_indication(record, order, kb).kind is not IndicationKind.CHRONIC_PAIN
-
-
-def nonresponse_after_infusions(
-    record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime
-) -> RuleOutcome:
-    """``nonresponse-after-infusions`` (variant ``unscored`` when the response cannot be judged from scores)."""
-    gap = data_problem(record, kinds.ADMINISTRATIONS)
-    given = course_administrations(record, kb, now)
-    window = fmt(kb.number("course.window_days"))
-    if gap is not None and not given:
-        note = f"prior ketamine/esketamine administrations could not be checked: {gap}"
-        return RuleOutcome(checks=(Check(COURSE, CheckStatus.UNDOCUMENTED, note),))
-    if not _applies(record, order, kb):
-        note = "chronic-pain indication: the depression course criteria do not apply"
-        return RuleOutcome(checks=(Check(COURSE, CheckStatus.NOT_APPLICABLE, note),))
-    count = len(given)
-    evidence = tuple(a.evidence() for a in given)
-    if count < kb.number("course.nonresponse_min_infusions"):
-        note = f"{count} administration(s) in the last {window} days"
-        return RuleOutcome(checks=(Check(COURSE, CheckStatus.MET, note, evidence),))
-    first_in_window = given[0].when
-    course_start = current_course(record, kb, now)[0].when
-    assert first_in_window is not None and course_start is not None
-    facts = {"count": str(count), "days": window, "since": first_in_window.date().isoformat(),
-             "course_start": course_start.date().isoformat(),
-             "pct": fmt(kb.number("course.response_reduction_pct"))}
-    baseline, latest = _baseline_and_latest(record, course_start)
-    course_line: tuple[str, ...] = ()
-    if course_start < first_in_window:
-        course_line = (f"Course under way since {facts['course_start']} (no gap over {window} days between doses): "
-                       "the baseline is the latest score before its first dose.",)
-    if baseline is None or latest is None or baseline.value <= 0:
-        missing = "no score before the first administration" if baseline is None else (
-            "no score since the course started" if latest is None else "baseline score is 0")
-        facts["missing"] = missing
-        finding = Finding(
-            "nonresponse-after-infusions", Indicator.WARNING, facts,
-            (*course_line, f"Response could not be judged: {missing}."),
-            evidence + ((baseline.evidence(),) if baseline else ()),
-            (CreateAssessment("phq9"),), variant="unscored",
-        )
-        note = f"{count} administrations since {facts['since']}; response not documented ({missing})"
-        return RuleOutcome(findings=(finding,), checks=(Check(COURSE, CheckStatus.UNDOCUMENTED, note, evidence),))
-    reduction = (baseline.value - latest.value) / baseline.value * 100
-    facts.update(
-        instrument=baseline.instrument.value, baseline=fmt(baseline.value), latest=fmt(latest.value),
-        reduction=fmt(round(reduction)),
-    )
-    scores = (baseline.evidence(), latest.evidence())
-    note = (f"{count} administrations since {facts['since']}; {baseline.instrument.value} "
-            f"{facts['baseline']} on {_day(baseline)} -> {facts['latest']} on {_day(latest)} "
-            f"({facts['reduction']}% reduction)")
-    if course_line:
-        note += f"; course under way since {facts['course_start']}"
-    if reduction >= kb.number("course.response_reduction_pct") - 1e-9:
-        return RuleOutcome(checks=(Check(COURSE, CheckStatus.MET, note, evidence + scores),))
-    finding = Finding("nonresponse-after-infusions", Indicator.WARNING, facts, course_line, evidence + scores)
-    return RuleOutcome(findings=(finding,), checks=(Check(COURSE, CheckStatus.NOT_MET, note, evidence + scores),))
-
-
-def acute_course_complete(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
-    """``acute-course-complete``: ``course.acute_course_max`` or more administrations in the window."""
-    given = course_administrations(record, kb, now)
-    if len(given) < kb.number("course.acute_course_max") or not _applies(record, order, kb):
-        return EMPTY
-    first = given[0].when
-    facts = {
-        "count": str(len(given)),
-        "days": fmt(kb.number("course.window_days")),
-        "since": first.date().isoformat() if first else "date unknown",
-        "max": fmt(kb.number("course.acute_course_max")),
-    }
-    evidence = tuple(a.evidence() for a in given)
-    return RuleOutcome(findings=(Finding("acute-course-complete", Indicator.INFO, facts, (), evidence),))
-
-
-RULES: tuple[Rule, ...] = (nonresponse_after_infusions, acute_course_complete)

@@ -1,12 +1,19 @@
-"""Section 5 of clinical-rules.md: intranasal esketamine dose bands and the REMS reminder.
+"""Section 5 of clinical-rules.md: intranasal esketamine dose, first dose and frequency.
 
 Bands on the mg per session (``esketamine.*`` thresholds): above ``max_dose_mg`` -> ``esketamine-dose-high``
 (critical); below ``min_effective_mg`` -> ``esketamine-dose-low`` (warning), except exactly the labelled
 ``start_dose_mg`` for a patient aged ``elderly_age`` or more (info, variant ``elderly-start``).
-A dose the service cannot read (or a mg/kg dose: esketamine is dosed per session) is never guessed: the
-summary's Dose line says so, and on order-sign the REMS card (the one card every esketamine order gets)
-becomes a warning, variant ``dose-unreadable``, naming the problem and saying the dose bands were not checked
-(clinical-rules.md §9: missing data never passes silently).
+
+``esketamine-first-dose``: the order is the first session of a course (no esketamine given within
+``course.gap_days``; ``rules/course.py``) and more than ``first_dose_mg`` is ordered; not for the
+suicidal-ideation indication, which starts at 84 mg.
+
+``frequency-above-protocol`` (esketamine variants): more than ``induction_max_per_week`` sessions a week in the
+course's weeks 1 to ``induction_weeks``, more than ``maintenance_max_per_week`` from the next week on.
+
+A dose the service cannot read (or a mg/kg dose: esketamine is dosed per session) is never guessed: on
+order-sign it is an item of the ``pre-dose-data-missing`` card. The REMS requirements are a line of the summary's
+monitoring section (``esketamine-rems`` is retired as a card).
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ from datetime import datetime
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import DoseUnit, Drug, MedicationOrder, OrderStage
 from cds_service.order.units import fmt
+from cds_service.record import kinds
 from cds_service.record.model import PatientRecord
-from cds_service.rules.dosing import EPSILON, clip
+from cds_service.rules.course import Course, course_under_way
+from cds_service.rules.dosing import EPSILON
 from cds_service.rules.findings import (
     EMPTY,
     Check,
@@ -25,11 +34,19 @@ from cds_service.rules.findings import (
     DeleteOrder,
     Finding,
     Indicator,
+    MissingItem,
     Rule,
     RuleOutcome,
 )
+from cds_service.rules.indication import day, determine_indication
 
 DOSE = "Dose"
+SCHEDULE = "Esketamine schedule"
+ESKETAMINE = Drug.ESKETAMINE.value
+
+
+def _course(record: PatientRecord, kb: Knowledge, now: datetime) -> Course | None:
+    return course_under_way(record, kb, now, ESKETAMINE)
 
 
 def esketamine_dose(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
@@ -37,11 +54,11 @@ def esketamine_dose(record: PatientRecord, order: MedicationOrder, kb: Knowledge
     if order.drug is not Drug.ESKETAMINE:
         return EMPTY
     if not order.is_intranasal_esketamine:
-        note = f"route {order.route.value}: the intranasal esketamine dose rules do not apply"
+        note = f"{order.route.value} route: these rules cover IV ketamine and intranasal esketamine only"
         return RuleOutcome(checks=(Check(DOSE, CheckStatus.NOT_APPLICABLE, note),))
     unreadable = _unreadable(order)
     if unreadable is not None or order.dose is None:
-        return RuleOutcome(checks=(Check(DOSE, CheckStatus.UNDOCUMENTED, unreadable or "no dose on the order"),))
+        return _no_dose(order, unreadable or "no dose on the order")
 
     mg = order.dose.value
     age = record.patient.age_on(now.date())
@@ -68,15 +85,17 @@ def esketamine_dose(record: PatientRecord, order: MedicationOrder, kb: Knowledge
         else:
             if abs(mg - start) <= EPSILON and age is None:
                 detail = (*detail, f"Age not recorded: the {fmt(start)} mg start for patients aged "
-                          f"{fmt(elderly)} or over could not be confirmed.")
+                          f"{fmt(elderly)} or over could not be confirmed.")  # fmt: skip
             finding = Finding("esketamine-dose-low", Indicator.WARNING, facts, detail)
-    status = CheckStatus.MET if finding is None or finding.indicator is Indicator.INFO else CheckStatus.NOT_MET
-    note = f"ordered {fmt(mg)} mg intranasal per session (labelled {fmt(low)}-{fmt(high)} mg"
-    note += f"; {fmt(start)} mg start at age {fmt(elderly)} or over)"
-    if order.frequency_per_week is not None:
-        note += f"; {fmt(order.frequency_per_week)} per week"
+    note = f"{fmt(mg)} mg intranasal per session (labelled {fmt(low)}-{fmt(high)} mg"
+    note += f"; {fmt(start)} mg start at {fmt(elderly)} or over)"
     if order.problems:
-        note += "; notes: " + "; ".join(order.problems)
+        note += "; " + "; ".join(order.problems)
+    if finding is None or finding.indicator is Indicator.INFO:
+        status = CheckStatus.MET
+    else:
+        status = CheckStatus.NOT_MET
+        note += ": above the maximum" if finding.indicator is Indicator.CRITICAL else ": below the effective range"
     findings = (finding,) if finding is not None else ()
     return RuleOutcome(findings=findings, checks=(Check(DOSE, status, note),))
 
@@ -90,25 +109,65 @@ def _unreadable(order: MedicationOrder) -> str | None:
         notes.append(f"'{order.dose.as_written}' is weight-based: esketamine is dosed in mg per session")
     if order.stage is OrderStage.SELECT and not notes:
         return "no dose entered yet"
-    return "dose could not be read: " + "; ".join(notes) if notes else "no dose on the order"
+    return "; ".join(notes) if notes else "no dose on the order"
 
 
-def esketamine_rems(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
-    """``esketamine-rems``: every esketamine order (also on order-select); a warning (variant
-    ``dose-unreadable``) on order-sign when the intranasal dose cannot be read."""
-    if order.drug is not Drug.ESKETAMINE:
+def _no_dose(order: MedicationOrder, why: str) -> RuleOutcome:
+    if order.stage is OrderStage.SELECT and why == "no dose entered yet":
+        return RuleOutcome(checks=(Check(DOSE, CheckStatus.UNDOCUMENTED, why),))
+    note = f"dose could not be read as mg per session ({why}): the dose checks were not done"
+    item = MissingItem("order-dose", f"A dose in mg per session on this order ({why}): the 56-84 mg range and the "
+                       "84 mg maximum were not checked", None, what="a dose in mg per session")  # fmt: skip
+    return RuleOutcome(checks=(Check(DOSE, CheckStatus.UNDOCUMENTED, note),), missing=(item,))
+
+
+def esketamine_first_dose(
+    record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime
+) -> RuleOutcome:
+    """``esketamine-first-dose``: more than the label's day-1 dose on the first session of a course."""
+    if not order.is_intranasal_esketamine or order.dose is None or order.dose.unit is not DoseUnit.MG:
         return EMPTY
-    unreadable = _unreadable(order) if order.is_intranasal_esketamine else None
-    if unreadable is None or order.stage is not OrderStage.SIGN:
-        return RuleOutcome(findings=(Finding("esketamine-rems", Indicator.INFO),))
+    course = _course(record, kb, now)
+    first = kb.number("esketamine.first_dose_mg")
+    if course is not None or order.dose.value <= first + EPSILON:
+        return EMPTY
+    if order.dose.value > kb.number("esketamine.max_dose_mg") + EPSILON:
+        return EMPTY  # above the maximum: esketamine-dose-high says it, critically
+    if determine_indication(record, order, kb).suicidal_ideation:
+        return EMPTY  # the suicidal-ideation indication starts at 84 mg
     facts = {
-        "problem": clip(unreadable.removeprefix("dose could not be read: "), 55),
-        "min_mg": fmt(kb.number("esketamine.min_effective_mg")),
+        "dose_mg": fmt(order.dose.value),
+        "first_mg": fmt(first),
+        "weeks": fmt(kb.number("course.gap_days") / 7),
         "max_mg": fmt(kb.number("esketamine.max_dose_mg")),
     }
-    detail = (f"Order: {unreadable[0].upper()}{unreadable[1:]}.",)
-    finding = Finding("esketamine-rems", Indicator.WARNING, facts, detail, variant="dose-unreadable")
-    return RuleOutcome(findings=(finding,))
+    return RuleOutcome(findings=(Finding("esketamine-first-dose", Indicator.WARNING, facts),))
 
 
-RULES: tuple[Rule, ...] = (esketamine_dose, esketamine_rems)
+def esketamine_schedule(
+    record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime
+) -> RuleOutcome:
+    """``frequency-above-protocol`` for esketamine (by course week) and the schedule's checklist line."""
+    if not order.is_intranasal_esketamine:
+        return EMPTY
+    course = _course(record, kb, now)
+    week = course.week_of(now) if course is not None else 1
+    induction = week <= kb.number("esketamine.induction_weeks")
+    limit = kb.number("esketamine.induction_max_per_week" if induction else "esketamine.maintenance_max_per_week")
+    where = (f"session {course.sessions + 1} of the course that began on {day(course.start)}, week {week}"
+             if course is not None else "first session of a course")  # fmt: skip
+    reads = (kinds.ADMINISTRATIONS,)
+    per_week = order.frequency_per_week
+    if per_week is None:
+        return RuleOutcome(checks=(Check(SCHEDULE, CheckStatus.MET, where, reads=reads),))
+    phase = "induction (weeks 1-4)" if induction else "from week 5"
+    note = f"{where}; {fmt(per_week)} sessions a week ordered (label: at most {fmt(limit)} {phase})"
+    if per_week <= limit + EPSILON:
+        return RuleOutcome(checks=(Check(SCHEDULE, CheckStatus.MET, note, reads=reads),))
+    facts = {"per_week": fmt(per_week), "limit": fmt(limit), "week": str(week)}
+    variant = "esketamine-induction" if induction else "esketamine-maintenance"
+    finding = Finding("frequency-above-protocol", Indicator.WARNING, facts, variant=variant)
+    return RuleOutcome(findings=(finding,), checks=(Check(SCHEDULE, CheckStatus.NOT_MET, note, reads=reads),))
+
+
+RULES: tuple[Rule, ...] = (esketamine_dose, esketamine_first_dose, esketamine_schedule)

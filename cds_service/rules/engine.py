@@ -1,4 +1,8 @@
-"""Runs every rule on one order and orders the findings: summary first, then by urgency."""
+"""Runs every rule on one order and orders the findings: summary first, then by urgency.
+
+What the rules could not check for lack of data (``RuleOutcome.missing``) becomes the one
+``pre-dose-data-missing`` card (``rules/pre_dose.py``); the checklist lines of every rule become the summary.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,17 @@ from cds_service.record.model import PatientRecord
 from cds_service.rules import (
     bipolar,
     contraindications,
-    course,
+    course_review,
     dose_esketamine,
     dose_iv,
     indication,
     indication_evidence,
+    pre_dose,
     severity,
     summary,
     trd,
 )
-from cds_service.rules.findings import Check, Finding, Indicator, Rule
+from cds_service.rules.findings import Check, Finding, Indicator, MissingItem, Rule
 
 # Order here is the order of cards of equal urgency, and of lines in the summary checklist.
 RULES: tuple[Rule, ...] = (
@@ -31,7 +36,7 @@ RULES: tuple[Rule, ...] = (
     *contraindications.RULES,
     *dose_iv.RULES,
     *dose_esketamine.RULES,
-    *course.RULES,
+    *course_review.RULES,
     *indication_evidence.RULES,
 )
 
@@ -44,15 +49,22 @@ class Evaluation:
 
     findings: tuple[Finding, ...]
     checks: tuple[Check, ...]
+    missing: tuple[MissingItem, ...] = ()
 
 
 def evaluate(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> Evaluation:
     findings: list[Finding] = []
     checks: list[Check] = []
+    missing: list[MissingItem] = []
     for rule in RULES:
         outcome = rule(record, order, kb, now)
         findings.extend(outcome.findings)
         checks.extend(outcome.checks)
+        missing.extend(outcome.missing)
+    items = pre_dose.unique(missing)
+    gathered = pre_dose.pre_dose_finding(items)
+    if gathered is not None:
+        findings.append(gathered)
     findings.sort(key=lambda f: _URGENCY[f.indicator])
-    head = summary.summarise(record, order, kb, now, tuple(checks), tuple(findings))
-    return Evaluation(findings=(head, *findings), checks=tuple(checks))
+    head = summary.summarise(record, order, kb, now, tuple(checks), tuple(findings), items)
+    return Evaluation(findings=(head, *findings), checks=tuple(checks), missing=items)

@@ -42,10 +42,12 @@ class CreateAssessment:
 
 @dataclass(frozen=True, slots=True)
 class RewriteDose:
-    """Suggest rewriting the draft order to ``dose_mg`` infused over ``duration_minutes``."""
+    """Suggest rewriting the draft order to ``dose_mg`` infused over ``duration_minutes`` and, when
+    ``per_week`` is set, to that many infusions a week (the frequency deviated too)."""
 
     dose_mg: float
     duration_minutes: float
+    per_week: int | None = None
 
 
 SuggestionIntent = DeleteOrder | CreateAssessment | RewriteDose
@@ -57,7 +59,9 @@ class Finding:
 
     ``topic`` is a public topic code of clinical-rules.md. ``variant`` selects the card text in the
     knowledge base (e.g. psychosis "active" vs "history"); ``facts`` fill that text's placeholders.
-    ``detail`` holds rule-computed markdown lines (e.g. the table of antidepressant trials).
+    ``detail`` holds rule-computed markdown lines (e.g. the table of antidepressant trials). ``evidence`` is
+    listed on the card (what, value, date); ``audit`` are further records the finding rests on that the card
+    does not list: both go, with their FHIR ids, to the card's audit extension only.
     """
 
     topic: str
@@ -67,6 +71,7 @@ class Finding:
     evidence: tuple[Evidence, ...] = ()
     suggestions: tuple[SuggestionIntent, ...] = ()
     variant: str = "default"
+    audit: tuple[Evidence, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +92,28 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class MissingItem:
+    """One thing the dose and eligibility checks need and the record lacks (clinical-rules.md §8a).
+
+    The engine gathers every rule's items into the one ``pre-dose-data-missing`` card: ``line`` is its line in a
+    prescriber's words, saying what was found instead ("No blood pressure in the last 30 days; last 165/102
+    mmHg on 2026-10-01, at or above 160/100"); ``assessment`` is a key of the knowledge base's assessment
+    orders, the one suggestion for the item (None: nothing to order). ``key`` names the item ("blood-pressure",
+    "body-weight", "depression-score", "birth-date"): one line per key, the first rule's.
+    """
+
+    key: str
+    line: str
+    assessment: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    what: str = ""  # the item in the card's summary ("blood pressure"); default: the key in words
+
+
+@dataclass(frozen=True, slots=True)
 class RuleOutcome:
     findings: tuple[Finding, ...] = ()
     checks: tuple[Check, ...] = ()
+    missing: tuple[MissingItem, ...] = ()
 
 
 EMPTY = RuleOutcome()

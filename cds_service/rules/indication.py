@@ -15,6 +15,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.record import kinds
 from cds_service.record.model import ConditionFact, Evidence, ExposurePeriod, PatientRecord
+from cds_service.rules.course import course_under_way
 from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
 
 
@@ -39,6 +40,7 @@ class Indication:
     pain_kind: PainKind | None = None
     evidence: tuple[Evidence, ...] = ()
     by_name: bool = False  # the order reason was recognised by its text only (no matching code)
+    suicidal_ideation: bool = False  # the suicidal-ideation indication of §0 holds (order reason or recent entry)
 
     @property
     def is_depression(self) -> bool:
@@ -131,8 +133,14 @@ def day(when: datetime | None) -> str:
 
 
 def short(text: str, limit: int = 60) -> str:
-    """Text for a card summary placeholder: cut at ``limit`` characters so summaries stay under 140."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """Text for a card summary placeholder, at most ``limit`` characters so summaries stay under 140: a long name
+    is shortened at a word boundary, never inside a word or a parenthesis (clinical-rules.md §9)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    if cut.count("(") > cut.count(")"):
+        cut = cut[: cut.rfind("(")]
+    return cut.rstrip(" ,;:(-") + "…"
 
 
 def evidence_note(evidence: Iterable[Evidence]) -> str:
@@ -261,6 +269,10 @@ def antidepressant_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
     )
     status = CheckStatus.UNDOCUMENTED if problem else CheckStatus.NOT_MET
     note = "medication history could not be obtained" if problem else "no current antidepressant on record"
+    course = course_under_way(record, kb, now, order.drug.value)
+    if course is not None:  # §1: decided when the course began; not repeated as a card during it
+        note += f"; not repeated as a card during the course that began on {day(course.start)}"
+        return RuleOutcome(checks=(Check(criterion, status, note, evidence),))
     return RuleOutcome(findings=(finding,), checks=(Check(criterion, status, note, evidence),))
 
 

@@ -1,10 +1,10 @@
-"""Depression severity (clinical-rules.md §1): ``depression-severity-undocumented`` and
-``depression-severity-insufficient``. Depression indications only.
+"""Depression severity (clinical-rules.md §1): ``depression-severity-insufficient``. Depression indications only.
 
-Severity is a criterion for *starting* ketamine (seed 000). While a course is under way (see
-``course.current_course``) the score that is judged is the pre-course baseline — the latest score at or before
-the course's first administration, within ``severity.lookback_days`` of it — so a patient who is responding is
-not warned at every infusion. Without such a baseline the latest score is judged, and the card says so.
+The deciding score is the latest PHQ-9, MADRS or HAM-D total within ``severity.lookback_days``; while a course
+of the ordered drug is under way (``rules/course.py``) it is the course's pre-course baseline, so a patient who
+responds is not warned at every infusion. A course with no baseline cannot be judged this way: the checklist
+says so and no card is given (severity was decided when the course began). No score within the look-back
+window at all is an item of the ``pre-dose-data-missing`` card (the retired ``depression-severity-undocumented``).
 """
 
 from __future__ import annotations
@@ -13,21 +13,24 @@ from datetime import datetime, timedelta
 
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
+from cds_service.order.units import fmt
 from cds_service.record import kinds
 from cds_service.record.model import Instrument, PatientRecord, SeverityScore
-from cds_service.rules.course import current_course, pre_course_baseline
+from cds_service.rules.course import Course, course_under_way
 from cds_service.rules.findings import (
     Check,
     CheckStatus,
-    CreateAssessment,
     Finding,
     Indicator,
+    MissingItem,
     Rule,
     RuleOutcome,
 )
 from cds_service.rules.indication import data_problem, day, determine_indication
 
 CRITERION = "Depression severity"
+MISSING_KEY = "depression-score"
+READS = (kinds.SCORES,)
 # Threshold name of the minimum (moderately severe) score per instrument.
 MINIMUM: dict[Instrument, str] = {
     Instrument.PHQ9: "severity.phq9_min",
@@ -43,89 +46,89 @@ def latest_score(record: PatientRecord, kb: Knowledge, now: datetime) -> Severit
     return max(recent, key=lambda s: s.when or now, default=None)
 
 
+def shown(score: SeverityScore) -> str:
+    """"PHQ-9 19 on 2026-12-01"."""
+    return f"{score.instrument.value} {fmt(score.value)} on {day(score.when)}"
+
+
 def severity_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
     indication = determine_indication(record, order, kb)
     if not indication.is_depression:
-        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.NOT_APPLICABLE, f"indication: {indication.label}"),))
-    days = f"{kb.number('severity.lookback_days'):g}"
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.NOT_APPLICABLE, "", reads=READS),))
     score = latest_score(record, kb, now)
+    missing = () if score is not None else (_missing(record, kb, now),)
+    course = course_under_way(record, kb, now, order.drug.value)
+    if course is not None:
+        return _during_course(course, score, kb, missing)
     if score is None:
-        return _undocumented(record, days)
-    course = current_course(record, kb, now)
-    baseline = _baseline(record, kb, course[0].when) if course else None
-    judged = baseline or score
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.UNDOCUMENTED, _not_recent(kb), reads=READS),),
+                           missing=missing)  # fmt: skip
+    return _judge(score, score, None, kb, missing)
+
+
+def _during_course(
+    course: Course, score: SeverityScore | None, kb: Knowledge, missing: tuple[MissingItem, ...]
+) -> RuleOutcome:
+    if course.baseline is None:
+        days = fmt(kb.number("course.baseline_days"))
+        note = (f"course under way since {day(course.start)} with no score in the {days} days before its first "
+                "dose: severity at the start cannot be confirmed")  # fmt: skip
+        ev = (score.evidence(),) if score else ()
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.UNDOCUMENTED, note, ev, READS),), missing=missing)
+    return _judge(course.baseline, score, course, kb, missing)
+
+
+def _judge(
+    judged: SeverityScore,
+    latest: SeverityScore | None,
+    course: Course | None,
+    kb: Knowledge,
+    missing: tuple[MissingItem, ...],
+) -> RuleOutcome:
     minimum = kb.number(MINIMUM[judged.instrument])
+    ev = tuple(dict.fromkeys(s.evidence() for s in (judged, latest) if s is not None))
+    if course is None:
+        what = shown(judged)
+    else:
+        what = f"pre-course {shown(judged)} (course since {day(course.start)}"
+        what += f"; latest {shown(latest)})" if latest is not None and latest.when != judged.when else ")"
+    if judged.value >= minimum:
+        note = f"{what}: moderately severe or worse (from {fmt(minimum)})"
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, note, ev, READS),), missing=missing)
     facts = {
         "instrument": judged.instrument.value,
-        "score": f"{judged.value:g}",
-        "minimum": f"{minimum:g}",
+        "score": fmt(judged.value),
+        "minimum": fmt(minimum),
         "date": day(judged.when),
-        "latest": f"{score.instrument.value} {score.value:g} on {day(score.when)}",
+        "latest": shown(latest) if latest is not None else "no recent score",
     }
-    shown = f"{judged.instrument.value} {judged.value:g} on {day(judged.when)}"
-    current = f"{score.instrument.value} {score.value:g} on {day(score.when)}"
-    if baseline is not None:
-        start = day(course[0].when)
-        now_part = f"; current {current}" if baseline is not score and baseline.when != score.when else ""
-        shown = f"pre-course baseline {shown} (course since {start}{now_part})"
-        ev = tuple(dict.fromkeys((baseline.evidence(), score.evidence())))
-    else:
-        ev = (score.evidence(),)
-        if course:
-            shown += f" (course since {day(course[0].when)}; no score in the {days} days before it)"
-    if judged.value >= minimum:
-        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, f"{shown} (minimum {minimum:g})", ev),))
-    detail: tuple[str, ...]
-    if baseline is not None:
-        detail = (
-            f"- Pre-course baseline: {baseline.evidence().describe()}; moderately severe starts at {minimum:g}",
-            f"- Course under way since {day(course[0].when)}: severity is judged before the first dose.",
-        )
-    else:
-        detail = (f"- Latest score: {score.evidence().describe()}; moderately severe starts at {minimum:g}",)
-        if course:
-            detail += (f"- A course is under way since {day(course[0].when)} and no score was recorded in the "
-                       f"{days} days before its first dose, so the latest score is judged.",)  # fmt: skip
     finding = Finding(
         topic="depression-severity-insufficient",
         indicator=Indicator.WARNING,
         facts=facts,
-        detail=detail,
         evidence=ev,
-        variant="baseline" if baseline is not None else "default",
+        variant="baseline" if course is not None else "default",
     )
-    check = Check(CRITERION, CheckStatus.NOT_MET, f"{shown} is below {minimum:g}", ev)
-    return RuleOutcome(findings=(finding,), checks=(check,))
+    check = Check(CRITERION, CheckStatus.NOT_MET, f"{what}: below {fmt(minimum)}", ev, READS)
+    return RuleOutcome(findings=(finding,), checks=(check,), missing=missing)
 
 
-def _baseline(record: PatientRecord, kb: Knowledge, start: datetime | None) -> SeverityScore | None:
-    """The pre-course baseline when it lies within ``severity.lookback_days`` before the course's first dose."""
-    if start is None:
-        return None
-    baseline = pre_course_baseline(record, start)
-    since = start - timedelta(days=kb.number("severity.lookback_days"))
-    return baseline if baseline is not None and baseline.when is not None and baseline.when >= since else None
+def _not_recent(kb: Knowledge) -> str:
+    return f"no PHQ-9, MADRS or HAM-D total in the last {fmt(kb.number('severity.lookback_days'))} days"
 
 
-def _undocumented(record: PatientRecord, days: str) -> RuleOutcome:
+def _missing(record: PatientRecord, kb: Knowledge, now: datetime) -> MissingItem:
     problem = data_problem(record, kinds.SCORES)
-    older = next((s for s in record.scores if s.when is not None), None)
-    detail: list[str] = []
+    older = max((s for s in record.scores if s.when is not None and s.when <= now), key=lambda s: s.when or now,
+                default=None)  # fmt: skip
+    line = f"No PHQ-9, MADRS or HAM-D total in the last {fmt(kb.number('severity.lookback_days'))} days"
     if older is not None:
-        detail.append(f"- Latest score on record is older than {days} days: {older.evidence().describe()}")
+        line += f"; the latest is {shown(older)}"
     if problem:
-        detail.append(f"- Depression scores could not be obtained: {problem}")
-    finding = Finding(
-        topic="depression-severity-undocumented",
-        indicator=Indicator.WARNING,
-        facts={"days": days, "problem": problem or ""},
-        detail=tuple(detail),
-        evidence=(older.evidence(),) if older else (),
-        suggestions=(CreateAssessment("phq9"),),
-        variant="unobtainable" if problem else "default",
-    )
-    note = "scores could not be obtained" if problem else f"no PHQ-9, MADRS or HAM-D score in {days} days"
-    return RuleOutcome(findings=(finding,), checks=(Check(CRITERION, CheckStatus.UNDOCUMENTED, note),))
+        line += f" (scores could not be read completely: {problem})"
+    line += ": needed to confirm severity and as the baseline for response"
+    evidence = (older.evidence(),) if older is not None else ()
+    return MissingItem(MISSING_KEY, line, "phq9", evidence, what="a depression score")
 
 
 RULES: tuple[Rule, ...] = (severity_rule,)

@@ -2,8 +2,12 @@
 
 Every antidepressant exposure period is a trial. A trial counts when it lasted long enough at or above
 the ingredient's minimum daily dose and failed (less than the partial-response improvement on a validated
-scale). Trials with no dose or no scores still count, marked unverified. With
-``trd.require_distinct_classes`` the counted trials must come from different mechanism classes.
+scale). Trials with no dose or no scores still count, marked unverified. For IV ketamine, with
+``trd.require_distinct_classes`` the counted trials must come from different mechanism classes; for esketamine
+two different antidepressants suffice, as the label says (``trd.require_distinct_classes_esketamine``, off).
+
+During a course of the ordered drug (``rules/course.py``) the card is not repeated: the decision was taken when
+the course began. The checklist line stays and says so.
 """
 
 from __future__ import annotations
@@ -14,13 +18,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.knowledge.model import Knowledge
-from cds_service.order.model import MedicationOrder
+from cds_service.order.model import Drug, MedicationOrder
 from cds_service.record import kinds
 from cds_service.record.model import Evidence, ExposurePeriod, MedicationUse, PatientRecord, SeverityScore
+from cds_service.rules.course import course_under_way
 from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
 from cds_service.rules.indication import data_problem, day, determine_indication
 
 CRITERION = "Treatment resistance"
+READS = (kinds.MEDICATIONS, kinds.SCORES)
 _NOT_TAKEN = frozenset({"not-taken", "entered-in-error", "cancelled", "draft"})
 _ANTIDEPRESSANT_EXCLUDED = frozenset({"ketamine", "esketamine"})  # the ordered drug is never a prior trial
 
@@ -46,8 +52,21 @@ class Trial:
         return self.period.drug_class or f"unknown class ({self.period.ingredient})"
 
 
-def assess_trials(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[Trial, ...]:
-    """Every antidepressant trial on record (oldest first) with its verdict."""
+def distinct_classes_required(order: MedicationOrder, kb: Knowledge) -> bool:
+    """IV ketamine: different mechanism classes (seed-derived default on); esketamine: as the label (off)."""
+    if order.drug is Drug.ESKETAMINE:
+        return kb.flag("trd.require_distinct_classes_esketamine")
+    return kb.flag("trd.require_distinct_classes")
+
+
+def assess_trials(
+    record: PatientRecord, kb: Knowledge, now: datetime, *, distinct: bool | None = None
+) -> tuple[Trial, ...]:
+    """Every antidepressant trial on record (oldest first) with its verdict.
+
+    ``distinct``: whether counted trials must come from different mechanism classes (default: the IV ketamine
+    setting ``trd.require_distinct_classes``); otherwise one trial per ingredient counts.
+    """
     periods = [
         p
         for p in record.exposures_with_role("antidepressant")
@@ -57,7 +76,8 @@ def assess_trials(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[
     timeline = ScoreTimeline.of(record.scores)
     trials = [_assess(p, record, kb, now, timeline) for p in periods]
     # distinct mechanism classes: one counted trial per class (a verified one when there is one)
-    distinct = kb.flag("trd.require_distinct_classes")
+    if distinct is None:
+        distinct = kb.flag("trd.require_distinct_classes")
     chosen: dict[str, Trial] = {}
     for t in trials:
         key = t.class_key if distinct else t.period.ingredient
@@ -204,22 +224,30 @@ def _response(
 
 
 def trd_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
-    """``trd-criteria-unmet``: fewer than the required adequate failed trials."""
+    """``trd-criteria-unmet``: fewer than the required adequate failed trials (no card during a course)."""
     indication = determine_indication(record, order, kb)
     if not indication.is_depression:
-        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.NOT_APPLICABLE, f"indication: {indication.label}"),))
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.NOT_APPLICABLE, "", reads=READS),))
     required = round(kb.number("trd.min_adequate_trials"))
-    trials = assess_trials(record, kb, now)
+    distinct = distinct_classes_required(order, kb)
+    trials = assess_trials(record, kb, now, distinct=distinct)
     counted = [t for t in trials if t.counted]
     evidence = tuple(dict.fromkeys(e for t in trials for e in t.evidence))
     names = ", ".join(t.period.ingredient for t in counted) or "none"
+    kind = "adequate failed trials" + (" of different classes" if distinct else "")
     shaky = [t for t in counted if t.unverified]
     if len(counted) >= required:
-        note = f"{len(counted)} adequate failed trials ({names})"
+        note = f"{len(counted)} {kind} ({names})"
         if shaky:
-            note += f"; {len(shaky)} unverified ({', '.join(t.period.ingredient for t in shaky)})"
-        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, note, evidence),))
+            note += f"; failure or dose not verified for {', '.join(t.period.ingredient for t in shaky)}"
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, note, evidence, READS),))
     problem = data_problem(record, kinds.MEDICATIONS)
+    status = CheckStatus.UNDOCUMENTED if problem and not trials else CheckStatus.NOT_MET
+    note = f"{len(counted)} of {required} {kind} ({names})"
+    course = course_under_way(record, kb, now, order.drug.value)
+    if course is not None:
+        note += f"; not repeated as a card during the course that began on {day(course.start)}"
+        return RuleOutcome(checks=(Check(CRITERION, status, note, evidence, READS),))
     detail = list(trial_table(trials, now))
     if problem:
         detail.append(f"- Medication history could not be read completely: {problem}")
@@ -229,11 +257,9 @@ def trd_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: 
         facts={"found": str(len(counted)), "required": str(required), "problem": problem or ""},
         detail=tuple(detail),
         evidence=evidence,
-        variant="unobtainable" if problem and not trials else "default",
+        variant="unobtainable" if problem and not trials else ("esketamine" if not distinct else "default"),
     )
-    status = CheckStatus.UNDOCUMENTED if problem and not trials else CheckStatus.NOT_MET
-    note = f"{len(counted)} of {required} adequate failed trials ({names})"
-    return RuleOutcome(findings=(finding,), checks=(Check(CRITERION, status, note, evidence),))
+    return RuleOutcome(findings=(finding,), checks=(Check(CRITERION, status, note, evidence, READS),))
 
 
 def trial_table(trials: tuple[Trial, ...], now: datetime) -> tuple[str, ...]:
@@ -249,7 +275,12 @@ def trial_table(trials: tuple[Trial, ...], now: datetime) -> tuple[str, ...]:
         end = "ongoing" if p.end is None or p.end >= now else day(p.end)
         if t.same_class_as:
             verdict = "no"
-            why = [*t.reasons, f"same mechanism class as {t.same_class_as} ({t.class_key})"]
+            repeat = (
+                "same antidepressant as a trial already counted"
+                if t.same_class_as == p.ingredient
+                else f"same mechanism class as {t.same_class_as} ({t.class_key})"
+            )
+            why = [*t.reasons, repeat]
         else:
             verdict = ("yes, unverified" if t.unverified else "yes") if t.counts else "no"
             why = list(t.reasons)

@@ -106,8 +106,8 @@ def materialize_order(
     """The draft MedicationRequest of ``template`` for one patient.
 
     Template parameters (overridable by ``params``): ``mg_per_kg`` (dose = mg/kg x weight, rounded to 1 mg)
-    or ``dose_mg``; ``dose_mg_per_kg`` (dose written in mg/kg); ``rate_mg_per_h``; ``duration_min``;
-    ``frequency_per_week``; ``reason`` (a CodeableConcept for ``reasonCode``).
+    or ``dose_mg``; ``dose_mg_per_kg`` (dose written in mg/kg); ``rate_mg_per_h`` or ``rate_mg_per_kg_per_h``;
+    ``duration_min``; ``frequency_per_week``; ``reason`` (a CodeableConcept for ``reasonCode``).
     """
     p = {**(template.get("parameters") or {}), **(params or {})}
     res = copy.deepcopy(dict(template["resource"]))
@@ -126,6 +126,8 @@ def materialize_order(
         dose_rate["doseQuantity"] = _qty(float(round(float(p["mg_per_kg"]) * weight_kg)), "mg")
     if "rate_mg_per_h" in p:
         dose_rate["rateQuantity"] = _qty(float(p["rate_mg_per_h"]), "mg/h")
+    elif "rate_mg_per_kg_per_h" in p:
+        dose_rate["rateQuantity"] = _qty(float(p["rate_mg_per_kg_per_h"]), "mg/kg/h")
     timing = dosage.setdefault("timing", {}).setdefault("repeat", {})
     if "duration_min" in p:
         timing["duration"] = p["duration_min"]

@@ -142,7 +142,7 @@ def test_normalize_ndc() -> None:
 def test_seeds_reasons_assessments_and_local_codes(kb: Knowledge) -> None:
     assert set(kb.seeds) == {"000", "001", "002", "003", "004"}
     assert all(s.title and s.citation for s in kb.seeds.values())
-    assert set(kb.assessment_orders) == {"phq9", "vital-signs"}
+    assert set(kb.assessment_orders) == set(kb.assessment_labels) == {"phq9", "vital-signs", "body-weight"}
     for template in kb.assessment_orders.values():
         assert template["status"] == "draft" and template["intent"] == "order"
     assert kb.local_score_codes == {"MADRS": frozenset(), "HAM-D": frozenset()}

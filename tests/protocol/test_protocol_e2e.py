@@ -86,7 +86,7 @@ def test_data_gap_is_named_on_the_cards(client: FlaskClient) -> None:
                                  "issue": [{"severity": "error", "code": "timeout"}]}
     body = client.post(SIGN, json=hook_request(prefetch=prefetch)).get_json()
     assert schema_issues("CdsServiceResponse", body) == []
-    assert "bloodPressure" in body["cards"][0]["detail"]
+    assert "Blood pressure records could not be obtained" in body["cards"][0]["detail"]
 
 
 @responses.activate

@@ -43,7 +43,9 @@ def test_card_text_source_and_detail_come_from_the_topic(kb: Any) -> None:
                                        "display": topic.title}
     assert card["detail"].startswith(topic.variants["default"].rationale.strip()[:40])
     assert "- line from the rule" in card["detail"]
-    assert "- BP 172/104 mmHg (Observation/bp-1, 2026-11-20)" in card["detail"]
+    assert "- BP 172/104 mmHg on 2026-11-20" in card["detail"]
+    assert "bp-1" not in card["detail"] and "bp-1" not in card["summary"]  # ids only in the audit extension
+    assert card["extension"] == {render.EVIDENCE_EXTENSION: [{"reference": "Observation/bp-1", "date": "2026-11-20"}]}
     assert uuid.UUID(card["uuid"])
 
 
@@ -74,8 +76,9 @@ def test_delete_suggestion_skipped_for_a_draft_without_id(kb: Any) -> None:
 
 
 def test_create_assessment_copies_the_template_with_the_patient(kb: Any) -> None:
-    card = render_one(kb, Finding("depression-severity-undocumented", Indicator.WARNING,
+    card = render_one(kb, Finding("pre-dose-data-missing", Indicator.WARNING, facts={"items": "a depression score"},
                                   suggestions=(CreateAssessment("phq9"),)))
+    assert card["suggestions"][0]["label"] == "Record a PHQ-9"
     action = card["suggestions"][0]["actions"][0]
     assert action["type"] == "create"
     assert action["resource"]["resourceType"] == "ServiceRequest"
@@ -86,39 +89,41 @@ def test_create_assessment_copies_the_template_with_the_patient(kb: Any) -> None
 def test_rewrite_dose_becomes_an_update_of_the_whole_order(kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Any] = []
 
-    def fake_rewrite(resource: dict[str, Any], intent: RewriteDose) -> dict[str, Any]:
-        calls.append(intent)
+    def fake_rewrite(resource: dict[str, Any], dose_mg: float, minutes: float, per_week: int | None) -> dict[str, Any]:
+        calls.append((dose_mg, minutes, per_week))
         return {**resource, "note": [{"text": "rewritten"}]}
 
-    import cds_service.order.rewrite as rewrite
-
-    monkeypatch.setattr(rewrite, "rewrite_to_standard", fake_rewrite)
+    monkeypatch.setattr(render, "rewrite_to_standard", fake_rewrite)
     card = render_one(kb, Finding("hypertension-uncontrolled", Indicator.INFO, facts=BP_FACTS,
-                                  suggestions=(RewriteDose(35, 40),)))
-    action = card["suggestions"][0]["actions"][0]
+                                  suggestions=(RewriteDose(35, 40, 2),)))
+    (suggestion,) = card["suggestions"]
+    assert suggestion["label"] == "Change to 35 mg over 40 minutes, twice a week"
+    action = suggestion["actions"][0]
     assert action["type"] == "update"
     assert action["resource"]["id"] == "ket-1" and action["resource"]["note"] == [{"text": "rewritten"}]
-    assert calls == [RewriteDose(35, 40)]
+    assert calls == [(35, 40, 2)]
 
 
 def test_failing_rewrite_drops_the_suggestion_not_the_card(kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import cds_service.order.rewrite as rewrite
-
-    def boom(resource: Any, intent: Any) -> Any:
+    def boom(*args: Any) -> Any:
         raise ValueError("cannot rewrite")
 
-    monkeypatch.setattr(rewrite, "rewrite_to_standard", boom)
+    monkeypatch.setattr(render, "rewrite_to_standard", boom)
     card = render_one(kb, Finding("hypertension-uncontrolled", Indicator.CRITICAL, facts=BP_FACTS,
                                   suggestions=(RewriteDose(35, 40), DeleteOrder())))
     assert [s["actions"][0]["type"] for s in card["suggestions"]] == ["delete"]
 
 
-def test_missing_fact_reads_not_recorded_and_long_summary_is_cut(kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_fact_reads_not_recorded_and_an_overlong_summary_is_a_logged_defect(
+    kb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     card = render_one(kb, Finding("hypertension-uncontrolled", Indicator.CRITICAL, facts={"bp": "1/1"}))
     assert "(not recorded)" in card["summary"]
-    long_facts = {**BP_FACTS, "bp": "9" * 200}
+    long_facts = {**BP_FACTS, "date": "on a day long ago " * 8 + "(with a note)"}
     card = render_one(kb, Finding("hypertension-uncontrolled", Indicator.CRITICAL, facts=long_facts))
-    assert len(card["summary"]) == render.SUMMARY_MAX
+    assert len(card["summary"]) <= render.SUMMARY_MAX and card["summary"].endswith("…")
+    assert "(with" not in card["summary"]  # never cut inside a word or a parenthesis
+    assert "summary of topic hypertension-uncontrolled over 139 characters" in caplog.text
 
 
 def test_unknown_variant_falls_back_to_default_and_unknown_topic_still_renders(kb: Any) -> None:

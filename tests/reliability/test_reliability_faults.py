@@ -8,6 +8,7 @@ The time bound is generous: it proves "no hang", not speed.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -50,16 +51,18 @@ def _post(app: Flask, body: dict[str, object]) -> tuple[int, dict[str, object], 
     return response.status_code, response.get_json(), time.monotonic() - start
 
 
+_GAP_LINE = re.compile(r"^- (.+) records could not be obtained: (.+)$", re.M)
+
+
 def _summary_gaps(payload: dict[str, object]) -> list[str]:
-    """The "Data that could not be obtained" lines of the eligibility summary card."""
+    """The "... records could not be obtained: <reason>" lines of the eligibility summary card."""
     cards = payload["cards"]
     assert isinstance(cards, list) and cards, "a ketamine order must never get an empty card list"
     summary = cards[0]
     assert summary["source"]["topic"]["code"] == "eligibility-summary"
-    detail = summary["detail"]
-    assert "**Data that could not be obtained**" in detail, detail
-    section = detail.split("**Data that could not be obtained**", 1)[1].split("\n\n", 1)[0]
-    return [line.removeprefix("- ") for line in section.strip().splitlines()]
+    found = [f"{what}: {why}" for what, why in _GAP_LINE.findall(summary["detail"])]
+    assert found, summary["detail"]
+    return found
 
 
 def _assert_412_names(payload: dict[str, object], key: str, reason: str) -> None:
@@ -91,7 +94,7 @@ def _assert_worker_healthy(app: Flask, server: FaultyFhirServer) -> None:
     server.mode, server.fault_path = "ok", None
     status, payload, _ = _post(app, order_sign(KETAMINE_DRAFT, fhir_server=server.base_url))
     assert status == 200, payload
-    assert payload["cards"] and "**Data that could not be obtained**" not in payload["cards"][0]["detail"]
+    assert payload["cards"] and not _GAP_LINE.search(payload["cards"][0]["detail"])
 
 
 @pytest.mark.parametrize("mode", list(FAULTS))
@@ -115,7 +118,7 @@ def test_fault_on_optional_key_is_a_gap_named_on_the_summary_card(kb, server: Fa
     status, payload, seconds = _post(app, order_sign(KETAMINE_DRAFT, fhir_server=server.base_url))
     assert seconds < NO_HANG_SECONDS, f"{mode}: answer took {seconds:.1f}s"
     assert status == 200, payload
-    assert _summary_gaps(payload) == [f"administrations: {FAULTS[mode]}"]
+    assert _summary_gaps(payload) == [f"Ketamine or esketamine administration: {FAULTS[mode]}"]
     _assert_worker_healthy(app, server)
 
 
@@ -126,7 +129,7 @@ def test_next_links_that_cycle_are_cut_at_the_first_repeat(kb, server: FaultyFhi
     assert status == 200, payload
     assert server.hits("/Condition") == 2  # the first page, and its "next" (itself) once: then the cycle is seen
     assert _summary_gaps(payload) == [
-        "conditions: the FHIR server's paging looped; only the pages before the loop were read"
+        "Condition: the FHIR server's paging looped; only the pages before the loop were read"
     ]
     _assert_worker_healthy(app, server)
 
@@ -137,7 +140,7 @@ def test_endless_next_links_stop_at_the_page_cap(kb, server: FaultyFhirServer) -
     status, payload, _ = _post(app, order_sign(KETAMINE_DRAFT, fhir_server=server.base_url))
     assert status == 200, payload
     assert server.hits("/Condition") == MAX_PAGES
-    assert _summary_gaps(payload) == [f"conditions: only the first {MAX_PAGES} pages of results were read"]
+    assert _summary_gaps(payload) == [f"Condition: only the first {MAX_PAGES} pages of results were read"]
     _assert_worker_healthy(app, server)
 
 

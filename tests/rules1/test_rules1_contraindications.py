@@ -12,7 +12,7 @@ from cds_service.order.model import Drug, MedicationOrder, Route
 from cds_service.record import kinds
 from cds_service.record.model import DataGap, PatientRecord
 from cds_service.rules.contraindications import RULES, blood_pressure_rule, pregnancy_rule, psychosis_rule
-from cds_service.rules.findings import Check, CheckStatus, CreateAssessment, DeleteOrder, Finding, Indicator
+from cds_service.rules.findings import Check, CheckStatus, DeleteOrder, Finding, Indicator
 
 ESKETAMINE = order(Drug.ESKETAMINE, Route.INTRANASAL)
 
@@ -74,19 +74,26 @@ def test_blood_pressure_thresholds_come_from_configuration(kb):
 @pytest.mark.parametrize(("age", "documented"), [(30, True), (31, False)])
 def test_blood_pressure_lookback_boundary(kb, age, documented):
     out = blood_pressure_rule(record(bps=[bp(120, 80, days_ago(age))]), order(), kb, NOW)
+    assert out.findings == ()  # v2: no card of its own; an item of the pre-dose-data-missing card
     if documented:
-        assert out.findings == ()
+        assert out.missing == ()
     else:
-        (f,) = out.findings
-        assert (f.topic, f.indicator, f.variant) == ("blood-pressure-undocumented", Indicator.WARNING, "default")
-        assert f.suggestions == (CreateAssessment("vital-signs"),)
+        (item,) = out.missing
+        assert (item.key, item.assessment) == ("blood-pressure", "vital-signs")
+        assert "the last, BP 120/80 mmHg on" in item.line
         assert out.checks[0].status is CheckStatus.UNDOCUMENTED
 
 
+@pytest.mark.parametrize(("last", "said"), [((159, 99), False), ((160, 100), True), ((120, 100), True)])
+def test_the_missing_bp_line_says_when_the_last_reading_was_at_the_hold_line(kb, last, said):
+    (item,) = blood_pressure_rule(record(bps=[bp(*last, days_ago(40))]), order(), kb, NOW).missing
+    assert ("was at or above 160/100" in item.line) is said
+
+
 def test_no_blood_pressure_at_all(kb):
-    (f,) = blood_pressure_rule(record(), ESKETAMINE, kb, NOW).findings
-    assert (f.topic, f.variant) == ("blood-pressure-undocumented", "default")
-    assert f.facts["days"] == "30"
+    out = blood_pressure_rule(record(), ESKETAMINE, kb, NOW)
+    (item,) = out.missing
+    assert out.findings == () and item.line == "No blood pressure in the last 30 days"
 
 
 def test_blood_pressure_unobtainable(kb):
@@ -94,9 +101,10 @@ def test_blood_pressure_unobtainable(kb):
         record(available=kinds.ALL - {kinds.BLOOD_PRESSURE}),
         record(gaps=[DataGap("bloodPressure", "the EHR reported an error")]),
     ):
-        (f,) = blood_pressure_rule(rec, order(), kb, NOW).findings
-        assert (f.topic, f.variant) == ("blood-pressure-undocumented", "unobtainable")
-        assert f.suggestions == (CreateAssessment("vital-signs"),)
+        out = blood_pressure_rule(rec, order(), kb, NOW)
+        (item,) = out.missing
+        assert out.findings == () and "could not be read completely" in item.line
+        assert item.assessment == "vital-signs"
 
 
 def test_hypertensive_crisis_condition_is_uncontrolled(kb):

@@ -78,7 +78,7 @@ def test_responding_patient_mid_course_is_not_warned_about_severity(kb):
                   phq9(12, 11), phq9(9, 4)]  # fmt: skip
     rendered = cards(kb, resources, iv_order(_mg(40)))
     assert topics(rendered) == [SUMMARY]
-    assert "pre-course baseline PHQ-9 22" in rendered[0]["detail"]
+    assert "pre-course PHQ-9 22" in rendered[0]["detail"]
 
 
 def test_pregnant_patient_card_names_the_condition(kb):
@@ -93,7 +93,7 @@ def test_pregnant_patient_card_names_the_condition(kb):
 def test_esketamine_28_mg_by_age(kb, birth, indicator):
     resources = [patient(birth=birth), *eligible_trd()[1:]]
     rendered = cards(kb, resources, esketamine_order(28))
-    expected = [SUMMARY, ("esketamine-dose-low", indicator), ("esketamine-rems", "info")]
+    expected = [SUMMARY, ("esketamine-dose-low", indicator)]  # v2: REMS is a line of the summary, not a card
     assert sorted(topics(rendered)) == sorted(expected)
     assert topics(rendered)[0] == SUMMARY
 
@@ -117,7 +117,7 @@ def test_years_of_refills_without_supply_durations_make_trials(kb):
                   for k in range(12)]  # fmt: skip
     rendered = cards(kb, resources, iv_order(_mg(35)))
     assert topics(rendered) == [SUMMARY]
-    assert "adequate failed trials (sertraline, venlafaxine" in rendered[0]["detail"]
+    assert "adequate failed trials of different classes (sertraline, venlafaxine" in rendered[0]["detail"]
 
 
 @pytest.mark.parametrize(
@@ -131,11 +131,11 @@ def test_years_of_refills_without_supply_durations_make_trials(kb):
 def test_unreadable_dose_says_so_and_what_the_standard_is(kb, caplog, order):
     caplog.set_level(logging.WARNING)
     rendered = cards(kb, eligible_trd(), order)
-    card = next(c for c in rendered if c["source"]["topic"]["code"] == "dose-standard-suggestion")
+    card = next(c for c in rendered if c["source"]["topic"]["code"] == "pre-dose-data-missing")
     assert card["indicator"] == "warning"
-    assert card["summary"].startswith("No readable ketamine dose (")
-    assert card["summary"].endswith("standard for 80 kg is 40 mg over 40 min")
-    assert "not done" in card["detail"] and "Enter the dose in mg" in card["detail"]
+    assert card["summary"] == "Record a readable dose (mg or mg/kg) before dosing"
+    assert "the anaesthetic-range and other dose checks were not done" in card["detail"]
+    assert "the standard for 80 kg is 40 mg over 40 minutes" in card["detail"]
     assert "shortened" not in caplog.text
 
 

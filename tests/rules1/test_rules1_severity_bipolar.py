@@ -8,7 +8,7 @@ from rules1_build import NOW, cond, days_ago, order, period, record, score
 from cds_service.record import kinds
 from cds_service.record.model import DataGap, Instrument
 from cds_service.rules.bipolar import bipolar_rule
-from cds_service.rules.findings import CheckStatus, CreateAssessment, DeleteOrder, Indicator
+from cds_service.rules.findings import CheckStatus, DeleteOrder, Indicator
 from cds_service.rules.severity import severity_rule
 
 
@@ -46,19 +46,19 @@ def test_latest_score_decides(kb):
 @pytest.mark.parametrize(("age", "documented"), [(30, True), (31, False)])
 def test_lookback_window_boundary(kb, age, documented):
     out = severity_rule(record(scores=[score(18, days_ago(age))]), order(), kb, NOW)
+    assert out.findings == ()  # v2: no card of its own; an item of the pre-dose-data-missing card
     if documented:
-        assert out.findings == ()
+        assert out.missing == ()
     else:
-        (f,) = out.findings
-        assert (f.topic, f.variant) == ("depression-severity-undocumented", "default")
-        assert f.suggestions == (CreateAssessment("phq9"),)
-        assert "older than 30 days" in f.detail[0]
+        (item,) = out.missing
+        assert (item.key, item.assessment) == ("depression-score", "phq9")
+        assert "No PHQ-9, MADRS or HAM-D total in the last 30 days" in item.line
         assert out.checks[0].status is CheckStatus.UNDOCUMENTED
 
 
 def test_undated_score_cannot_prove_recency(kb):
-    (f,) = severity_rule(record(scores=[score(20, None)]), order(), kb, NOW).findings
-    assert f.topic == "depression-severity-undocumented"
+    (item,) = severity_rule(record(scores=[score(20, None)]), order(), kb, NOW).missing
+    assert item.key == "depression-score"
 
 
 def test_scores_unobtainable(kb):
@@ -66,9 +66,9 @@ def test_scores_unobtainable(kb):
         record(available=kinds.ALL - {kinds.SCORES}),
         record(gaps=[DataGap("depressionScores", "the EHR reported an error")]),
     ):
-        (f,) = severity_rule(rec, order(), kb, NOW).findings
-        assert (f.topic, f.variant) == ("depression-severity-undocumented", "unobtainable")
-        assert f.suggestions == (CreateAssessment("phq9"),)
+        out = severity_rule(rec, order(), kb, NOW)
+        (item,) = out.missing
+        assert out.findings == () and "could not be read completely" in item.line and item.assessment == "phq9"
 
 
 def test_severity_not_applicable_to_chronic_pain(kb):

@@ -86,7 +86,7 @@ def test_dose_unknown_counts_but_unverified(kb):
         NOW,
     )
     assert out.findings == ()
-    assert "unverified" in out.checks[0].note
+    assert "not verified for" in out.checks[0].note
     trials = assess_trials(record(exposures=[period("venlafaxine", days_ago(100), days_ago(30), None)]), kb, NOW)
     assert trials[0].counts
     assert any(u.startswith("dose unverified") for u in trials[0].unverified)
@@ -243,3 +243,47 @@ def test_refills_without_end_dates_prove_the_span_between_them(kb, span_days, co
     assert trial.days == span_days
     if not counts:
         assert "end not recorded, documented for 27 days" in trial.reasons[0]
+
+
+# --- version 2: esketamine without the class requirement; not repeated as a card during a course -------------
+
+def _two_ssris() -> tuple:  # type: ignore[type-arg]
+    from rules1_build import score
+
+    trials = (period("sertraline", days_ago(300), days_ago(200), 100), period("escitalopram", days_ago(180), None, 20))
+    scores = (score(20, days_ago(305), sid="b1"), score(19, days_ago(205), sid="o1"),
+              score(20, days_ago(182), sid="b2"), score(18, days_ago(3), sid="o2"))  # fmt: skip
+    return trials, scores
+
+
+def test_esketamine_needs_two_antidepressants_not_two_classes(kb):
+    from cds_service.order.model import Drug, Route
+
+    trials, scores = _two_ssris()
+    rec = record(exposures=trials, scores=scores)
+    iv = trd_rule(rec, order(), kb, NOW)
+    assert [f.topic for f in iv.findings] == ["trd-criteria-unmet"] and "of different classes" in iv.checks[0].note
+    esk = trd_rule(rec, order(Drug.ESKETAMINE, Route.INTRANASAL), kb, NOW)
+    assert esk.findings == () and esk.checks[0].status is CheckStatus.MET
+    assert esk.checks[0].note == "2 adequate failed trials (sertraline, escitalopram)"
+
+
+def test_esketamine_still_needs_two_different_antidepressants(kb):
+    from cds_service.order.model import Drug, Route
+
+    repeat = (period("sertraline", days_ago(400), days_ago(300), 100), period("sertraline", days_ago(180), None, 100))
+    out = trd_rule(record(exposures=repeat), order(Drug.ESKETAMINE, Route.INTRANASAL), kb, NOW)
+    (finding,) = out.findings
+    assert finding.variant == "esketamine" and finding.facts["found"] == "1"
+    assert any("same antidepressant as a trial already counted" in line for line in finding.detail)
+
+
+@pytest.mark.parametrize(("last_dose", "card"), [(56, False), (57, True)])
+def test_not_repeated_as_a_card_during_a_course(kb, last_dose, card):
+    from cds_service.record.model import Administration
+
+    doses = tuple(Administration(f"a{d}", days_ago(d), "ketamine") for d in (last_dose + 4, last_dose))
+    out = trd_rule(record(exposures=(), administrations=doses), order(), kb, NOW)
+    assert bool(out.findings) is card
+    assert out.checks[0].status is CheckStatus.NOT_MET
+    assert ("not repeated as a card during the course" in out.checks[0].note) is not card

@@ -20,24 +20,32 @@ from cds_service.record.model import (
     SeverityScore,
 )
 from cds_service.record.units import LB_AV_KG
-from cds_service.rules import course, dose_esketamine, dose_iv, indication_evidence
-from cds_service.rules.findings import Check, Finding
+from cds_service.rules import course_review, dose_esketamine, dose_iv, indication_evidence
+from cds_service.rules.findings import Check, Finding, MissingItem
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
-MY_RULES = (*dose_iv.RULES, *dose_esketamine.RULES, *course.RULES, *indication_evidence.RULES)
+MY_RULES = (*dose_iv.RULES, *dose_esketamine.RULES, *course_review.RULES, *indication_evidence.RULES)
 
 
 def days_ago(n: float) -> datetime:
     return NOW - timedelta(days=n)
 
 
-def weight(kg: float | None = 70.0, *, lb: float | None = None, age_days: float = 5) -> BodyWeight:
+def weight(
+    kg: float | None = 70.0, *, lb: float | None = None, age_days: float = 5, plausible: bool | None = None
+) -> BodyWeight:
+    """A body weight; ``plausible`` defaults to what the record flags (30-300 kg, clinical-rules.md §10)."""
     if lb is not None:
-        return BodyWeight("w-lb", days_ago(age_days), lb * LB_AV_KG, f"{lb:g} [lb_av]")
+        kg_lb = lb * LB_AV_KG
+        return BodyWeight(f"w-lb-{age_days:g}", days_ago(age_days), kg_lb, f"{lb:g} [lb_av]", _flag(kg_lb, plausible))
     assert kg is not None
-    return BodyWeight("w1", days_ago(age_days), kg, f"{kg:g} kg")
+    return BodyWeight(f"w-{age_days:g}", days_ago(age_days), kg, f"{kg:g} kg", _flag(kg, plausible))
+
+
+def _flag(kg: float, plausible: bool | None) -> bool:
+    return 30 <= kg <= 300 if plausible is None else plausible
 
 
 def condition(cid: str, category: str, code: str, *, status: str = "active") -> ConditionFact:
@@ -69,8 +77,12 @@ def record(
     )
 
 
-def given(n: int, *, start_days_ago: float = 30, every: float = 3.5, drug: str = "ketamine") -> list[Administration]:
-    return [Administration(f"a{i}", days_ago(start_days_ago - i * every), drug) for i in range(n)]
+def given(
+    n: int, *, start_days_ago: float = 30, every: float = 3.5, drug: str = "ketamine", mg: float | None = None
+) -> list[Administration]:
+    """``n`` completed administrations, the first ``start_days_ago`` days ago, then every ``every`` days."""
+    return [Administration(f"{drug}-{start_days_ago - i * every:g}", days_ago(start_days_ago - i * every), drug, mg)
+            for i in range(n)]
 
 
 def phq9(value: float, when_days_ago: float, sid: str | None = None) -> SeverityScore:
@@ -101,25 +113,42 @@ def iv_order(
 
 
 def esk_order(dose: float | None = 56, *, unit: DoseUnit = DoseUnit.MG, stage: OrderStage = OrderStage.SIGN,
-              route: Route = Route.INTRANASAL) -> MedicationOrder:
+              route: Route = Route.INTRANASAL, per_week: float | None = 2,
+              problems: tuple[str, ...] = ()) -> MedicationOrder:
     return MedicationOrder(
         reference="MedicationRequest/esk-1", drug=Drug.ESKETAMINE, recognition=Recognition.CODE, route=route,
         status="draft", dose=Dose(dose, unit, f"{dose:g} {unit.value}") if dose is not None else None, rate=None,
-        duration_minutes=None, frequency_per_week=2, reason_codes=(), reason_text=None, stage=stage,
+        duration_minutes=None, frequency_per_week=per_week, reason_codes=(), reason_text=None, stage=stage,
+        problems=problems,
     )
 
 
 def run(rec: PatientRecord, order: MedicationOrder, kb: Knowledge) -> tuple[list[Finding], list[Check]]:
     """Run the section 4-7 rules; every finding's card text must render under 140 characters."""
+    findings, checks, _missing = run_all(rec, order, kb)
+    return findings, checks
+
+
+def run_all(
+    rec: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime = NOW
+) -> tuple[list[Finding], list[Check], list[MissingItem]]:
+    """``run`` with the items for the pre-dose-data-missing card."""
     findings: list[Finding] = []
     checks: list[Check] = []
+    missing: list[MissingItem] = []
     for rule in MY_RULES:
-        outcome = rule(rec, order, kb, NOW)
+        outcome = rule(rec, order, kb, now)
         findings.extend(outcome.findings)
         checks.extend(outcome.checks)
+        missing.extend(outcome.missing)
     for f in findings:
         render_summary(f, kb)
-    return findings, checks
+    return findings, checks, missing
+
+
+def check(checks: Iterable[Check], criterion: str) -> Check:
+    (found,) = [c for c in checks if c.criterion == criterion]
+    return found
 
 
 def render_summary(finding: Finding, kb: Knowledge) -> str:

@@ -1,22 +1,24 @@
-"""Section 5: intranasal esketamine dose bands (with the age-65 exception) and the REMS card."""
+"""Section 5 (v2): esketamine dose bands (age-65 exception), first dose of a course, frequency by course week."""
 
 from __future__ import annotations
 
 from datetime import date
 
 import pytest
-from rules2_support import by_topic, esk_order, record, run, topics
+from rules2_support import by_topic, check, esk_order, given, record, run, run_all, topics
 
 from cds_service.order.model import DoseUnit, OrderStage, Route
 from cds_service.rules.findings import CheckStatus, DeleteOrder, Indicator
 
 AGE_64 = date(1962, 11, 24)  # 64 on 2026-11-23 (birthday tomorrow)
 AGE_65 = date(1961, 11, 23)  # 65 today
+BANDS = {"esketamine-dose-low", "esketamine-dose-high"}
+PRIOR = given(4, start_days_ago=13, every=3.5, drug="esketamine")  # a course under way: 4 sessions, week 2
 
 
 def dose_findings(mg: float, kb, birth: date | None = AGE_64):  # type: ignore[no-untyped-def]
-    findings, checks = run(record(birth=birth), esk_order(mg), kb)
-    return [f for f in findings if f.topic != "esketamine-rems"], checks
+    findings, checks = run(record(birth=birth, administrations=PRIOR), esk_order(mg), kb)
+    return [f for f in findings if f.topic in BANDS], checks
 
 
 @pytest.mark.parametrize(
@@ -56,66 +58,94 @@ def test_age_65_exception(kb, birth, mg, variant, indicator):  # type: ignore[no
 def test_high_is_critical_with_delete(kb):  # type: ignore[no-untyped-def]
     findings, checks = dose_findings(112, kb)
     f = by_topic(findings, "esketamine-dose-high")
-    assert DeleteOrder() in f.suggestions
-    assert next(c for c in checks if c.criterion == "Dose").status is CheckStatus.NOT_MET
+    assert f.suggestions == (DeleteOrder(),)
+    assert check(checks, "Dose").status is CheckStatus.NOT_MET
 
 
-def test_rems_always_even_on_select_without_dose(kb):  # type: ignore[no-untyped-def]
-    findings, _ = run(record(), esk_order(None, stage=OrderStage.SELECT), kb)
-    assert topics(findings) == {"esketamine-rems"}
-    assert by_topic(findings, "esketamine-rems").indicator is Indicator.INFO
+# --- REMS is a summary line now, never a card ----------------------------------------------------------
+
+@pytest.mark.parametrize("order", [esk_order(56), esk_order(None, stage=OrderStage.SELECT), esk_order(None)])
+def test_no_rems_card(kb, order):  # type: ignore[no-untyped-def]
+    findings, _ = run(record(administrations=PRIOR), order, kb)
+    assert "esketamine-rems" not in topics(findings)
+    monitoring = kb.topics["eligibility-summary"].variants["monitoring-esketamine"].rationale
+    assert "REMS" in monitoring and "2 hours" in monitoring
 
 
-def test_mg_per_kg_esketamine_is_not_guessed(kb):  # type: ignore[no-untyped-def]
-    findings, checks = run(record(), esk_order(0.8, unit=DoseUnit.MG_PER_KG), kb)
-    assert topics(findings) == {"esketamine-rems"}
-    dose = next(c for c in checks if c.criterion == "Dose")
-    assert dose.status is CheckStatus.UNDOCUMENTED and "mg per session" in dose.note
-
-
-def test_missing_dose_on_sign_is_on_the_summary_line(kb):  # type: ignore[no-untyped-def]
-    _, checks = run(record(), esk_order(None), kb)
-    dose = next(c for c in checks if c.criterion == "Dose")
-    assert dose.status is CheckStatus.UNDOCUMENTED and dose.note == "no dose on the order"
-
+# --- unreadable doses: an item of the data card ---------------------------------------------------------
 
 @pytest.mark.parametrize(
     ("dose", "unit", "problem"),
-    [
-        (None, DoseUnit.MG, "no dose on the order"),
-        (0.8, DoseUnit.MG_PER_KG, "'0.8 mg/kg' is weight-based"),
-    ],
+    [(None, DoseUnit.MG, "no dose on the order"), (0.8, DoseUnit.MG_PER_KG, "'0.8 mg/kg' is weight-based")],
 )
-def test_unreadable_dose_on_sign_is_a_warning_card(kb, dose, unit, problem):  # type: ignore[no-untyped-def]
-    """§9: missing data never passes silently; the REMS card (always present) carries it as a warning."""
-    findings, _ = run(record(), esk_order(dose, unit=unit), kb)
-    (rems,) = findings
-    assert (rems.topic, rems.variant, rems.indicator) == ("esketamine-rems", "dose-unreadable", Indicator.WARNING)
-    assert rems.facts["problem"].startswith(problem)
-    text = kb.topics["esketamine-rems"].variants["dose-unreadable"]
-    assert "not done" in text.rationale and "2 hours" in text.rationale
+def test_unreadable_dose_on_sign_is_an_item_of_the_data_card(kb, dose, unit, problem):  # type: ignore[no-untyped-def]
+    findings, checks, missing = run_all(record(administrations=PRIOR), esk_order(dose, unit=unit), kb)
+    assert findings == []
+    (item,) = missing
+    assert item.key == "order-dose" and problem in item.line and "not checked" in item.line
+    assert check(checks, "Dose").status is CheckStatus.UNDOCUMENTED
 
 
-@pytest.mark.parametrize(
-    ("dose", "stage", "route"),
-    [
-        (56, OrderStage.SIGN, Route.INTRANASAL),  # readable: plain REMS reminder
-        (None, OrderStage.SELECT, Route.INTRANASAL),  # order not complete yet
-        (None, OrderStage.SIGN, Route.INTRAVENOUS),  # intranasal bands do not apply to this route
-    ],
-)
-def test_rems_stays_info_otherwise(kb, dose, stage, route):  # type: ignore[no-untyped-def]
-    findings, _ = run(record(), esk_order(dose, stage=stage, route=route), kb)
-    rems = by_topic(findings, "esketamine-rems")
-    assert (rems.variant, rems.indicator) == ("default", Indicator.INFO)
+def test_select_without_dose_is_not_yet_missing(kb):  # type: ignore[no-untyped-def]
+    findings, checks, missing = run_all(record(), esk_order(None, stage=OrderStage.SELECT), kb)
+    assert findings == [] and missing == []
+    assert check(checks, "Dose").note == "no dose entered yet"
 
 
-def test_esketamine_by_another_route_gets_no_intranasal_bands(kb):  # type: ignore[no-untyped-def]
+def test_esketamine_by_another_route_gets_no_intranasal_rules(kb):  # type: ignore[no-untyped-def]
     findings, checks = run(record(), esk_order(112, route=Route.INTRAVENOUS), kb)
-    assert topics(findings) == {"esketamine-rems"}
-    assert next(c for c in checks if c.criterion == "Dose").status is CheckStatus.NOT_APPLICABLE
+    assert findings == []
+    assert check(checks, "Dose").status is CheckStatus.NOT_APPLICABLE
 
 
 def test_no_iv_rules_for_esketamine(kb):  # type: ignore[no-untyped-def]
-    findings, _ = run(record(), esk_order(56), kb)
-    assert "weight-undocumented" not in topics(findings)
+    _, checks, missing = run_all(record(), esk_order(56), kb)
+    assert missing == [] and not [c for c in checks if c.criterion == "Body weight"]
+
+
+# --- the first session of a course ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("prior", "mg", "fires"), [
+    ((), 84, True),  # first session at 84 mg
+    (PRIOR, 84, False),  # 84 mg from the second session
+    ((), 56, False),  # the labelled day-1 dose
+    ((), 57, True),
+    (given(2, start_days_ago=60, every=3.5, drug="esketamine"), 84, True),  # last session 56.5 days ago: new course
+    (given(2, start_days_ago=59.5, every=3.5, drug="esketamine"), 84, False),  # last 56 days ago: under way
+    (given(2, start_days_ago=10, drug="ketamine"), 84, True),  # IV ketamine is another drug's course
+])
+def test_first_dose_boundary(kb, prior, mg, fires):  # type: ignore[no-untyped-def]
+    findings, _ = run(record(administrations=prior), esk_order(mg), kb)
+    assert ("esketamine-first-dose" in topics(findings)) is fires
+    if fires:
+        f = by_topic(findings, "esketamine-first-dose")
+        assert f.indicator is Indicator.WARNING and f.facts["first_mg"] == "56"
+
+
+def test_first_dose_above_the_maximum_is_only_the_critical_card(kb):  # type: ignore[no-untyped-def]
+    findings, _ = run(record(), esk_order(112), kb)
+    assert topics(findings) == {"esketamine-dose-high"}
+
+
+# --- frequency by course week ---------------------------------------------------------------------------
+
+def _course(start_days_ago: float, sessions: int = 2):  # type: ignore[no-untyped-def]
+    return record(administrations=given(sessions, start_days_ago=start_days_ago, every=3.5, drug="esketamine"))
+
+
+@pytest.mark.parametrize(("rec_start", "per_week", "fires", "variant"), [
+    (None, 2, False, None), (None, 3, True, "esketamine-induction"),  # first session: week 1
+    (20, 2, False, None), (20, 3, True, "esketamine-induction"),  # week 3
+    (27.9, 2, False, None),  # day 27: still week 4
+    (28, 2, True, "esketamine-maintenance"),  # day 28: week 5
+    (28, 1, False, None), (60, 1, False, None), (60, 2, True, "esketamine-maintenance"),
+])
+def test_frequency_by_course_week(kb, rec_start, per_week, fires, variant):  # type: ignore[no-untyped-def]
+    rec = record() if rec_start is None else _course(rec_start, sessions=int(rec_start // 3.5) + 1)
+    findings, checks = run(rec, esk_order(56, per_week=per_week), kb)
+    hits = [f for f in findings if f.topic == "frequency-above-protocol"]
+    assert bool(hits) is fires
+    if fires:
+        assert (hits[0].variant, hits[0].indicator, hits[0].suggestions) == (variant, Indicator.WARNING, ())
+    schedule = check(checks, "Esketamine schedule")
+    assert schedule.status is (CheckStatus.NOT_MET if fires else CheckStatus.MET)

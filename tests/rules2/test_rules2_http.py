@@ -20,13 +20,13 @@ from cds_service.web.app import CLOCK_KEY, create_app
 FIXTURES = Path(__file__).resolve().parents[2] / "fhir_fixtures"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 MY_TOPICS = frozenset({
-    "weight-undocumented", "dose-anesthetic-range", "dose-above-standard", "dose-below-range", "infusion-too-fast",
-    "frequency-above-protocol", "dose-standard-suggestion", "esketamine-dose-low", "esketamine-dose-high",
-    "esketamine-rems", "nonresponse-after-infusions", "acute-course-complete", "chronic-pain-evidence",
-    "ptsd-evidence", "suicidal-ideation",
+    "dose-anesthetic-range", "dose-above-standard", "dose-below-range", "infusion-too-fast",
+    "frequency-above-protocol", "esketamine-dose-low", "esketamine-dose-high", "esketamine-first-dose",
+    "nonresponse-after-infusions", "acute-course-complete", "chronic-pain-evidence", "ptsd-evidence",
+    "suicidal-ideation", "pre-dose-data-missing",
 })
 DOSE_TOPICS = frozenset({"dose-anesthetic-range", "dose-above-standard", "dose-below-range", "infusion-too-fast",
-                         "dose-standard-suggestion"})
+                         "frequency-above-protocol"})
 SIGN = "ketamine-order-sign"
 SELECT = "ketamine-order-select"
 UCUM = "http://unitsofmeasure.org"
@@ -81,16 +81,22 @@ def dosage_of(body: dict[str, Any]) -> dict[str, Any]:
     return dosage
 
 
-def update_resource(suggestion_card: dict[str, Any]) -> dict[str, Any]:
-    actions = [a for s in suggestion_card.get("suggestions", []) for a in s.get("actions", []) if a["type"] == "update"]
-    assert len(actions) == 1, suggestion_card.get("suggestions")
+def update_resource(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one update action of the response (it rides on the card that found the deviation)."""
+    actions = [a for c in cards for s in c.get("suggestions", []) for a in s.get("actions", [])
+               if a["type"] == "update"]  # fmt: skip
+    assert len(actions) == 1, [c.get("suggestions") for c in cards]
     resource: dict[str, Any] = actions[0]["resource"]
     return resource
 
 
+def has_update(cards: list[dict[str, Any]]) -> bool:
+    return any(a["type"] == "update" for c in cards for s in c.get("suggestions", []) for a in s.get("actions", []))
+
+
 def accept_and_resign(client: FlaskClient, body: dict[str, Any], cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Apply the update action's resource to draftOrders, as the EHR does, and sign again."""
-    rewritten = update_resource(card(cards, "dose-standard-suggestion"))
+    rewritten = update_resource(cards)
     again = copy.deepcopy(body)
     again["context"]["draftOrders"]["entry"][0]["resource"] = rewritten
     again["hookInstance"] = "7f1f0b56-3c59-4a43-8d5e-6a2b3d0c9e11"
@@ -112,13 +118,12 @@ def test_fixture_cards_for_sections_4_to_7(client, name):  # type: ignore[no-unt
         assert len(c["summary"]) <= 140
 
 
-@pytest.mark.parametrize("name", [n for n in MY_CASES if any(
-    e["topic"] == "dose-standard-suggestion" for e in PATIENTS[n]["expected"])])
+@pytest.mark.parametrize("name", [n for n in MY_CASES if "rewrite-on-card" in PATIENTS[n]["covers"]])
 def test_accept_and_resign_loop(client, name):  # type: ignore[no-untyped-def]
     body = fixture_request(name)
     cards = post(client, body)
     original = order_of(body)
-    rewritten = update_resource(card(cards, "dose-standard-suggestion"))
+    rewritten = update_resource(cards)
     # everything but the dose and the infusion time is preserved
     for key in ("id", "status", "intent", "subject", "medicationCodeableConcept", "authoredOn", "reasonCode"):
         assert rewritten.get(key) == original.get(key), key
@@ -157,27 +162,27 @@ def test_dose_in_mg_per_kg(client, value, expected):  # type: ignore[no-untyped-
     body = fixture_request("eligible-mdd-iv")
     dosage_of(body)["doseAndRate"][0]["doseQuantity"] = {"value": value, "unit": "mg/kg", "system": UCUM,
                                                          "code": "mg/kg"}
-    found = {t for t, _ in mine(post(client, body))} - {"dose-standard-suggestion"}
+    found = {t for t, _ in mine(post(client, body))}
     assert found == expected
 
 
-def test_unreadable_dose_is_said_and_the_suggestion_fixes_it(client):  # type: ignore[no-untyped-def]
+def test_unreadable_dose_is_an_item_of_the_data_card_without_a_one_click_guess(client):  # type: ignore[no-untyped-def]
     body = fixture_request("eligible-mdd-iv")
     dosage_of(body)["doseAndRate"][0]["doseQuantity"] = {"value": 0.8, "unit": "UNT/ML", "system": UCUM, "code": "ML"}
     cards = post(client, body)
-    unreadable = card(cards, "dose-standard-suggestion")
-    assert unreadable["indicator"] == "warning" and "'ML'" in unreadable["summary"]
-    again = accept_and_resign(client, body, cards)
-    assert {t for t, _ in mine(again)} & DOSE_TOPICS == set()
+    data = card(cards, "pre-dose-data-missing")
+    assert data["indicator"] == "warning" and "'ML'" in data["detail"] and "not done" in data["detail"]
+    assert not has_update(cards) and len(data["summary"]) < 140
 
 
-def test_unreadable_esketamine_dose_is_a_warning_card(client):  # type: ignore[no-untyped-def]
+def test_unreadable_esketamine_dose_is_an_item_of_the_data_card(client):  # type: ignore[no-untyped-def]
     body = fixture_request("eligible-esketamine-56mg")
     dosage_of(body)["doseAndRate"][0]["doseQuantity"] = {"value": 2, "unit": "spray", "system": UCUM, "code": "{spray}"}
-    rems = card(post(client, body), "esketamine-rems")
-    assert rems["indicator"] == "warning" and rems["summary"].startswith("Esketamine dose not checked (")
-    assert "not done" in rems["detail"] and rems["overrideReasons"]
-    assert len(rems["summary"]) <= 140
+    cards = post(client, body)
+    data = card(cards, "pre-dose-data-missing")
+    assert data["summary"] == "Record a dose in mg per session before dosing"
+    assert "not checked" in data["detail"] and data["overrideReasons"]
+    assert "esketamine-rems" not in {c["source"]["topic"]["code"] for c in cards}
 
 
 def test_rate_based_infusion_too_fast(client):  # type: ignore[no-untyped-def]
@@ -186,8 +191,8 @@ def test_rate_based_infusion_too_fast(client):  # type: ignore[no-untyped-def]
     del dosage["timing"]["repeat"]["duration"], dosage["timing"]["repeat"]["durationUnit"]
     dosage["doseAndRate"][0]["rateQuantity"] = {"value": 120, "unit": "mg/h", "system": UCUM, "code": "mg/h"}
     cards = post(client, body)
-    assert {"infusion-too-fast", "dose-standard-suggestion"} <= {t for t, _ in mine(cards)}
-    rewritten = update_resource(card(cards, "dose-standard-suggestion"))
+    assert "infusion-too-fast" in {t for t, _ in mine(cards)}
+    rewritten = update_resource(cards)
     assert rewritten["dosageInstruction"][0]["doseAndRate"][0]["rateQuantity"]["value"] == 60
     assert {t for t, _ in mine(accept_and_resign(client, body, cards))} & DOSE_TOPICS == set()
 
@@ -224,7 +229,7 @@ def test_order_select_draft_without_medication_yet(client):  # type: ignore[no-u
     assert post(client, body, SELECT) == []
 
 
-def test_crps_protocol_order_gets_the_evidence_card_not_depression_dose_cards(client):  # type: ignore[no-untyped-def]
+def test_crps_protocol_order_is_checked_by_rate_not_by_the_depression_bands(client):  # type: ignore[no-untyped-def]
     body = fixture_request("crps-pain")
     dosage = dosage_of(body)
     dosage["doseAndRate"] = [{"rateQuantity": {"value": 0.35, "unit": "mg/kg/h", "system": UCUM, "code": "mg/kg/h"}}]
@@ -232,5 +237,6 @@ def test_crps_protocol_order_gets_the_evidence_card_not_depression_dose_cards(cl
                                    "count": 10}}
     cards = post(client, body)
     assert mine(cards) == {("chronic-pain-evidence", "info")}
-    assert "depression dose bands do not apply" in cards[0]["detail"]
-    assert "not judged against the depression dose bands" in card(cards, "chronic-pain-evidence")["detail"]
+    assert "chronic pain, checked by rate (up to 0.5 mg/kg/h)" in cards[0]["detail"]
+    dosage["doseAndRate"][0]["rateQuantity"]["value"] = 0.6
+    assert ("dose-above-standard", "warning") in mine(post(client, body))

@@ -47,7 +47,7 @@ def test_evaluate_text_shows_indicator_summary_evidence(capsys: pytest.CaptureFi
     crit = lines.index("CRITICAL  hypertension-uncontrolled")
     assert lines.index("INFO      eligibility-summary") < crit
     assert "160/100" in lines[crit + 1]  # the summary names the reading
-    assert any(line.strip().startswith("|") and "Observation/" in line for line in lines[crit:])  # evidence
+    assert any(line.strip().startswith("| - BP 160/100 mmHg on ") for line in lines[crit:])  # evidence, no ids
     assert "-> suggestion:" in out
     assert "result: MATCHES the manifest" in out
 

@@ -20,18 +20,23 @@ from cds_service.sandbox.requests import HOOKS, prefetch_templates
 MANIFEST = load_manifest()
 REPO = Path(__file__).resolve().parents[2]
 
-# Every topic code of clinical-rules.md (a public contract: never renamed).
+# Every topic code of clinical-rules.md version 2 (a public contract: never renamed; retired codes stay listed).
 CATALOGUE_TOPICS = {
     "eligibility-summary", "trd-criteria-unmet", "depression-severity-undocumented",
     "depression-severity-insufficient", "indication-undocumented", "antidepressant-not-concurrent",
-    "bipolar-mood-stabilizer-missing", "bipolar-mood-stabilizer-nonstandard", "hypertension-uncontrolled",
-    "hypertension-elevated", "blood-pressure-undocumented", "psychosis", "ketamine-misuse-history",
-    "substance-use-disorder", "cardiovascular-disease", "hepatic-impairment", "intracranial-pressure",
-    "intraocular-pressure", "pregnancy", "weight-undocumented", "dose-anesthetic-range", "dose-above-standard",
-    "dose-below-range", "infusion-too-fast", "frequency-above-protocol", "dose-standard-suggestion",
-    "esketamine-dose-low", "esketamine-dose-high", "esketamine-rems", "nonresponse-after-infusions",
-    "acute-course-complete", "chronic-pain-evidence", "ptsd-evidence", "suicidal-ideation",
+    "bipolar-mood-stabilizer-missing", "bipolar-mood-stabilizer-nonstandard", "mania-current",
+    "hypertension-uncontrolled", "hypertension-elevated", "blood-pressure-undocumented", "psychosis",
+    "ketamine-misuse-history", "substance-use-disorder", "cardiovascular-disease", "hepatic-impairment",
+    "intracranial-pressure", "intraocular-pressure", "pregnancy", "hypersensitivity", "drug-interaction",
+    "minor-patient", "genitourinary-toxicity", "lactation", "weight-undocumented", "dose-anesthetic-range",
+    "dose-above-standard", "dose-below-range", "infusion-too-fast", "frequency-above-protocol",
+    "dose-standard-suggestion", "esketamine-dose-low", "esketamine-dose-high", "esketamine-first-dose",
+    "esketamine-rems", "nonresponse-after-infusions", "acute-course-complete", "chronic-pain-evidence",
+    "ptsd-evidence", "suicidal-ideation", "pre-dose-data-missing", "course-status", "trd-candidate",
 }  # fmt: skip
+RETIRED = {"depression-severity-undocumented", "blood-pressure-undocumented", "weight-undocumented",
+           "esketamine-rems", "dose-standard-suggestion"}  # fmt: skip
+PATIENT_VIEW = {"course-status", "trd-candidate"}  # §11: no order is drafted, so no order fixture shows them
 MESS = {
     "mess:product-rxnorm", "mess:medicationReference", "mess:medicationrequest-only", "mess:legacy-bp-panel",
     "mess:weight-lb", "mess:phq9-valueInteger", "mess:missing-verificationStatus", "mess:entered-in-error",
@@ -41,13 +46,25 @@ BOUNDARY_PAIRS = [
     ("boundary:bp-159-99", "boundary:bp-160-100"), ("boundary:trd-1-adequate-trial", "boundary:trd-2-adequate-trials"),
     ("boundary:phq9-14", "boundary:phq9-15"), ("boundary:dose-0.5-mg-per-kg", "boundary:dose-0.526-mg-per-kg"),
     ("boundary:esketamine-84mg", "boundary:esketamine-85mg"), ("boundary:age-64", "boundary:age-65"),
+    ("boundary:esketamine-84mg-prior-session", "boundary:esketamine-84mg-no-prior-session"),
+    ("boundary:esketamine-3-per-week-induction", "boundary:esketamine-84mg"),
+    ("boundary:esketamine-2-per-week-maintenance", "boundary:esketamine-1-per-week-maintenance"),
+    ("boundary:nonresponder-0.75-mg-per-kg", "boundary:nonresponder-0.76-mg-per-kg"),
+    ("boundary:pain-rate-0.5", "boundary:pain-rate-0.51"),
+    ("boundary:weight-change-18-percent", "boundary:weight-change-121-percent"),
+    ("boundary:esketamine-session-7", "boundary:esketamine-session-8"),
+    ("boundary:interval-6-days", "boundary:interval-7-days"),
 ]  # fmt: skip
 
 
-def test_library_size_and_topic_coverage() -> None:
+def test_library_size_and_topic_coverage(kb) -> None:  # type: ignore[no-untyped-def]
+    """Every order-hook topic the knowledge base has texts for is shown by a fixture; no retired one is expected."""
     assert len(MANIFEST.entries) >= 25
     covered = {c.topic for e in MANIFEST.entries for c in e.expected}
-    assert covered == CATALOGUE_TOPICS
+    live = {code for code, topic in kb.topics.items() if not topic.retired} - PATIENT_VIEW
+    assert covered == live
+    assert not covered & RETIRED
+    assert {code for code, topic in kb.topics.items() if topic.retired} <= RETIRED
     indicators = {(c.topic, c.indicator) for e in MANIFEST.entries for c in e.expected}
     # the two-indicator topics appear with both indicators
     for topic, both in (("psychosis", {"critical", "warning"}), ("esketamine-dose-low", {"warning", "info"}),
@@ -73,6 +90,9 @@ def test_every_expectation_is_well_formed() -> None:
     for e in MANIFEST.entries:
         cards = [c.as_tuple() for c in e.expected]
         assert all(ind in ("info", "warning", "critical") for _, ind in cards), e.name
+        assert not {t for t, _ in cards} & RETIRED, f"{e.name}: a retired code is never emitted"
+        pairs = [t.removeprefix("pair:") for t in e.covers if t.startswith("pair:")]
+        assert all(p in names for p in pairs), f"{e.name}: its boundary pair {pairs} is in the library"
         if e.order_template == "oral-sertraline-50mg":
             assert cards == [], e.name
         else:
