@@ -108,9 +108,8 @@ class HookBody:
         if self._prefetch is _ABSENT:
             return dict(self.envelope)
         if self._raw_members is not None:
-            self._prefetch = _decode_members(self._raw_members, keys, max_depth)
-            self._raw_members = None
-        elif _parsed_too_deep(self._prefetch, max_depth):
+            return {**self.envelope, PREFETCH: _decode_members(self._raw_members, keys, max_depth)}
+        if _parsed_too_deep(self._prefetch, max_depth):
             raise HookError(400, too_deep(max_depth, PREFETCH))
         return {**self.envelope, PREFETCH: self._prefetch}
 
