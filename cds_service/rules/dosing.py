@@ -100,9 +100,8 @@ def dosing_weight(record: PatientRecord, kb: Knowledge, now: datetime) -> Dosing
 
 
 def _plausible_range(kb: Knowledge) -> tuple[str, str]:
-    low = kb.thresholds.get("weight.plausible_min_kg")
-    high = kb.thresholds.get("weight.plausible_max_kg")
-    return (fmt(float(low)) if low is not None else "30", fmt(float(high)) if high is not None else "300")
+    """The range the record flags weights against (``weight.plausible_min_kg``/``_max_kg``, clinical-rules.md §10)."""
+    return fmt(kb.number("weight.plausible_min_kg")), fmt(kb.number("weight.plausible_max_kg"))
 
 
 def round_dose(mg: float, kb: Knowledge) -> float:

@@ -233,6 +233,7 @@ def _reporting(
         f"- Read with care: {n.what} ({n.count} {KIND_WORDS.get(n.kind, n.kind)} record{'s' if n.count != 1 else ''})"
         for n in record.normalised
     )
+    lines.extend(f"- The order: {note}" for note in (*order.normalised, *order.unreadable))
     names = _by_name(record, order)
     if indication.by_name:
         names.insert(0, f"the order's reason, read as {indication.label}")

@@ -194,3 +194,12 @@ def test_engine_with_nothing_obtained_gathers_one_data_card(kb):
     assert "could not be read completely" in "\n".join(data[0].detail)
     for f in ev.findings:
         assert kb.topics.get(f.topic) is not None and not kb.topics[f.topic].retired, f.topic
+
+
+def test_what_was_read_with_care_on_the_order_is_said(kb):
+    the_order = replace(order(), normalised=("the order's reason (reasonCode) was sent as a single entry, not a "
+                                             "list: read as one",),
+                        unreadable=("1 of the 2 entries of the order's reason could not be read",))  # fmt: skip
+    text = _text(summarise(record(), the_order, kb, NOW, (), ()))
+    assert "- The order: the order's reason (reasonCode) was sent as a single entry, not a list: read as one" in text
+    assert "- The order: 1 of the 2 entries of the order's reason could not be read" in text

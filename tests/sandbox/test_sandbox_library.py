@@ -54,6 +54,7 @@ BOUNDARY_PAIRS = [
     ("boundary:weight-change-18-percent", "boundary:weight-change-121-percent"),
     ("boundary:esketamine-session-7", "boundary:esketamine-session-8"),
     ("boundary:interval-6-days", "boundary:interval-7-days"),
+    ("boundary:weight-29.9-kg", "boundary:weight-30-kg"), ("boundary:weight-300-kg", "boundary:weight-300.1-kg"),
 ]  # fmt: skip
 
 
