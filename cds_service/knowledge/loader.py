@@ -431,7 +431,6 @@ def _load_topics(
                 section=str(raw.get("section", "")),
                 title=str(raw.get("title", code)),
                 logic=logic,
-                seeds=tuple(sorted({s for k in keys for s in references[k].cited_in})),
                 source_label=source_label(references, keys),
                 variants=MappingProxyType(variants),
                 override_reasons=reasons or default_reasons,

@@ -182,7 +182,7 @@ class Topic:
     """A rule topic of clinical-rules.md, with the texts and documentation generated from it.
 
     ``references`` are keys of ``Knowledge.references`` (resolved by the loader: an unknown key stops it);
-    ``source_label`` is built from their short labels; ``seeds`` are the evidence summaries that cite them.
+    ``source_label`` is built from their short labels.
     A *retired* topic is kept only to document its retirement: no rule emits it.
     """
 
@@ -190,7 +190,6 @@ class Topic:
     section: str  # e.g. "1. Indication and treatment resistance (depression)"
     title: str
     logic: str  # the rule in plain words, with {threshold} placeholders filled from Thresholds
-    seeds: tuple[str, ...]  # seed file prefixes, e.g. ("000", "001")
     source_label: str  # card source.label: the guideline basis, from the references' short labels
     variants: Mapping[str, CardText]
     override_reasons: tuple[tuple[str, str], ...] = ()  # (code, display)

@@ -59,7 +59,7 @@ def small_knowledge(*, drop_valueset: str | None = None) -> Knowledge:
                          min_daily_dose_mg=None)
         for name, role in (("ketamine", "ketamine"), ("esketamine", "esketamine"), ("sertraline", "antidepressant"))
     }
-    summary = Topic(code="eligibility-summary", section="8", title="Summary", logic="", seeds=("000",),
+    summary = Topic(code="eligibility-summary", section="8", title="Summary", logic="",
                     source_label="test", variants={"default": CardText("s", "r", "info")})
     return Knowledge(
         version="test-1",

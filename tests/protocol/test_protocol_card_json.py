@@ -64,7 +64,7 @@ def test_override_reasons_given_as_lists_still_render() -> None:
     from cds_service.rules.findings import Indicator
 
     reasons: Any = [["code-a", "Reason A"], ["code-b", "Reason B"]]
-    topic = Topic(code="t", section="s", title="T", logic="", seeds=(), source_label="l", variants={},
+    topic = Topic(code="t", section="s", title="T", logic="", source_label="l", variants={},
                   override_reasons=reasons)
     for _ in range(2):
         codings = _override_reasons(topic, Indicator.WARNING)
