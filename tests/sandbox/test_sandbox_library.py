@@ -51,7 +51,7 @@ BOUNDARY_PAIRS = [
     ("boundary:esketamine-2-per-week-maintenance", "boundary:esketamine-1-per-week-maintenance"),
     ("boundary:nonresponder-0.75-mg-per-kg", "boundary:nonresponder-0.76-mg-per-kg"),
     ("boundary:pain-rate-0.5", "boundary:pain-rate-0.51"),
-    ("boundary:weight-change-18-percent", "boundary:weight-change-121-percent"),
+    ("boundary:weight-change-20-percent", "boundary:weight-change-21-percent"),
     ("boundary:esketamine-session-7", "boundary:esketamine-session-8"),
     ("boundary:interval-6-days", "boundary:interval-7-days"),
     ("boundary:weight-29.9-kg", "boundary:weight-30-kg"), ("boundary:weight-300-kg", "boundary:weight-300.1-kg"),
