@@ -351,6 +351,10 @@ class _Builder:
 
     def finish(self, available: frozenset[str], gaps: tuple[DataGap, ...]) -> PatientRecord:
         uses, administrations, unresolved = self._medications()
+        # the order received never decides between facts of the same date (ties): their ids do
+        uses.sort(key=lambda u: (u.resource_type, u.resource_id or "", u.ingredient))
+        administrations.sort(key=lambda a: a.resource_id or "")
+        conditions = sorted(self.conditions, key=lambda c: c.resource_id or "")
         self._read_vitals()
         facts = self.observations
         index = self.observations_index
@@ -370,7 +374,7 @@ class _Builder:
             )
         return PatientRecord(
             patient=self.patient or PatientFacts(None, None),
-            conditions=tuple(newest_first(self.conditions, lambda c: c.onset or c.recorded)),
+            conditions=tuple(newest_first(conditions, lambda c: c.onset or c.recorded)),
             medication_uses=tuple(newest_first(uses, _START)),
             exposures=tuple(newest_first(meds.merge_exposures(uses, self.kb), _START)),
             blood_pressures=tuple(self._newest_first_cautious(pressures)),
