@@ -103,15 +103,17 @@ def alarming(kind: int, rid: str) -> dict[str, Any]:
 
 def future_or_past_bp(rid: str, when: str, systolic: int, diastolic: int, subject: str = "") -> dict[str, Any]:
     component = [
-        {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]}, "valueQuantity": {"value": systolic, "unit": "mmHg"}},
-        {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]}, "valueQuantity": {"value": diastolic, "unit": "mmHg"}},
-    ]  # fmt: skip
+        {"code": {"coding": [{"system": LOINC, "code": code}]}, "valueQuantity": {"value": value, "unit": "mmHg"}}
+        for code, value in (("8480-6", systolic), ("8462-4", diastolic))
+    ]
     return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": subject},
             "code": {"coding": [{"system": LOINC, "code": "85354-9"}]}, "effectiveDateTime": when,
             "component": component}  # fmt: skip
 
 
-def perturb(body: dict[str, Any], seed: int, duplicates: int, others: list[int], future_hours: list[int]) -> dict[str, Any]:
+def perturb(
+    body: dict[str, Any], seed: int, duplicates: int, others: list[int], future_hours: list[int]
+) -> dict[str, Any]:
     body = copy.deepcopy(body)
     rng = random.Random(seed)
     prefetch = body["prefetch"]
