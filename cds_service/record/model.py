@@ -169,6 +169,7 @@ class PregnancyTest:
     iu_per_l: float | None = None  # quantitative result in IU/L (mIU/mL = IU/L); the rules apply the thresholds
     comparator: str | None = None  # "<", "<=", ">=", ">" as sent with a quantitative result
     unit_unreadable: bool = False  # a quantitative value whose unit could not be read ("hCG not readable")
+    value_as_sent: float | None = None  # the quantitative number as sent, whatever its unit (also when unreadable)
 
     def evidence(self) -> Evidence:
         if self.iu_per_l is not None and not self.unit_unreadable:
@@ -176,7 +177,9 @@ class PregnancyTest:
             if self.positive is not None:
                 shown += f" ({'positive' if self.positive else 'negative'})"
         elif self.unit_unreadable:
-            shown = "hCG result with a unit that could not be read"
+            shown = "hCG result not readable"
+            if self.value_as_sent is not None:
+                shown += f" ({self.comparator or ''}{self.value_as_sent:g} in a unit not read)"
         else:
             shown = "hCG test " + {True: "positive", False: "negative", None: "result unreadable"}[self.positive]
         return Evidence("Observation", self.resource_id, self.when, shown)
