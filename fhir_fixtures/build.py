@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from fhirgen import ANCHOR, CONDITIONS, DRUGS, SNOMED, Chart, coding, qty  # noqa: E402
+from fhirgen import ANCHOR, BP_PANEL, CONDITIONS, DRUGS, LOINC, SNOMED, Chart, coding, qty  # noqa: E402
 
 from cds_service.sandbox.requests import HOOKS, build_request  # noqa: E402
 
@@ -228,6 +228,30 @@ def trd_history(
     return c
 
 
+def real_feed_bp(c: Chart, days_before: float, systolic: float, diastolic: float) -> Chart:
+    """A BP panel as a device feed sends it: decimals kept."""
+    return c.bp(days_before, systolic, diastolic)  # type: ignore[arg-type]
+
+
+def real_feed_bp_text(c: Chart, days_before: float, text: str) -> Chart:
+    """A BP panel with the reading as text and no components."""
+    c.add(c._obs("vital-signs", BP_PANEL, days_before, valueString=text))
+    return c
+
+
+def real_feed_future(c: Chart) -> Chart:
+    """Twelve normal readings dated 10-21 days ahead (a device clock running ahead), and yesterday's 171/104."""
+    for ahead in range(12):
+        c.bp(-10 - ahead, 118, 76)
+    return c.bp(1, 171, 104)
+
+
+def real_feed_phq9(c: Chart, days_before: float, score: int, category: str) -> Chart:
+    code = (LOINC, "44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]")
+    c.add(c._obs(category, code, days_before, valueInteger=score))
+    return c
+
+
 def plain_vitals(c: Chart, weight: float = 80) -> Chart:
     return c.bp(7, 118, 76).weight(7, weight)
 
@@ -325,6 +349,72 @@ SPECS: list[Spec] = [
         notes="176 [lb_av] = 79.8 kg; the order is 40 mg = 0.501 mg/kg (inside the 5% tolerance). Reading lb as kg "
         "would give 0.23 mg/kg and a dose card.",
         person=person("Tomas", "Reyes", "male", "1986-12-01"),
+    ),
+    # --- real-feed shapes (issue 14, real-feeds): what real EHR and device feeds send, §0 and §10. Only shapes
+    # that are valid FHIR (a server must accept the bundle); the others (times without an offset, another
+    # patient's records, duplicates) are tested in tests/realfeeds/test_realfeeds_shapes.py ---
+    Spec(
+        "real-feed-future-readings",
+        "A BP cuff whose clock runs weeks ahead filed twelve normal readings dated in the future; yesterday's real "
+        "reading was 171/104. The future readings are set aside before the newest-ten cap, so 171/104 counts.",
+        lambda c: real_feed_future(trd_history(c, bp=(124, 78), bp_day=20)),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["real-feed:future-readings-before-the-cap", "hypertension-uncontrolled"],
+        person=person("Pavel", "Novak", "male", "1968-07-30"),
+    ),
+    Spec(
+        "real-feed-bp-as-text",
+        "Yesterday's BP arrives as a BP panel with valueString '160/100 mmHg' and no components.",
+        lambda c: real_feed_bp_text(trd_history(c, bp=(124, 78), bp_day=20), 1, "160/100 mmHg"),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["real-feed:bp-valueString", "boundary:bp-160-100"],
+        person=person("Grace", "Owusu", "female", "1983-10-19"),
+    ),
+    Spec(
+        "real-feed-bp-decimals-159.5",
+        "A device sends BP with decimals: 159.5/99.4. Rounded half up to whole mmHg it is 160/99: at the hold line.",
+        lambda c: real_feed_bp(trd_history(c, bp=None), 2, 159.5, 99.4),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["real-feed:bp-decimals", "boundary:bp-159.5-rounds-to-160"],
+        person=person("Hugo", "Lindqvist", "male", "1974-03-08"),
+    ),
+    Spec(
+        "real-feed-bp-decimals-90.2965",
+        "A synthetic feed sends BP 135.4/90.2965. Rounded to whole mmHg it is 135/90: not above 140/90, no card "
+        "(read raw, a diastolic of 90.2965 would have raised one).",
+        lambda c: real_feed_bp(trd_history(c, bp=None), 2, 135.4, 90.2965),
+        [SUMMARY],
+        covers=["real-feed:bp-decimals", "boundary:bp-90.2965-rounds-to-90"],
+        person=person("Aiko", "Tanaka", "female", "1985-12-24"),
+    ),
+    Spec(
+        "real-feed-madrs-item",
+        "Two days ago the clinic filed one MADRS item ('MADRS item 1 - apparent sadness' = 3) under a local code, "
+        "after a PHQ-9 of 19. An item is not a MADRS total: the PHQ-9 decides severity.",
+        lambda c: trd_history(c).named_score(2, "MADRS item 1 - apparent sadness", 3, "MADRS-1"),
+        [SUMMARY],
+        covers=["real-feed:score-item-not-total", "boundary:madrs-item-vs-total"],
+        person=person("Lena", "Hoffmann", "female", "1980-08-02"),
+    ),
+    Spec(
+        "real-feed-phq9-exam-category",
+        "The latest PHQ-9 (19, ten days ago) was filed with category 'exam', not 'survey': found by its code.",
+        lambda c: real_feed_phq9(trd_history(c, latest_phq9=None), 10, 19, "exam"),
+        [SUMMARY],
+        covers=["real-feed:phq9-other-category", "prefetch:scores-by-code"],
+        person=person("Samuel", "Adeyemi", "male", "1976-01-15"),
+    ),
+    Spec(
+        "real-feed-sandbox-reason-object",
+        "The CDS Hooks sandbox sends the order's reasonCode as one object, not a list: CRPS, in a patient who also "
+        "has MDD with no antidepressant trials. Read as one reason, the indication is chronic pain.",
+        lambda c: plain_vitals(
+            c.condition("crps-right-upper", onset=500).condition("mdd-recurrent-severe", onset=300), 75
+        ),
+        [SUMMARY, ("chronic-pain-evidence", INFO)],
+        params={"reason_object": coding(CONDITIONS["crps-right-upper"])},
+        covers=["real-feed:lone-reasonCode", "chronic-pain-evidence", "indication-reasonCode"],
+        person=person("Olga", "Petrova", "female", "1972-06-21"),
     ),
     Spec(
         "medication-requests-only",
