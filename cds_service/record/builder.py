@@ -209,11 +209,12 @@ class _Builder:
             self._add_cautious_reading(distinct)
         elif rtype == "Patient":
             self._add_youngest_patient(distinct)
-        elif rtype == "Medication":
-            self._add(rtype, distinct[0])  # a definition, not a record: the first one received
+        elif rtype == "Medication":  # a definition, not a record: one of them, never by arrival
+            self._add(rtype, min(distinct, key=lambda c: content_key(dict(c)) or b""))
         else:
-            kind = _KIND_OF_TYPE[rtype]
-            self.normalised[(kind, NORMALISED_CONFLICTING_COPIES)] += 1
+            kind = _KIND_OF_TYPE.get(rtype)
+            if kind is not None:
+                self.normalised[(kind, NORMALISED_CONFLICTING_COPIES)] += 1
             for copy in distinct:  # every copy is read: a rule that finds cause for caution in one sees it
                 self._add(rtype, copy)
 
