@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from cds_service.record.model import Code, Recognition
@@ -68,6 +69,8 @@ class MedicationOrder:
     # reasonReference targets not resolvable inside the order (e.g. "Condition/123" on the problem list);
     # contained or in-bundle Conditions are already read into reason_codes/reason_text.
     reason_references: tuple[str, ...] = ()
+    # the first planned administration: dosageInstruction[0].timing.repeat.boundsPeriod.start (None: not given)
+    first_planned: datetime | None = None
 
     @property
     def is_iv_ketamine(self) -> bool:

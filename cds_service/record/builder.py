@@ -21,11 +21,14 @@ knowledge base (``Knowledge.derived``). Nothing about a patient outlives the bui
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable, Mapping
+from datetime import date
 from operator import attrgetter
 from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge
+from cds_service.record import allergies, lactation
 from cds_service.record import conditions as cond
 from cds_service.record import medications as meds
 from cds_service.record import observations as obs
@@ -33,8 +36,10 @@ from cds_service.record.dates import newest_first, newest_first_order, parse_fhi
 from cds_service.record.fhirdata import is_mapping, resource_id
 from cds_service.record.model import (
     Administration,
+    AllergyFact,
     ConditionFact,
     DataGap,
+    LactationFact,
     MedicationUse,
     PatientFacts,
     PatientRecord,
@@ -43,7 +48,9 @@ from cds_service.record.model import (
 from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
-_RECORD_TYPES: Final = frozenset({"Patient", "Condition", "Observation", "Medication", *_MEDICATION_TYPES})
+_RECORD_TYPES: Final = frozenset(
+    {"Patient", "Condition", "Observation", "Medication", "AllergyIntolerance", *_MEDICATION_TYPES}
+)
 _WHEN: Final = attrgetter("when")  # of observation facts and administrations
 _START: Final = attrgetter("start")  # of medication uses and exposure periods
 
@@ -68,6 +75,8 @@ class _Builder:
         self.observations_index = obs.ObservationIndex.for_knowledge(kb)
         self.patient: PatientFacts | None = None
         self.conditions: list[ConditionFact] = []
+        self.allergies: list[AllergyFact] = []
+        self.lactation: list[LactationFact] = []
         self.medication_raw: list[Mapping[str, Any]] = []
         self.medications_by_id: dict[str, Mapping[str, Any]] = {}
         self.vitals: list[tuple[str, Mapping[str, Any]]] = []
@@ -103,6 +112,7 @@ class _Builder:
         if rtype == "Observation":  # most of a heavy record: first
             kind = self.observations_index.kind_of(resource)
             if kind is None:
+                self._add_lactation(resource)
                 return
             if kind in obs.VITAL_KINDS:
                 self.vitals.append((kind, resource))  # validated later, newest first, up to the cap
@@ -110,6 +120,8 @@ class _Builder:
                 obs.read_observation(resource, kind, self.observations_index, self.observations)
         elif rtype == "Condition":
             self._add_condition(resource)
+        elif rtype == "AllergyIntolerance":
+            self._add_allergy(resource)
         elif rtype in _MEDICATION_TYPES:
             self.medication_raw.append(resource)  # after all Medication resources are known
         elif rtype == "Medication":
@@ -122,9 +134,21 @@ class _Builder:
     def _add_condition(self, resource: Mapping[str, Any]) -> None:
         if cond.is_ignored(resource):
             return
-        categories, recognition = cond.raw_categories(resource, self.conditions_index)
-        if categories and self._valid(resource):
-            self.conditions.append(cond.condition_fact(resource, categories, recognition))
+        categories = cond.raw_categories(resource, self.conditions_index)
+        if categories.all and self._valid(resource):
+            self.conditions.append(cond.condition_fact(resource, categories))
+
+    def _add_allergy(self, resource: Mapping[str, Any]) -> None:
+        if cond.is_ignored(resource):
+            return
+        found = allergies.ketamine_drug(resource, self.kb)
+        if found is not None and self._valid(resource):
+            self.allergies.append(allergies.allergy_fact(resource, *found))
+
+    def _add_lactation(self, resource: Mapping[str, Any]) -> None:
+        fact = lactation.lactation_fact(resource, self.kb)
+        if fact is not None and self._valid(resource):
+            self.lactation.append(fact)
 
     def _valid(self, resource: Mapping[str, Any]) -> bool:
         problem = self._validator.validate(resource)
@@ -165,6 +189,8 @@ class _Builder:
             scores=tuple(newest_first(facts.scores, _WHEN)),
             pregnancy_tests=tuple(newest_first(facts.pregnancy_tests, _WHEN)),
             administrations=tuple(newest_first(administrations, _WHEN)),
+            allergies=tuple(newest_first(self.allergies, attrgetter("recorded"))),
+            lactation=tuple(newest_first(self.lactation, _WHEN)),
             data_gaps=tuple(all_gaps),
             skipped=tuple(self.skipped + facts.skipped),
             available=available,
@@ -219,6 +245,19 @@ def max_vitals_per_kind(kb: Knowledge) -> int:
 
 
 def _patient_facts(resource: Mapping[str, Any]) -> PatientFacts:
-    birth = parse_fhir_datetime(resource.get("birthDate"))
+    raw = resource.get("birthDate")
+    birth = parse_fhir_datetime(raw)
     gender = resource.get("gender")
-    return PatientFacts(birth.date() if birth else None, gender if isinstance(gender, str) else None)
+    born = birth.date() if birth else None
+    return PatientFacts(born, gender if isinstance(gender, str) else None, _latest_birth_day(raw, born))
+
+
+def _latest_birth_day(raw: object, born: date | None) -> date | None:
+    """The latest day a partial FHIR date allows: "1990" -> 1990-12-31, "1990-06" -> 1990-06-30."""
+    if born is None or not isinstance(raw, str):
+        return born
+    if len(raw.strip()) == 4:
+        return date(born.year, 12, 31)
+    if len(raw.strip()) == 7:
+        return date(born.year, born.month, calendar.monthrange(born.year, born.month)[1])
+    return born

@@ -14,8 +14,14 @@ from cds_service.rules import (
     course,
     dose_esketamine,
     dose_iv,
+    drug_interaction,
+    genitourinary,
+    hypersensitivity,
     indication,
     indication_evidence,
+    lactation,
+    minor_patient,
+    pregnancy,
     severity,
     summary,
     trd,
@@ -29,6 +35,12 @@ RULES: tuple[Rule, ...] = (
     *severity.RULES,
     *bipolar.RULES,
     *contraindications.RULES,
+    *pregnancy.RULES,
+    *hypersensitivity.RULES,
+    *drug_interaction.RULES,
+    *minor_patient.RULES,
+    *genitourinary.RULES,
+    *lactation.RULES,
     *dose_iv.RULES,
     *dose_esketamine.RULES,
     *course.RULES,
@@ -40,13 +52,17 @@ _URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
 
 @dataclass(frozen=True)
 class Evaluation:
-    """All findings for one order; ``findings[0]`` is always the eligibility summary."""
+    """All findings for one order; ``findings[0]`` is the eligibility summary, unless the order is out of scope
+    (then there are none at all)."""
 
     findings: tuple[Finding, ...]
     checks: tuple[Check, ...]
 
 
 def evaluate(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> Evaluation:
+    """Every rule on one order; an order outside the service's scope (clinical-rules.md §0) gets nothing."""
+    if indication.out_of_scope(order, kb):
+        return Evaluation(findings=(), checks=())
     findings: list[Finding] = []
     checks: list[Check] = []
     for rule in RULES:
