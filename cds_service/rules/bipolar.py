@@ -38,13 +38,18 @@ _READS = (kinds.CONDITIONS, kinds.MEDICATIONS)
 
 def bipolar_on_record(record: PatientRecord) -> tuple[ConditionFact, ...]:
     """Every bipolar-disorder Condition, whatever its clinical status (refuted and entered-in-error left out)."""
-    return conditions_in(record, "bipolar", active_only=False)
+    found = (
+        *conditions_in(record, "bipolar", active_only=False),
+        *conditions_in(record, "bipolar-depression", active_only=False),
+    )
+    return tuple(dict.fromkeys(found))
 
 
 def is_active_bipolar(condition: ConditionFact) -> bool:
     """Active, and neither coded as in remission nor cyclothymia (those make the card a warning)."""
     lesser = {"bipolar-remission", "cyclothymia"}
-    return condition.is_active_for("bipolar") and not (condition.categories & lesser)
+    key = "bipolar" if "bipolar" in condition.categories else "bipolar-depression"
+    return condition.is_active_for(key) and not (condition.categories & lesser)
 
 
 def bipolar_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
@@ -86,8 +91,8 @@ def bipolar_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, n
     note = f"{diagnosis}; no mood stabiliser on record"
     if others:
         names = ", ".join(others)
-        detail.append(f"- Current {names}: an antipsychotic without a bipolar indication, so it gives no cover")
-        note += f" ({names} gives no cover)"
+        detail.append(f"- Current {names}: an antipsychotic without a bipolar indication, so it does not count")
+        note += f" ({names} does not count)"
     critical = bool(active)
     card = Finding(
         topic="bipolar-mood-stabilizer-missing",

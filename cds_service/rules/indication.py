@@ -217,7 +217,10 @@ def determine_indication(
     if found.kind is IndicationKind.NONE and ideation.current:
         found = Indication(IndicationKind.SUICIDAL_IDEATION, ideation.source, None, ideation.evidence)
     if found.kind is IndicationKind.DEPRESSION:
-        bipolar = conditions_in(record, "bipolar", active_only=False)
+        bipolar = (
+            *conditions_in(record, "bipolar", active_only=False),
+            *conditions_in(record, "bipolar-depression", active_only=False),
+        )
         if bipolar:
             ev = tuple(dict.fromkeys((*found.evidence, *(c.evidence() for c in bipolar))))
             found = Indication(IndicationKind.BIPOLAR_DEPRESSION, found.source, None, ev, found.by_name)

@@ -62,7 +62,7 @@ def suicidal_ideation_evidence(
     ideation = suicidal_ideation(record, order, kb, now)
     if not ideation.current:
         return EMPTY
-    source = "the order's reason" if ideation.source == "order" else "a recent problem-list entry"
+    source = "order reason" if ideation.source == "order" else "problem list"
     return RuleOutcome(
         findings=(Finding("suicidal-ideation", Indicator.INFO, {"source": source}, (), ideation.evidence),)
     )

@@ -208,9 +208,14 @@ def test_substance_use_no_card_categories_are_a_line(kb):
 
 @pytest.mark.parametrize(
     ("age", "indicator", "variant"),
-    [(42, Indicator.CRITICAL, "acute"), (56, Indicator.CRITICAL, "acute"), (57, Indicator.WARNING, "past-event"),
-     (70, Indicator.WARNING, "past-event"), (None, Indicator.WARNING, "past-event")],
-)  # fmt: skip
+    [
+        (42, Indicator.CRITICAL, "acute"),
+        (56, Indicator.CRITICAL, "acute"),
+        (57, Indicator.WARNING, "past-event"),
+        (70, Indicator.WARNING, "past-event"),
+        (None, Indicator.WARNING, "past-event"),
+    ],
+)
 def test_acute_events_critical_within_8_weeks_then_a_warning(kb, age, indicator, variant):
     mi = dated("mi", "cardiovascular", age=age, label="Acute myocardial infarction")
     (f,) = cardiovascular_rule(record(conditions=[mi]), order(), kb, NOW).findings
