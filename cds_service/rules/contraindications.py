@@ -9,6 +9,7 @@ aneurysm or arteriovenous malformation counts whatever its clinical status.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -79,7 +80,15 @@ def dated_within(condition: ConditionFact, days: float, now: datetime) -> bool:
 
 
 def evidence_of(conditions: Iterable[ConditionFact]) -> tuple[Evidence, ...]:
-    return tuple(dict.fromkeys(c.evidence() for c in conditions))
+    """The conditions' evidence, once each; one recognised by its words says so ("recognised by name")."""
+    return tuple(dict.fromkeys(_evidence(c) for c in conditions))
+
+
+def _evidence(condition: ConditionFact) -> Evidence:
+    ev = condition.evidence()
+    if condition.named_categories:
+        return dataclasses.replace(ev, value=f"{ev.value}, recognised by name")
+    return ev
 
 
 # ---------------------------------------------------------------- blood pressure

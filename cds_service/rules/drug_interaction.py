@@ -24,7 +24,8 @@ _READS = (kinds.MEDICATIONS,)
 
 
 def maoi_within_washout(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[ExposurePeriod, ...]:
-    """MAOIs taken now or stopped within the washout (an undated stop cannot prove the washout is over)."""
+    """MAOIs taken now or stopped within the washout. A period's end is its last documented date (a refill with no
+    supply duration ends on its own date); an undated use proves history, not recency, and does not count."""
     since = now - timedelta(days=kb.number("interaction.maoi_washout_days"))
     return tuple(
         p for p in record.exposures_with_role("maoi") if is_current(p, now) or (p.end is not None and p.end >= since)

@@ -47,6 +47,7 @@ RULES: tuple[Rule, ...] = (
     *indication_evidence.RULES,
 )
 
+_DOSE_RULES: frozenset[Rule] = frozenset(dose_iv.RULES)
 _URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
 
 
@@ -65,7 +66,11 @@ def evaluate(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: 
         return Evaluation(findings=(), checks=())
     findings: list[Finding] = []
     checks: list[Check] = []
+    # an order with no reason at an anaesthetic-looking dose gets the indication card instead of dose cards (§0)
+    skipped = _DOSE_RULES if indication.anaesthetic_dose_without_reason(record, order, kb, now) else frozenset()
     for rule in RULES:
+        if rule in skipped:
+            continue
         outcome = rule(record, order, kb, now)
         findings.extend(outcome.findings)
         checks.extend(outcome.checks)

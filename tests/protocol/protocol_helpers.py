@@ -82,6 +82,8 @@ def full_prefetch() -> dict[str, Any]:
         "depressionScores": bundle(),
         "pregnancyTests": bundle(),
         "administrations": bundle(),
+        "allergies": bundle(),
+        "lactation": bundle(),
     }
 
 

@@ -360,3 +360,13 @@ def test_long_condition_names_are_composed_never_cut(kb):
     )
     (f,) = hepatic_rule(two, order(), kb, NOW).findings
     assert f.facts["condition"] == "Hepatorenal syndrome, Portal hypertension"
+
+
+def test_a_condition_recognised_by_its_words_says_so_on_the_card(kb):
+    named = dataclasses.replace(
+        cond("s", "psychosis", label="Schizophrenia (local)"), named_categories=frozenset({"psychosis"})
+    )
+    (f,) = psychosis_rule(record(conditions=[named]), order(), kb, NOW).findings
+    assert f.evidence[0].value.endswith("recognised by name")
+    (coded,) = psychosis_rule(record(conditions=[cond("s", "psychosis")]), order(), kb, NOW).findings
+    assert "recognised by name" not in coded.evidence[0].value
