@@ -47,7 +47,8 @@ BOUNDARY_PAIRS = [
     ("boundary:17y364d", "boundary:18y"), ("boundary:mi-6-weeks", "boundary:mi-10-weeks"),
     ("boundary:pregnancy-299-days", "boundary:pregnancy-301-days"),
     ("boundary:hypertensive-urgency-29-days", "boundary:hypertensive-urgency-31-days"),
-    ("boundary:maoi-13-days", "boundary:maoi-15-days"), ("boundary:five-administrations", "boundary:six-administrations"),
+    ("boundary:maoi-13-days", "boundary:maoi-15-days"),
+    ("boundary:five-administrations", "boundary:six-administrations"),
 ]  # fmt: skip
 
 
