@@ -413,6 +413,15 @@ class Chart:
         self.add(res)
         return self
 
+    def hcg_quantitative(self, when: float, value: float, unit: str, comparator: str | None = None) -> Chart:
+        """A serum quantitative hCG (LOINC 19080-1) in ``unit`` as a UCUM code, optionally with a comparator."""
+        quantity = {"value": value, "unit": unit, "system": UCUM, "code": unit}
+        if comparator:
+            quantity["comparator"] = comparator
+        code = (LOINC, "19080-1", "Choriogonadotropin [Units/volume] in Serum or Plasma")
+        self.add(self._obs("laboratory", code, when, valueQuantity=quantity))
+        return self
+
     def breastfeeding(self, when: float, answer: str) -> Chart:
         """A social-history Observation "Breastfeeding status" (no verified LOINC code: recognised by words)."""
         local = ("urn:oid:2.16.840.1.113883.3.9999.42", "BF-STATUS", "Breastfeeding status")

@@ -17,7 +17,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.order.units import fmt
 from cds_service.record import kinds
-from cds_service.record.model import BloodPressure, ConditionFact, Evidence, PatientRecord
+from cds_service.record.model import SET_ASIDE_FUTURE, BloodPressure, ConditionFact, Evidence, PatientRecord
 from cds_service.rules.findings import (
     Check,
     CheckStatus,
@@ -67,6 +67,32 @@ def conditions_unreadable(record: PatientRecord, criterion: str) -> RuleOutcome 
         note = f"not checked: the problem list could not be obtained ({problem})"
         return RuleOutcome(checks=(Check(criterion, CheckStatus.UNDOCUMENTED, note, reads=_CONDITIONS),))
     return None
+
+
+def condition_outcome(
+    topic: str,
+    criterion: str,
+    indicator: Indicator,
+    shown: tuple[ConditionFact, ...],
+    fallback: str,
+    *,
+    variant: str = "default",
+    note: str | None = None,
+    also: tuple[ConditionFact, ...] = (),
+    facts: dict[str, str] | None = None,
+    reads: tuple[str, ...] = _CONDITIONS,
+) -> RuleOutcome:
+    """One card naming ``shown`` (``fallback`` when the names do not fit) and its checklist line; ``also`` are
+    further conditions listed in the evidence, ``facts`` further card facts."""
+    card = finding(
+        topic,
+        indicator,
+        {"condition": names_for_summary(shown, fallback), **(facts or {})},
+        evidence_of((*shown, *also)),
+        variant=variant,
+    )
+    line = Check(criterion, CheckStatus.NOT_MET, note or condition_names(shown), card.evidence, reads)
+    return RuleOutcome((card,), (line,))
 
 
 def not_found(criterion: str, reads: tuple[str, ...] = _CONDITIONS) -> RuleOutcome:
@@ -132,6 +158,20 @@ def crisis_conditions(record: PatientRecord, kb: Knowledge, now: datetime) -> tu
     return recent, tuple(c for c in active if c not in recent)
 
 
+def future_high_readings(record: PatientRecord, kb: Knowledge) -> tuple[BloodPressure, ...]:
+    """Plausible readings set aside as dated in the future that would themselves be above the elevated line
+    (clinical-rules.md §10: "a reading of 190/120 is dated in the future: verify"), highest first."""
+    elev_s, elev_d = kb.number("bp.elevated_systolic"), kb.number("bp.elevated_diastolic")
+    found = [
+        r
+        for s in record.set_aside_of(kinds.BLOOD_PRESSURE)
+        if s.reason == SET_ASIDE_FUTURE
+        for r in s.readings
+        if isinstance(r, BloodPressure) and r.plausible and _above(r, elev_s, elev_d)
+    ]
+    return tuple(sorted(found, key=lambda b: (b.systolic or 0, b.diastolic or 0), reverse=True))
+
+
 def _shown(bp: BloodPressure) -> str:
     s = fmt(bp.systolic) if bp.systolic is not None else "?"
     d = fmt(bp.diastolic) if bp.diastolic is not None else "?"
@@ -193,6 +233,7 @@ def blood_pressure_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
         )
         note = "could not be obtained" if problem else f"no reading in the last {days} days"
         status = CheckStatus.NOT_MET if crisis else CheckStatus.UNDOCUMENTED
+        _future_warning(record, kb, findings, extra)
         note = "; ".join((note, *extra))
         return RuleOutcome(findings=tuple(findings), checks=(Check(criterion, status, note, crisis_ev, reads),))
     facts = {"bp": _shown(bp), "date": day(bp.when)}
@@ -210,8 +251,25 @@ def blood_pressure_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
         status, note = CheckStatus.MET, f"{shown}, below {fmt(elev_s)}/{fmt(elev_d)}"
     if crisis:
         status = CheckStatus.NOT_MET
+    if _future_warning(record, kb, findings, extra):
+        status = CheckStatus.NOT_MET
     note = "; ".join((note, *extra))
     return RuleOutcome(findings=tuple(findings), checks=(Check(criterion, status, note, (*ev, *crisis_ev), reads),))
+
+
+def _future_warning(record: PatientRecord, kb: Knowledge, findings: list[Finding], extra: list[str]) -> bool:
+    """Name a high reading dated in the future on the line; a warning card unless a blood-pressure card is
+    already given. True when the card was added."""
+    future = future_high_readings(record, kb)
+    if not future:
+        return False
+    reading = future[0]
+    extra.append(f"a reading of {_shown(reading)} dated {day(reading.when)} is in the future: verify")
+    if any(f.topic.startswith("hypertension-") for f in findings):
+        return False
+    facts = {"bp": _shown(reading), "date": day(reading.when)}
+    findings.append(finding("hypertension-elevated", Indicator.WARNING, facts, (reading.evidence(),), variant="future"))
+    return True
 
 
 # ---------------------------------------------------------------- psychosis, misuse, substance use
@@ -234,17 +292,15 @@ def psychosis_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge,
     )
     categories = ("psychosis", "psychotic-features")
     active = tuple(c for c in every if any(k in c.categories and c.is_active_for(k) for k in categories))
-    shown, indicator, variant, word = (
-        (active, Indicator.CRITICAL, "active", "active") if active else (every, Indicator.WARNING, "history", "history")
+    shown, indicator, variant = (
+        (active, Indicator.CRITICAL, "active") if active else (every, Indicator.WARNING, "history")
     )
     if not shown:
         return not_found(criterion)
-    ev = evidence_of(shown)
-    card = finding(
-        "psychosis", indicator, {"condition": names_for_summary(shown, "a psychotic disorder")}, ev, variant=variant
+    note = f"{variant}: {condition_names(shown)}"
+    return condition_outcome(
+        "psychosis", criterion, indicator, shown, "a psychotic disorder", variant=variant, note=note
     )
-    check = Check(criterion, CheckStatus.NOT_MET, f"{word}: {condition_names(shown)}", ev, _CONDITIONS)
-    return RuleOutcome((card,), (check,))
 
 
 def prescribed_ketamine(record: PatientRecord) -> bool:
@@ -263,27 +319,23 @@ def ketamine_misuse_rule(record: PatientRecord, order: MedicationOrder, kb: Know
         return unreadable
     found = conditions_in(record, "ketamine-misuse", active_only=False)
     if found:
-        ev = evidence_of(found)
-        card = finding(
-            "ketamine-misuse-history",
-            Indicator.CRITICAL,
-            {"condition": names_for_summary(found, "ketamine use disorder")},
-            ev,
+        return condition_outcome(
+            "ketamine-misuse-history", criterion, Indicator.CRITICAL, found, "ketamine use disorder"
         )
-        return RuleOutcome((card,), (Check(criterion, CheckStatus.NOT_MET, condition_names(found), ev, _CONDITIONS),))
     uropathy = conditions_in(record, "ketamine-uropathy", active_only=False)
     reads = (kinds.CONDITIONS, kinds.MEDICATIONS, kinds.ADMINISTRATIONS)
     if uropathy and not prescribed_ketamine(record):
-        ev = evidence_of(uropathy)
-        card = finding(
-            "ketamine-misuse-history",
-            Indicator.WARNING,
-            {"condition": names_for_summary(uropathy, "ketamine cystitis")},
-            ev,
-            variant="uropathy",
-        )
         note = f"{condition_names(uropathy)} and no prescribed ketamine on record: possible non-medical use"
-        return RuleOutcome((card,), (Check(criterion, CheckStatus.NOT_MET, note, ev, reads),))
+        return condition_outcome(
+            "ketamine-misuse-history",
+            criterion,
+            Indicator.WARNING,
+            uropathy,
+            "ketamine cystitis",
+            variant="uropathy",
+            note=note,
+            reads=reads,
+        )
     return not_found(criterion, reads if uropathy else _CONDITIONS)
 
 
@@ -296,14 +348,9 @@ def substance_use_rule(record: PatientRecord, order: MedicationOrder, kb: Knowle
         return unreadable
     found = tuple(c for c in conditions_in(record, "substance-use") if "ketamine-misuse" not in c.categories)
     if found:
-        ev = evidence_of(found)
-        card = finding(
-            "substance-use-disorder",
-            Indicator.WARNING,
-            {"condition": names_for_summary(found, "a substance use disorder")},
-            ev,
+        return condition_outcome(
+            "substance-use-disorder", criterion, Indicator.WARNING, found, "a substance use disorder"
         )
-        return RuleOutcome((card,), (Check(criterion, CheckStatus.NOT_MET, condition_names(found), ev, _CONDITIONS),))
     minor = tuple(c for c in conditions_in(record, "substance-use-no-card") if "ketamine-misuse" not in c.categories)
     if minor:
         note = f"{condition_names(minor)}: no card (nicotine, use without a disorder, or in remission)"
@@ -342,15 +389,6 @@ def cardiovascular_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
     )
     weeks = fmt(days / 7)
     if history or recent:
-        critical = (*history, *recent)
-        variant = "history" if history else "acute"
-        card = finding(
-            "cardiovascular-disease",
-            Indicator.CRITICAL,
-            {"condition": names_for_summary(critical, "cardiovascular disease"), "weeks": weeks},
-            evidence_of((*critical, *past, *stable)),
-            variant=variant,
-        )
         note = "; ".join(
             part
             for part in (
@@ -360,17 +398,18 @@ def cardiovascular_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
             )
             if part
         )
-        return RuleOutcome((card,), (Check(criterion, CheckStatus.NOT_MET, note, card.evidence, _CONDITIONS),))
-    if past or stable:
-        warned = (*past, *stable)
-        variant = "past-event" if past else "stable"
-        card = finding(
+        return condition_outcome(
             "cardiovascular-disease",
-            Indicator.WARNING,
-            {"condition": names_for_summary(warned, "cardiovascular disease"), "weeks": weeks},
-            evidence_of(warned),
-            variant=variant,
+            criterion,
+            Indicator.CRITICAL,
+            (*history, *recent),
+            "cardiovascular disease",
+            variant="history" if history else "acute",
+            note=note,
+            also=(*past, *stable),
+            facts={"weeks": weeks},
         )
+    if past or stable:
         note = "; ".join(
             part
             for part in (
@@ -379,7 +418,16 @@ def cardiovascular_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
             )
             if part
         )
-        return RuleOutcome((card,), (Check(criterion, CheckStatus.NOT_MET, note, card.evidence, _CONDITIONS),))
+        return condition_outcome(
+            "cardiovascular-disease",
+            criterion,
+            Indicator.WARNING,
+            (*past, *stable),
+            "cardiovascular disease",
+            variant="past-event" if past else "stable",
+            note=note,
+            facts={"weeks": weeks},
+        )
     return not_found(criterion)
 
 
@@ -398,27 +446,23 @@ def hepatic_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, n
     cirrhosis = tuple(c for c in conditions_in(record, "hepatic-cirrhosis") if c not in severe)
     signs = conditions_in(record, "hepatic-decompensation-sign") if cirrhosis else ()
     if severe or signs:
-        shown = (*severe, *cirrhosis, *signs)
-        card = finding(
+        everything = (*severe, *cirrhosis, *signs)
+        note = condition_names(everything)
+        return condition_outcome(
             "hepatic-impairment",
+            criterion,
             Indicator.CRITICAL,
-            {"condition": names_for_summary((*severe, *signs) or shown, "decompensated liver disease")},
-            evidence_of(shown),
+            (*severe, *signs),
+            "decompensated liver disease",
             variant="decompensated",
-        )
-        return RuleOutcome(
-            (card,), (Check(criterion, CheckStatus.NOT_MET, condition_names(shown), card.evidence, _CONDITIONS),)
+            note=note,
+            also=cirrhosis,
         )
     if cirrhosis:
-        card = finding(
-            "hepatic-impairment",
-            Indicator.WARNING,
-            {"condition": names_for_summary(cirrhosis, "cirrhosis")},
-            evidence_of(cirrhosis),
-            variant="compensated",
-        )
         note = f"{condition_names(cirrhosis)}: no sign of decompensation on record"
-        return RuleOutcome((card,), (Check(criterion, CheckStatus.NOT_MET, note, card.evidence, _CONDITIONS),))
+        return condition_outcome(
+            "hepatic-impairment", criterion, Indicator.WARNING, cirrhosis, "cirrhosis", variant="compensated", note=note
+        )
     return not_found(criterion)
 
 
@@ -432,25 +476,17 @@ def intracranial_rule(record: PatientRecord, order: MedicationOrder, kb: Knowled
     raised = conditions_in(record, "intracranial-pressure")
     benign = tuple(c for c in conditions_in(record, "intracranial-benign") if c not in raised)
     if raised:
-        card = finding(
-            "intracranial-pressure",
-            Indicator.CRITICAL,
-            {"condition": names_for_summary(raised, "raised intracranial pressure")},
-            evidence_of((*raised, *benign)),
-        )
-        return RuleOutcome(
-            (card,), (Check(criterion, CheckStatus.NOT_MET, condition_names(raised), card.evidence, _CONDITIONS),)
+        return condition_outcome(
+            "intracranial-pressure", criterion, Indicator.CRITICAL, raised, "raised intracranial pressure", also=benign
         )
     if benign:
-        card = finding(
+        return condition_outcome(
             "intracranial-pressure",
+            criterion,
             Indicator.WARNING,
-            {"condition": names_for_summary(benign, "a benign intracranial lesion")},
-            evidence_of(benign),
+            benign,
+            "a benign intracranial lesion",
             variant="benign",
-        )
-        return RuleOutcome(
-            (card,), (Check(criterion, CheckStatus.NOT_MET, condition_names(benign), card.evidence, _CONDITIONS),)
         )
     return not_found(criterion)
 
@@ -464,15 +500,7 @@ def intraocular_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledg
     found = conditions_in(record, "intraocular-pressure")
     if not found:
         return not_found(criterion)
-    card = finding(
-        "intraocular-pressure",
-        Indicator.WARNING,
-        {"condition": names_for_summary(found, "glaucoma")},
-        evidence_of(found),
-    )
-    return RuleOutcome(
-        (card,), (Check(criterion, CheckStatus.NOT_MET, condition_names(found), card.evidence, _CONDITIONS),)
-    )
+    return condition_outcome("intraocular-pressure", criterion, Indicator.WARNING, found, "glaucoma")
 
 
 RULES: tuple[Rule, ...] = (

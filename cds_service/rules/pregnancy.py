@@ -23,7 +23,7 @@ side of a line is equivocal. Cards name the ordered drug.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -58,6 +58,10 @@ def hcg_result(test: PregnancyTest, kb: Knowledge) -> HcgResult | None:
     positive_line = kb.number("pregnancy.hcg_positive_iu_per_l")
     equivocal_line = kb.number("pregnancy.hcg_equivocal_iu_per_l")
     value, comparator = test.iu_per_l, test.comparator
+    if test.unit_unreadable:  # ``iu_per_l`` is then the number as sent, in a unit that could not be read
+        if comparator in ("<", "<="):
+            return None
+        return HcgResult.UNREADABLE if value is None or value >= equivocal_line else None
     if value is not None:
         if comparator in ("<", "<="):  # the value is at most ``value``
             below_equivocal = value <= equivocal_line if comparator == "<" else value < equivocal_line
@@ -67,27 +71,38 @@ def hcg_result(test: PregnancyTest, kb: Knowledge) -> HcgResult | None:
         if value >= positive_line:
             return HcgResult.POSITIVE
         return HcgResult.EQUIVOCAL if value >= equivocal_line else HcgResult.NEGATIVE
-    if test.unit_unreadable:
-        if test.comparator in ("<", "<="):
-            return None
-        raw = test.value_as_sent
-        return HcgResult.UNREADABLE if raw is None or raw >= equivocal_line else None
     if test.positive is None:
         return None
     return HcgResult.POSITIVE if test.positive else HcgResult.NEGATIVE
 
 
 def describe_test(test: PregnancyTest, result: HcgResult) -> str:
-    """ "hCG 30 IU/L (positive) on 2026-11-20", "hCG positive on 2026-11-20"."""
-    if test.iu_per_l is not None:
+    """The test in a prescriber's words: "hCG 30 IU/L (positive) on 2026-11-20", "hCG positive on 2026-11-20"."""
+    if result is HcgResult.UNREADABLE:
+        number = fmt(test.iu_per_l) if test.iu_per_l is not None else "a value"
+        value = f"{number} in a unit that could not be read"
+    elif test.iu_per_l is not None:
         value = f"{test.comparator or ''}{fmt(round(test.iu_per_l, 1))} IU/L ({result.value})"
-    elif result is HcgResult.UNREADABLE:
-        value = (
-            f"{fmt(test.value_as_sent) if test.value_as_sent is not None else 'value'} in a unit that could not be read"
-        )
     else:
         value = result.value
     return f"hCG {value} on {day(test.when)}"
+
+
+@dataclass
+class _Judgement:
+    """What one order's pregnancy check reads, and the checklist lines it has found so far."""
+
+    record: PatientRecord
+    kb: Knowledge
+    now: datetime
+    drug: str
+    tests: list[tuple[PregnancyTest, HcgResult]]
+    lines: list[str] = field(default_factory=list)
+    line_evidence: list[Evidence] = field(default_factory=list)
+
+    def line(self, text: str, *evidence: Evidence) -> None:
+        self.lines.append(text)
+        self.line_evidence.extend(evidence)
 
 
 @dataclass(frozen=True)
@@ -101,24 +116,20 @@ class _Candidate:
 
 def pregnancy_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
     """``pregnancy``: one card, the most severe of what the Conditions and the hCG tests say."""
-    drug = order.drug.value
+    judged = _Judgement(record, kb, now, order.drug.value, _readable_tests(record, kb, now))
     candidates: list[_Candidate] = []
-    lines: list[str] = []
-    line_evidence: list[Evidence] = []
     unreadable = conditions_unreadable(record, CRITERION)
-    tests = _readable_tests(record, kb, now)
     if unreadable is None:
-        candidates.extend(_from_conditions(record, kb, now, drug, tests, lines, line_evidence))
-    candidates.extend(_from_tests(record, kb, now, drug, tests, lines, line_evidence))
+        candidates.extend(_from_conditions(judged))
+    candidates.extend(_from_tests(judged))
+    lines = judged.lines
     if not candidates:
         if unreadable is not None:
             return unreadable
         if data_problem(record, kinds.PREGNANCY_TESTS) and not record.pregnancy_tests:
             lines.append("hCG tests could not be obtained")
-        note = "; ".join(lines)
-        return RuleOutcome(
-            checks=(Check(CRITERION, CheckStatus.MET, note, tuple(dict.fromkeys(line_evidence)), _READS),)
-        )
+        evidence = tuple(dict.fromkeys(judged.line_evidence))
+        return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, "; ".join(lines), evidence, _READS),))
     top = max(candidates, key=lambda c: _SEVERITY[c.indicator])
     evidence = tuple(dict.fromkeys(e for c in candidates for e in c.evidence))
     card = finding("pregnancy", top.indicator, top.facts, evidence, variant=top.variant)
@@ -133,15 +144,8 @@ def _readable_tests(record: PatientRecord, kb: Knowledge, now: datetime) -> list
     return sorted(readable, key=lambda tr: tr[0].when or now, reverse=True)
 
 
-def _from_conditions(
-    record: PatientRecord,
-    kb: Knowledge,
-    now: datetime,
-    drug: str,
-    tests: list[tuple[PregnancyTest, HcgResult]],
-    lines: list[str],
-    line_evidence: list[Evidence],
-) -> list[_Candidate]:
+def _from_conditions(judged: _Judgement) -> list[_Candidate]:
+    record, kb, now, drug, tests = judged.record, judged.kb, judged.now, judged.drug, judged.tests
     days = kb.number("pregnancy.condition_days")
     entries = conditions_in(record, "pregnancy")
     ends = [
@@ -158,13 +162,17 @@ def _from_conditions(
             continue
         ended = next((e for e in ends if (e.when or now) >= when), None)
         if ended is not None:
-            lines.append(f"{entry.label} ({day(when)}) ended by {ended.label} on {day(ended.when)}")
-            line_evidence.extend((entry.evidence(), ended.evidence()))
+            judged.line(
+                f"{entry.label} ({day(when)}) ended by {ended.label} on {day(ended.when)}",
+                entry.evidence(),
+                ended.evidence(),
+            )
         elif now - timedelta(days=days) <= when <= now:
             current.append(entry)
         else:
-            lines.append(f"{entry.label} dated {day(when)}, more than {fmt(days)} days ago: not counted")
-            line_evidence.append(entry.evidence())
+            judged.line(
+                f"{entry.label} dated {day(when)}, more than {fmt(days)} days ago: not counted", entry.evidence()
+            )
     out: list[_Candidate] = []
     if current:
         facts = {"condition": names_for_summary(current, "pregnancy"), "date": day(current[0].when), "drug": drug}
@@ -191,20 +199,12 @@ def _from_conditions(
             note = f"{condition_names(undated)}: undated, active"
             out.append(_Candidate(Indicator.WARNING, "undated", facts, evidence_of(undated), note))
         else:
-            lines.append(f"{condition_names(undated)}: undated, at age {age}: not counted")
-            line_evidence.extend(evidence_of(undated))
+            judged.line(f"{condition_names(undated)}: undated, at age {age}: not counted", *evidence_of(undated))
     return out
 
 
-def _from_tests(
-    record: PatientRecord,
-    kb: Knowledge,
-    now: datetime,
-    drug: str,
-    tests: list[tuple[PregnancyTest, HcgResult]],
-    lines: list[str],
-    line_evidence: list[Evidence],
-) -> list[_Candidate]:
+def _from_tests(judged: _Judgement) -> list[_Candidate]:
+    record, kb, now, drug, tests = judged.record, judged.kb, judged.now, judged.drug, judged.tests
     if not tests:
         return []
     latest, result = tests[0]
@@ -229,14 +229,15 @@ def _from_tests(
     elif result is HcgResult.NEGATIVE:
         earlier = next((t for t, r in tests[1:] if r is HcgResult.POSITIVE), None)
         if earlier is not None:
-            lines.append(f"{shown} supersedes {describe_test(earlier, HcgResult.POSITIVE)}")
-            line_evidence.extend((latest.evidence(), earlier.evidence()))
+            judged.line(
+                f"{shown} supersedes {describe_test(earlier, HcgResult.POSITIVE)}",
+                latest.evidence(),
+                earlier.evidence(),
+            )
         else:
-            lines.append(shown)
-            line_evidence.append(latest.evidence())
+            judged.line(shown, latest.evidence())
         return []
-    lines.append(f"{shown}: older than {fmt(kb.number('pregnancy.hcg_lookback_days'))} days")
-    line_evidence.append(latest.evidence())
+    judged.line(f"{shown}: older than {fmt(kb.number('pregnancy.hcg_lookback_days'))} days", latest.evidence())
     return []
 
 

@@ -174,6 +174,7 @@ def test_topic_placeholders_are_filled_from_thresholds(tmp_path: Path) -> None:
     data = _copy_data(tmp_path)
     (data / "topics" / "zz-test.yaml").write_text(
         "topics:\n  zz-test-topic:\n    title: BP\n    logic: 'No BP within [[bp.lookback_days]] days'\n"
+        "    references: [ketalar-pi]\n"
     )
     kb = load_knowledge(data_dir=data)
     assert kb.topics["zz-test-topic"].logic == "No BP within 30 days"

@@ -29,9 +29,9 @@ def test_every_topic_code_has_texts(kb: Knowledge) -> None:
     assert not missing, f"topic codes without texts: {missing}"
     for code in expected:
         topic = kb.topics[code]
-        assert topic.title and topic.logic and topic.seeds and topic.source_label, code
+        assert topic.title and topic.logic and topic.references and topic.source_label, code
         assert topic.variants, code
-        assert set(topic.seeds) <= set(kb.seeds), code
+        assert set(topic.references) <= set(kb.references), code
         for name, variant in topic.variants.items():
             assert variant.summary and variant.rationale, f"{code}.{name}"
             assert "[[" not in variant.summary + variant.rationale + topic.logic, f"{code}.{name}"

@@ -157,7 +157,7 @@ def test_no_prefetch_at_all_fetches_every_key_and_reads_patient() -> None:
     res = resolve(hook_request(fhir_server=FHIR))
     assert set(res.states.values()) == {"fetched"}
     assert res.available == kinds.ALL
-    assert len(responses.calls) == 11
+    assert len(responses.calls) == len(KEYS) == 12
     assert not any("Authorization" in c.request.headers for c in responses.calls)  # no token, none sent
 
 

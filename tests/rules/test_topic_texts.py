@@ -18,7 +18,7 @@ VARIANTS = {
     "bipolar-mood-stabilizer-nonstandard": {"default", "no-antimanic"},
     "mania-current": {"recent", "older"},
     "hypertension-uncontrolled": {"default", "condition"},
-    "hypertension-elevated": {"default"},
+    "hypertension-elevated": {"default", "future"},
     "psychosis": {"active", "history"},
     "ketamine-misuse-history": {"default", "uropathy"},
     "substance-use-disorder": {"default"},

@@ -4,6 +4,7 @@ cardiovascular, hepatic, intracranial and intraocular disease. Fixed clock (``NO
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 from rules1_build import NOW, bp, cond, days_ago, order, period, record
@@ -11,7 +12,7 @@ from rules1_build import NOW, bp, cond, days_ago, order, period, record
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import Drug, MedicationOrder, Route
 from cds_service.record import kinds
-from cds_service.record.model import Administration, DataGap, PatientRecord
+from cds_service.record.model import SET_ASIDE_FUTURE, Administration, DataGap, PatientRecord, SetAside
 from cds_service.rules.contraindications import (
     RULES,
     blood_pressure_rule,
@@ -370,3 +371,25 @@ def test_a_condition_recognised_by_its_words_says_so_on_the_card(kb):
     assert f.evidence[0].value.endswith("recognised by name")
     (coded,) = psychosis_rule(record(conditions=[cond("s", "psychosis")]), order(), kb, NOW).findings
     assert "recognised by name" not in coded.evidence[0].value
+
+
+def _future(systolic: float, diastolic: float, plausible: bool = True) -> SetAside:
+    reading = dataclasses.replace(bp(systolic, diastolic, NOW + timedelta(days=3)), plausible=plausible)
+    return SetAside(kinds.BLOOD_PRESSURE, SET_ASIDE_FUTURE, 1, (f"BP {systolic}/{diastolic} mmHg",), (reading,))
+
+
+@pytest.mark.parametrize(("systolic", "diastolic", "warns"), [(190, 120, True), (141, 80, True), (140, 90, False)])
+def test_a_high_reading_dated_in_the_future_warns(kb, systolic, diastolic, warns):
+    rec = record(bps=[bp(120, 80)], set_aside=(_future(systolic, diastolic),))
+    out = blood_pressure_rule(rec, order(), kb, NOW)
+    assert [(f.topic, f.variant) for f in out.findings] == ([("hypertension-elevated", "future")] if warns else [])
+    assert ("dated in the future" in out.checks[0].note or "is in the future" in out.checks[0].note) is warns
+
+
+def test_a_future_reading_is_only_a_line_beside_a_current_card_and_never_when_implausible(kb):
+    rec = record(bps=[bp(170, 100)], set_aside=(_future(190, 120),))
+    out = blood_pressure_rule(rec, order(), kb, NOW)
+    assert [f.topic for f in out.findings] == ["hypertension-uncontrolled"]
+    assert "is in the future: verify" in out.checks[0].note
+    implausible = record(bps=[bp(120, 80)], set_aside=(_future(400, 120, plausible=False),))
+    assert blood_pressure_rule(implausible, order(), kb, NOW).findings == ()

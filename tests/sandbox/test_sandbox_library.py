@@ -49,6 +49,7 @@ BOUNDARY_PAIRS = [
     ("boundary:hypertensive-urgency-29-days", "boundary:hypertensive-urgency-31-days"),
     ("boundary:maoi-13-days", "boundary:maoi-15-days"),
     ("boundary:five-administrations", "boundary:six-administrations"),
+    ("boundary:hcg-4", "boundary:hcg-10"), ("boundary:hcg-10", "boundary:hcg-25"),
 ]  # fmt: skip
 
 
