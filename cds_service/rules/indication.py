@@ -92,6 +92,8 @@ _PRIORITY: tuple[tuple[str, IndicationKind, PainKind | None], ...] = (
     ("chronic-pain-other", IndicationKind.CHRONIC_PAIN, PainKind.OTHER),
 )
 SUICIDAL_IDEATION = "suicidal-ideation"
+# what an order's reason may name: the indications, then suicidal ideation (which alone is an indication too)
+_REASON_KEYS = (*_PRIORITY, (SUICIDAL_IDEATION, IndicationKind.SUICIDAL_IDEATION, None))
 OUT_OF_SCOPE = "order-reason-out-of-scope"
 _DEPRESSIVE = frozenset({IndicationKind.DEPRESSION, IndicationKind.BIPOLAR_DEPRESSION})
 _EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
@@ -152,10 +154,6 @@ def current_with_role(record: PatientRecord, role: str, now: datetime) -> tuple[
 
 def day(when: datetime | None) -> str:
     return when.date().isoformat() if when else "date unknown"
-
-
-def days_since(when: datetime, now: datetime) -> float:
-    return (now - when).total_seconds() / 86400
 
 
 def compose_names(names: Sequence[str], limit: int, fallback: str) -> str:
@@ -239,9 +237,8 @@ def _from_order(order: MedicationOrder, kb: Knowledge) -> Indication | None:
     texts = [strip_negations(t) for t in _reason_texts(order)]
     shown = _reason_shown(order)
     ref = order.reference.split("/", 1)[-1] if order.reference else None
-    keys = (*_PRIORITY, (SUICIDAL_IDEATION, IndicationKind.SUICIDAL_IDEATION, None))
     for by_name in (False, True):
-        for key, kind, pain in keys:
+        for key, kind, pain in _REASON_KEYS:
             vs = kb.valuesets.get(key)
             if vs is None:
                 continue
@@ -264,7 +261,7 @@ def _from_referenced_conditions(record: PatientRecord, order: MedicationOrder) -
     if not ids:
         return None
     named = [c for c in record.conditions if c.resource_id in ids and counts(c)]
-    for key, kind, pain in (*_PRIORITY, (SUICIDAL_IDEATION, IndicationKind.SUICIDAL_IDEATION, None)):
+    for key, kind, pain in _REASON_KEYS:
         hits = [c for c in named if key in c.categories]
         if hits:
             return Indication(kind, "order", pain, tuple(c.evidence() for c in hits))
