@@ -20,6 +20,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.record.model import Administration, PatientRecord, SeverityScore
 
 DAYS_PER_WEEK = 7
+DRUGS = ("ketamine", "esketamine")  # a course is of one drug: IV ketamine, or esketamine
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,12 @@ def course_under_way(record: PatientRecord, kb: Knowledge, now: datetime, drug: 
         return None
     last = found[-1]
     return last if now - last.latest <= timedelta(days=kb.number("course.gap_days")) else None
+
+
+def courses_under_way(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[Course, ...]:
+    """The courses under way at ``now``, of either drug (repeated ketamine exposure, whatever the route)."""
+    found = (course_under_way(record, kb, now, drug) for drug in DRUGS)
+    return tuple(c for c in found if c is not None)
 
 
 def pre_course_baseline(record: PatientRecord, kb: Knowledge, start: datetime) -> SeverityScore | None:

@@ -46,8 +46,8 @@ def _drug_words(order: MedicationOrder) -> str:
     return "esketamine" if order.drug is Drug.ESKETAMINE else "IV ketamine"
 
 
-def _applies(record: PatientRecord, order: MedicationOrder, kb: Knowledge) -> bool:
-    return determine_indication(record, order, kb).kind is not IndicationKind.CHRONIC_PAIN
+def _applies(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> bool:
+    return determine_indication(record, order, kb, now).kind is not IndicationKind.CHRONIC_PAIN
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def nonresponse_after_infusions(
         return RuleOutcome(checks=(Check(COURSE, CheckStatus.MET, note, reads=(kinds.ADMINISTRATIONS,)),))
     sessions = tuple(a.evidence() for a in course.administrations)
     reads = (kinds.ADMINISTRATIONS, kinds.SCORES)
-    if not _applies(record, order, kb):
+    if not _applies(record, order, kb, now):
         note = f"{course.sessions} sessions since {day(course.start)}; chronic pain: response is not judged by score"
         return RuleOutcome(checks=(Check(COURSE, CheckStatus.NOT_APPLICABLE, note, latest_session(sessions), reads),))
     review = _review(course, order, kb, now)
@@ -186,7 +186,7 @@ def acute_run(course: Course, kb: Knowledge) -> tuple[Administration, ...]:
 
 def acute_course_complete(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
     """``acute-course-complete``: IV ketamine, 6 or more infusions at acute cadence, the last under a week ago apart."""
-    if not order.is_iv_ketamine or not _applies(record, order, kb):
+    if not order.is_iv_ketamine or not _applies(record, order, kb, now):
         return EMPTY
     course = course_under_way(record, kb, now, Drug.KETAMINE.value)
     if course is None or course.sessions < 2:

@@ -38,7 +38,7 @@ from cds_service.rules.findings import (
     Rule,
     RuleOutcome,
 )
-from cds_service.rules.indication import day, determine_indication
+from cds_service.rules.indication import day, suicidal_ideation
 
 DOSE = "Dose"
 SCHEDULE = "Esketamine schedule"
@@ -133,7 +133,7 @@ def esketamine_first_dose(
         return EMPTY
     if order.dose.value > kb.number("esketamine.max_dose_mg") + EPSILON:
         return EMPTY  # above the maximum: esketamine-dose-high says it, critically
-    if determine_indication(record, order, kb).suicidal_ideation:
+    if suicidal_ideation(record, order, kb, now).current:
         return EMPTY  # the suicidal-ideation indication starts at 84 mg
     facts = {
         "dose_mg": fmt(order.dose.value),

@@ -42,7 +42,13 @@ from cds_service.rules.findings import (
     Rule,
     RuleOutcome,
 )
-from cds_service.rules.indication import IndicationKind, data_problem, day, determine_indication
+from cds_service.rules.indication import (
+    IndicationKind,
+    anaesthetic_dose_without_reason,
+    data_problem,
+    day,
+    determine_indication,
+)
 
 DOSE = "Dose"
 WEIGHT = "Body weight"
@@ -52,9 +58,9 @@ _CARRIER_ORDER = (*DOSE_TOPICS, "infusion-too-fast", "frequency-above-protocol")
 _URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
 
 
-def _pain_protocol(record: PatientRecord, order: MedicationOrder, kb: Knowledge) -> bool:
+def _pain_protocol(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> bool:
     """A chronic-pain indication: checked by rate, not by the depression dose rules."""
-    return determine_indication(record, order, kb).kind is IndicationKind.CHRONIC_PAIN
+    return determine_indication(record, order, kb, now).kind is IndicationKind.CHRONIC_PAIN
 
 
 # ---------------------------------------------------------------- the weight
@@ -186,8 +192,12 @@ def iv_dose(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: d
     if not order.is_iv_ketamine:
         note = f"{order.route.value} route: these rules cover IV ketamine and intranasal esketamine only"
         return RuleOutcome(checks=(Check(DOSE, CheckStatus.NOT_APPLICABLE, note),))
+    anaesthetic = anaesthetic_dose_without_reason(record, order, kb, now)
+    if anaesthetic is not None:  # §0: the indication card asks for the reason; no dose card, no rewrite
+        note = f"{anaesthetic} with no reason on the order: anaesthetic or sedation dosing? Not judged as a treatment"
+        return RuleOutcome(checks=(Check(DOSE, CheckStatus.NOT_MET, note, reads=(kinds.WEIGHT,)),))
     dose = assess_iv(record, order, kb, now)
-    pain = _pain_protocol(record, order, kb)
+    pain = _pain_protocol(record, order, kb, now)
     if order.dose is None and (not pain or order.rate is None):
         return _no_dose(order, dose, kb)
     if pain:

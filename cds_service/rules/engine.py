@@ -2,6 +2,7 @@
 
 What the rules could not check for lack of data (``RuleOutcome.missing``) becomes the one
 ``pre-dose-data-missing`` card (``rules/pre_dose.py``); the checklist lines of every rule become the summary.
+An order outside the service's scope (clinical-rules.md §0) gets nothing at all.
 """
 
 from __future__ import annotations
@@ -18,9 +19,15 @@ from cds_service.rules import (
     course_review,
     dose_esketamine,
     dose_iv,
+    drug_interaction,
+    genitourinary,
+    hypersensitivity,
     indication,
     indication_evidence,
+    lactation,
+    minor_patient,
     pre_dose,
+    pregnancy,
     severity,
     summary,
     trd,
@@ -34,6 +41,12 @@ RULES: tuple[Rule, ...] = (
     *severity.RULES,
     *bipolar.RULES,
     *contraindications.RULES,
+    *pregnancy.RULES,
+    *hypersensitivity.RULES,
+    *drug_interaction.RULES,
+    *minor_patient.RULES,
+    *genitourinary.RULES,
+    *lactation.RULES,
     *dose_iv.RULES,
     *dose_esketamine.RULES,
     *course_review.RULES,
@@ -45,7 +58,8 @@ _URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
 
 @dataclass(frozen=True)
 class Evaluation:
-    """All findings for one order; ``findings[0]`` is always the eligibility summary."""
+    """All findings for one order; ``findings[0]`` is the eligibility summary, unless the order is out of scope
+    (then there are none at all)."""
 
     findings: tuple[Finding, ...]
     checks: tuple[Check, ...]
@@ -53,6 +67,9 @@ class Evaluation:
 
 
 def evaluate(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> Evaluation:
+    """Every rule on one order; an order outside the service's scope (clinical-rules.md §0) gets nothing."""
+    if indication.out_of_scope(order, kb):
+        return Evaluation(findings=(), checks=())
     findings: list[Finding] = []
     checks: list[Check] = []
     missing: list[MissingItem] = []

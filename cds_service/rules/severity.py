@@ -52,7 +52,7 @@ def shown(score: SeverityScore) -> str:
 
 
 def severity_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
-    indication = determine_indication(record, order, kb)
+    indication = determine_indication(record, order, kb, now)
     if not indication.is_depression:
         return RuleOutcome(checks=(Check(CRITERION, CheckStatus.NOT_APPLICABLE, "", reads=READS),))
     score = latest_score(record, kb, now)

@@ -89,7 +89,7 @@ def summarise(
     missing: tuple[MissingItem, ...] = (),
 ) -> Finding:
     """The summary finding: the verdict in ``facts``, the compact checklist and the reporting in ``detail``."""
-    indication = determine_indication(record, order, kb)
+    indication = determine_indication(record, order, kb, now)
     critical = sum(f.indicator is Indicator.CRITICAL for f in findings)
     warning = sum(f.indicator is Indicator.WARNING for f in findings)
     gaps = len({m.key for m in missing})

@@ -225,7 +225,7 @@ def _response(
 
 def trd_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
     """``trd-criteria-unmet``: fewer than the required adequate failed trials (no card during a course)."""
-    indication = determine_indication(record, order, kb)
+    indication = determine_indication(record, order, kb, now)
     if not indication.is_depression:
         return RuleOutcome(checks=(Check(CRITERION, CheckStatus.NOT_APPLICABLE, "", reads=READS),))
     required = round(kb.number("trd.min_adequate_trials"))

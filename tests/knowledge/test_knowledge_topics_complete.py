@@ -13,10 +13,14 @@ RULES_MD = Path("/work/shared/clinical-rules.md")
 
 
 def _catalogue_codes() -> set[str]:
+    """The order-hook topic codes of the catalogue: §11 (patient-view, issue 19) is not served yet."""
     codes = {"eligibility-summary"}
+    patient_view = False
     for line in RULES_MD.read_text().splitlines():
+        if line.startswith("## "):
+            patient_view = line.startswith("## 11.")
         m = re.match(r"\| `([a-z0-9-]+)` \|", line)
-        if m:
+        if m and not patient_view:
             codes.add(m.group(1))
     return codes
 

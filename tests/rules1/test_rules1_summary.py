@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from datetime import date
 
 import pytest
 from rules1_build import ICD, NOW, bp, cond, days_ago, good_scores, good_trials, order, period, record, use
@@ -15,6 +16,7 @@ from cds_service.record.model import (
     BodyWeight,
     DataGap,
     Normalisation,
+    PatientFacts,
     PatientRecord,
     Recognition,
     SetAside,
@@ -30,7 +32,8 @@ _JARGON = re.compile(r"\b(?:met|not met|not documented|not applicable)\b")
 
 def _eligible() -> PatientRecord:
     weights = (BodyWeight("w1", days_ago(3), 70, "70 kg"),)
-    return record(exposures=good_trials(), scores=good_scores(), bps=[bp(128, 82)], weights=weights)
+    eligible = record(exposures=good_trials(), scores=good_scores(), bps=[bp(128, 82)], weights=weights)
+    return replace(eligible, patient=PatientFacts(date(1980, 1, 1), "female"))
 
 
 def _standard() -> MedicationOrder:

@@ -7,7 +7,8 @@ names it); a topic whose placeholder means something else than the common one ge
 
 from __future__ import annotations
 
-LONG_CONDITION = "Schizoaffective disorder, bipolar type, with very long descri…"[:60]  # rules cut names at 60
+LONG_CONDITION = "Schizoaffective disorder, bipolar type, with a long descripti"  # names are composed to <= 60
+NAMES_40 = "lorazepam, tranylcypromine and 2 more"[:40]  # compose_names(..., 40, ...)
 
 WORST: dict[str, str] = {
     "age": "104",
@@ -18,9 +19,11 @@ WORST: dict[str, str] = {
     "condition": LONG_CONDITION,
     "count": "24",
     "date": "2026-12-01",
+    "diagnosis": LONG_CONDITION,
+    "dose": "1234.5 mg (15.43 mg/kg) over 14.5 min",
     "days": "90",
     "dose_mg": "112",
-    "drug": "ketamine (route not stated: checked as IV)",
+    "drug": "esketamine",  # the ordered drug's name (order.drug)
     "elderly_age": "65",
     "first_mg": "56",
     "found": "1",
@@ -31,6 +34,7 @@ WORST: dict[str, str] = {
     "limit": "160/100",
     "max": "6",
     "max_mg": "84",
+    "medicine": NAMES_40,
     "mg_per_kg": "12.5",
     "min_mg": "56",
     "minimum": "20",
@@ -40,15 +44,18 @@ WORST: dict[str, str] = {
     "pct": "50",
     "per_week": "14",
     "rate": "0.514",
+    "reaction": "anaphylaxis, urticaria and 2 more reactions"[:40],
     "required": "2",
     "score": "27",
     "since": "2026-12-01",
     "source": "problem list",
     "stabilizers": "lamotrigine, lurasidone and lumateperone",
+    "substance": "ketamine hydrochloride injection and 1 more"[:40],
     "standard_mg": "150",
     "standard_mg_per_kg": "0.5",
     "standard_minutes": "40",
     "start_mg": "28",
+    "test": "hCG <24999.9 IU/L (equivocal) on 2026-12-01",
     "test_date": "2026-12-01",
     "verdict": "2 critical, 11 warnings, 4 items to record",
     "week": "12",
@@ -57,5 +64,6 @@ WORST: dict[str, str] = {
 }
 # Placeholders whose value is of another kind in one topic.
 BY_TOPIC: dict[tuple[str, str], str] = {
+    ("eligibility-summary", "drug"): "ketamine (route not stated: checked as IV)",
     ("depression-severity-insufficient", "latest"): "MADRS 60 on 2026-12-01",
 }

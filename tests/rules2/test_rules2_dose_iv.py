@@ -372,12 +372,20 @@ def test_pain_rate_in_mg_per_hour_uses_the_weight(kb):  # type: ignore[no-untype
 
 @pytest.mark.parametrize(("mg_per_kg", "minutes", "fires"), [(1.0, 14, True), (1.0, 15, False), (0.99, 5, False)])
 def test_pain_bolus_boundary(kb, mg_per_kg, minutes, fires):  # type: ignore[no-untyped-def]
-    order = iv_order(mg_per_kg, DoseUnit.MG_PER_KG, minutes=minutes, per_week=1)
+    order = iv_order(mg_per_kg, DoseUnit.MG_PER_KG, minutes=minutes, per_week=1, reason=CRPS.codes)  # §0: a reason
     findings, _ = run(record(weights=[weight(70)], conditions=[CRPS]), order, kb)
     anaesthetic = [f for f in findings if f.topic == "dose-anesthetic-range"]
     assert bool(anaesthetic) is fires
     if fires:
         assert anaesthetic[0].variant == "pain-bolus" and anaesthetic[0].suggestions == (DeleteOrder(),)
+
+
+def test_a_bolus_with_no_reason_on_the_order_is_left_to_the_indication_card(kb):  # type: ignore[no-untyped-def]
+    """§0: no reason on the order and >= 1 mg/kg over < 15 min: no dose card, no rewrite (rules-v2's card asks)."""
+    order = iv_order(1.0, DoseUnit.MG_PER_KG, minutes=10, per_week=1)
+    findings, checks = run(record(weights=[weight(70)], conditions=[CRPS]), order, kb)
+    assert topics(findings) & DEVIATIONS == set() and rewrites(findings) == []
+    assert "anaesthetic or sedation dosing?" in check(checks, "Dose").note
 
 
 def test_pain_order_is_not_judged_by_the_depression_bands_or_frequency(kb):  # type: ignore[no-untyped-def]
