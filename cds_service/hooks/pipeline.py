@@ -86,11 +86,19 @@ def handle_hook_call(
         audit=audit,
     )
     _require(resolution)
+    patient_id: str = context["patientId"]
     with audit.phase("record"):
-        record = _build_record(resolution.resources, kb, available=resolution.available, gaps=resolution.gaps)
+        record = _build_record(
+            resolution.resources,
+            kb,
+            available=resolution.available,
+            gaps=resolution.gaps,
+            patient_id=patient_id,
+            now=now,
+            zone=settings.local_zone,
+        )
 
     stage = OrderStage.SELECT if service.hook == "order-select" else OrderStage.SIGN
-    patient_id: str = context["patientId"]
     cards: list[dict[str, Any]] = []
     for resource in orders:
         with audit.phase("rules"):
