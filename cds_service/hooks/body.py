@@ -35,7 +35,6 @@ from typing import Any, Final
 import msgspec
 
 from cds_service.hooks.errors import HookError, Issue
-from cds_service.hooks.lazy import decode_bundle, out_of_range
 from cds_service.hooks.limits import nesting_exceeds, raw_nesting_exceeds, too_deep
 
 PREFETCH: Final = "prefetch"
@@ -101,17 +100,15 @@ class HookBody:
             return self.envelope
         return {**self.envelope, PREFETCH: self._view}
 
-    def with_prefetch(self, keys: Collection[str], max_depth: int, *, few_read: Collection[str] = ()) -> dict[str, Any]:
+    def with_prefetch(self, keys: Collection[str], max_depth: int) -> dict[str, Any]:
         """The body with its prefetch, of which only the members named in ``keys`` (nothing reads the
-        others); the Bundles of the keys in ``few_read``, of which the record reads only a few resources,
-        with their resources decoded on first use (``hooks.lazy``). ``HookError`` 400 when the prefetch
-        nests deeper than ``max_depth``."""
+        others). ``HookError`` 400 when the prefetch nests deeper than ``max_depth``."""
         if not isinstance(self.envelope, dict):
             raise TypeError("the body is not an object: validate it first")
         if self._prefetch is _ABSENT:
             return dict(self.envelope)
         if self._raw_members is not None:
-            return {**self.envelope, PREFETCH: _decode_members(self._raw_members, keys, few_read, max_depth)}
+            return {**self.envelope, PREFETCH: _decode_members(self._raw_members, keys, max_depth)}
         if _parsed_too_deep(self._prefetch, max_depth):
             raise HookError(400, too_deep(max_depth, PREFETCH))
         return {**self.envelope, PREFETCH: self._prefetch}
@@ -186,30 +183,25 @@ def _by_member(raw: bytes, max_depth: int) -> HookBody:
     return HookBody(envelope, _value(prefetch, max_depth, PREFETCH), from_json=True)
 
 
-def _decode_members(
-    members: Mapping[str, msgspec.Raw], keys: Collection[str], few_read: Collection[str], max_depth: int
-) -> dict[str, Any]:
-    """The members named in ``keys``, decoded (those in ``few_read`` resource by resource); ``HookError``
-    400 when any member, read or not, nests deeper than ``max_depth`` (the limit is the body's)."""
+def _decode_members(members: Mapping[str, msgspec.Raw], keys: Collection[str], max_depth: int) -> dict[str, Any]:
+    """The members named in ``keys``, decoded; ``HookError`` 400 when any member, read or not, nests
+    deeper than ``max_depth`` (the limit is the body's)."""
     if members and max_depth < _MEMBER_LEVEL - 1:
         raise HookError(400, too_deep(max_depth, PREFETCH))
     for raw in members.values():
         if raw_nesting_exceeds(memoryview(raw).tobytes(), max_depth - (_MEMBER_LEVEL - 1)):
             raise HookError(400, too_deep(max_depth, PREFETCH))
-    decoded: dict[str, Any] = {}
-    for key, raw in members.items():
-        if key in keys:
-            where = f"{PREFETCH}.{key}"
-            decoded[key] = _value(raw, max_depth, where, lazily=key in few_read)
-    return decoded
+    return {key: _value(raw, max_depth, f"{PREFETCH}.{key}") for key, raw in members.items() if key in keys}
 
 
-def _value(raw: msgspec.Raw | bytes, max_depth: int, where: str | None, *, lazily: bool = False) -> Any:
-    """One JSON value as Python values (``lazily``: a Bundle's resources as ``hooks.lazy.LazyResource``)."""
+def _value(raw: msgspec.Raw | bytes, max_depth: int, where: str | None) -> Any:
+    """One JSON value as Python values."""
     try:
-        return decode_bundle(raw, where or "") if lazily else _VALUE.decode(raw)
+        return _VALUE.decode(raw)
     except msgspec.ValidationError as exc:  # the only one of an untyped decoder: a number beyond a double
-        raise HookError(400, out_of_range(where)) from exc
+        issue = Issue("A number in the request body is beyond the range of a 64-bit float", code="value",
+                      expression=where)  # fmt: skip
+        raise HookError(400, issue) from exc
     except RecursionError as exc:
         raise HookError(400, too_deep(max_depth, where)) from exc
 

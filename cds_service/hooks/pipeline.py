@@ -29,15 +29,10 @@ from cds_service.observability import metrics
 from cds_service.observability.audit import current_audit
 from cds_service.order.model import OrderStage
 from cds_service.order.parser import NotAKetamineOrder, find_ketamine_requests, parse_order
-from cds_service.record import kinds
 from cds_service.record.builder import build_record as _build_record
 from cds_service.rules import engine
 
 log = logging.getLogger(__name__)
-
-# Kinds of data of which the record reads only a few resources out of many (record.builder: the newest
-# vitals.max_readings_per_kind readings of each kind): their Bundles are decoded resource by resource.
-READ_IN_PART = frozenset({kinds.BLOOD_PRESSURE, kinds.WEIGHT})
 
 
 def find_service(service_id: str) -> ServiceDefinition:
@@ -125,12 +120,9 @@ def checked_envelope(service: ServiceDefinition, request: HookBody) -> Mapping[s
 
 
 def with_prefetch(service: ServiceDefinition, request: HookBody, max_depth: int) -> Mapping[str, Any]:
-    """The request with the prefetch members the service's templates name, decoded (vital signs resource
-    by resource: the record reads only the newest few); ``HookError`` 400 when the prefetch nests deeper
-    than ``max_depth``."""
-    keys = {key.key for key in service.prefetch}
-    few_read = {key.key for key in service.prefetch if key.kind in READ_IN_PART}
-    return request.with_prefetch(keys, max_depth, few_read=few_read)
+    """The request with the prefetch members the service's templates name, decoded; ``HookError`` 400
+    when the prefetch nests deeper than ``max_depth``."""
+    return request.with_prefetch({key.key for key in service.prefetch}, max_depth)
 
 
 def _require(resolution: PrefetchResolution) -> None:

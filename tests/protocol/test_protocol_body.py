@@ -155,18 +155,18 @@ def test_another_drug_decodes_no_prefetch_member(kb: Any, monkeypatch: pytest.Mo
 
 
 def test_a_ketamine_order_decodes_the_members_the_templates_name(kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[tuple[set[str], set[str]]] = []
+    asked: list[set[str]] = []
     original = body_module._decode_members
 
-    def spy(members: Any, keys: Any, few_read: Any, max_depth: int) -> Any:
-        asked.append((set(keys), set(few_read)))
-        return original(members, keys, few_read, max_depth)
+    def spy(members: Any, keys: Any, max_depth: int) -> Any:
+        asked.append(set(keys))
+        return original(members, keys, max_depth)
 
     monkeypatch.setattr(body_module, "_decode_members", spy)
     client = create_app(settings(), kb=kb).test_client()
     response = client.post(SIGN, data=_raw(hook_request(prefetch=full_prefetch())), content_type="application/json")
     assert response.status_code == 200
-    assert asked == [(set(full_prefetch()), {"bloodPressure", "bodyWeight"})]  # vital signs: read in part
+    assert asked == [set(full_prefetch())]
 
 
 @pytest.mark.parametrize(("declared", "status"), [(-10, 400), (0, 200), (10, 400)])
