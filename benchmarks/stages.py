@@ -34,6 +34,7 @@ from cds_service.hooks.body import decode_hook_body
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.context import validate_request
 from cds_service.hooks.limits import raw_nesting_exceeds
+from cds_service.hooks.pipeline import with_prefetch
 from cds_service.knowledge.loader import load_knowledge
 from cds_service.observability.audit import current_audit
 from cds_service.order.model import OrderStage
@@ -64,7 +65,6 @@ def stage_times(workload: Workload, calls: int) -> dict[str, float]:
     settings = Settings(auth_enabled=False)
     depth = settings.max_json_depth
     service = SERVICES[SERVICE_ID]
-    keys = {key.key for key in service.prefetch}
     raw = json.dumps(workload.body).encode()
     request = decode_hook_body(raw, depth)
     envelope = request.envelope
@@ -72,20 +72,20 @@ def stage_times(workload: Workload, calls: int) -> dict[str, float]:
     now = datetime.now(UTC)
     allowlist = ServerAllowlist(settings.fhir_server_allowlist)
     orders = find_ketamine_requests(draft_orders, None, kb)
-    body = request.with_prefetch(keys, depth)
+    body = with_prefetch(service, request, depth)
     resolution = resolve_prefetch(
         service.prefetch, body, settings=settings, allowlist=allowlist, session=None, audit=current_audit()
     )
     record = build_record(resolution.resources, kb, available=resolution.available, gaps=resolution.gaps)
     order = parse_order(orders[0], draft_orders, kb, OrderStage.SIGN) if orders else None
-    members = [json.dumps(value).encode() for value in body.get("prefetch", {}).values()]
+    members = [json.dumps(value).encode() for value in workload.body.get("prefetch", {}).values()]
     stages: dict[str, Callable[[], object]] = {
         "json.loads of the body (the floor pays it too)": lambda: json.loads(raw),
         "envelope decode (msgspec, prefetch kept raw)": lambda: decode_hook_body(raw, depth),
         "envelope schema check": lambda: validate_request(service, request.schema_view(), parsed_json=True),
         "ketamine scan": lambda: find_ketamine_requests(draft_orders, None, kb),
         "- prefetch nesting check (raw members)": lambda: [raw_nesting_exceeds(m, depth - 2) for m in members],
-        "prefetch nesting check and decode": lambda: request.with_prefetch(keys, depth),
+        "prefetch nesting check and decode": lambda: with_prefetch(service, request, depth),
         "prefetch resolution": lambda: resolve_prefetch(
             service.prefetch, body, settings=settings, allowlist=allowlist, session=None, audit=current_audit()
         ),
