@@ -12,19 +12,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from cds_service.config import Settings
-from cds_service.fhir.allowlist import ServerAllowlist
-from cds_service.fhir.prefetch import resolve_prefetch
-from cds_service.hooks.catalog import SERVICES
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import kinds
-from cds_service.record.builder import build_record
 from cds_service.record.model import (
     NORMALISED_BP_DECIMALS,
     NORMALISED_BP_TEXT,
@@ -36,6 +32,7 @@ from cds_service.record.model import (
 from cds_service.sandbox.requests import build_request, load_template, service_id
 from tests.conftest import NOW
 from tests.realfeeds.fhir_server import FhirServer
+from tests.realfeeds.pipeline_record import record_for
 from tests.sandbox.sandbox_support import FHIR_BASE, card_pairs
 
 LOINC, ICD, UCUM = "http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm", "http://unitsofmeasure.org"
@@ -365,15 +362,9 @@ def request_for(shape: Shape, hook: str, *, server: FhirServer | None) -> dict[s
 def record_of(body: dict[str, Any], kb: Knowledge, server: FhirServer) -> PatientRecord:
     """The record the pipeline builds for ``body`` (its prefetch, or what it reads from the server)."""
     settings = Settings(auth_enabled=False, fhir_server_allowlist=(server.base_url, FHIR_BASE))
-    resolution = resolve_prefetch(
-        SERVICES["ketamine-order-sign"].prefetch, body, settings=settings,
-        allowlist=ServerAllowlist(settings.fhir_server_allowlist), now=NOW,
-    )  # fmt: skip
+    record, resolution = record_for(body, kb, settings)
     assert resolution.gaps == () and resolution.unobtainable_required == (), resolution.gaps
-    return build_record(
-        resolution.resources, kb, available=resolution.available, gaps=resolution.gaps,
-        patient_id=body["context"]["patientId"], now=NOW, zone=UTC,
-    )  # fmt: skip
+    return record
 
 
 @pytest.mark.parametrize("mode", ["prefetch", "fhir-server"])
