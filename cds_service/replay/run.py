@@ -1,0 +1,488 @@
+"""One replay run: index the export, replay every patient on all cores, write the report. Restartable.
+
+The work directory holds the run's state: ``run.json`` (what the run is), ``index.sqlite`` (the export
+grouped by patient) and ``results.sqlite`` (one row per patient done, committed as results arrive). A run
+that is interrupted (Ctrl-C, SIGTERM, a lost pod) continues with ``--resume`` where it stopped: files already
+indexed are not read again, patients already replayed are not replayed again. The directory holds a copy of
+patient data: it is created private (0700) and removed when the report is written (``--keep-work`` keeps it).
+
+Patients are replayed in worker processes (``--workers``, default: the CPUs this process may use), each with
+its own read-only connection to the index and its own knowledge base; the parent hands out small batches of
+patient ids, never more than a few per worker at a time, so memory stays flat however large the export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final, TextIO
+
+from cds_service.knowledge.loader import load_knowledge
+from cds_service.knowledge.model import Knowledge
+from cds_service.replay import ids
+from cds_service.replay.document import build_document
+from cds_service.replay.evaluate import ReplayService, read_types
+from cds_service.replay.index import ExportIndex
+from cds_service.replay.patient import Plan, referenced_medications, replay_patient
+from cds_service.replay.progress import Progress
+from cds_service.replay.shard import Shard
+from cds_service.replay.source import SourceFile, discover
+from cds_service.replay.tally import PatientResult, Tally
+
+INDEX_VERSION: Final = 1  # bump when the index layout or what it keeps changes
+_BATCH: Final = 16  # patients per task handed to a worker
+_PAGE: Final = 1000  # patient ids read from the index at a time
+_IN_FLIGHT_PER_WORKER: Final = 3
+
+
+class RunError(Exception):
+    """The run cannot start or go on (exit status 2); the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    sources: tuple[str, ...]
+    plan: Plan
+    template_name: str | None
+    shard: Shard
+    workers: int
+    work_dir: Path
+    resume: bool = False
+    keep_work: bool = False
+    rules_config: str | None = None
+    progress: bool = True  # progress and the closing summary line on stderr
+
+
+@dataclass
+class RunSummary:
+    document: dict[str, Any]
+    patients: int = 0
+    replayed_now: int = 0  # patients replayed by this invocation (the rest were done before a resume)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run(options: RunOptions, kb: Knowledge, *, with_ids: Path | None = None, err: TextIO = sys.stderr) -> RunSummary:
+    """Replay the export and return the report document; ``with_ids``: also write the chart-review list."""
+    files = discover(options.sources)  # SourceError: missing or empty SOURCE
+    try:
+        ReplayService(kb, options.plan.hook)  # the knowledge base must serve this plan
+    except ValueError as exc:
+        raise RunError(str(exc)) from exc
+    types = read_types(options.plan.hook)
+    parameters = run_parameters(options)
+    work = WorkDir.open(options.work_dir, resume=options.resume, err=err if options.progress else None)
+    try:
+        work.claim(_run_key(files, options, parameters, kb.version, types))
+        timings: dict[str, float] = {}
+        started = time.monotonic()
+        index = _index(work, files, options, types, err)
+        timings["index"] = time.monotonic() - started
+        stats = index.input_stats()
+        if not sum(stats.resources.values()) and not sum(stats.ignored_types.values()):
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.problems.counts.items())) or "no problem"
+            raise RunError(f"SOURCE holds no FHIR resource ({len(files)} file(s) read; {kinds})")
+        started = time.monotonic()
+        with _ResultStore(work.results_path) as results:
+            replayed = _replay_all(index, results, options, work, err)
+            timings["replay"] = time.monotonic() - started
+            tally = Tally()
+            for result in results.all():
+                tally.add(result)
+            if with_ids is not None:
+                ids.write_list(with_ids, results.rows())
+            patients = index.patient_count()
+        index.close()
+        document = build_document(parameters, kb.version, stats, tally)
+    except BaseException:
+        work.release()
+        raise
+    work.finish(keep=options.keep_work)
+    return RunSummary(document, patients, replayed, timings)
+
+
+def run_parameters(options: RunOptions) -> dict[str, Any]:
+    """What the run is, as the report states it: everything that changes a figure, nothing that does not."""
+    plan = options.plan
+    return {
+        "mode": plan.mode,
+        "hook": plan.hook,
+        "order_template": options.template_name,
+        "cohort": plan.cohort if plan.mode == "order" else None,
+        "now": plan.now.isoformat().replace("+00:00", "Z") if plan.now else None,
+        "sources": list(options.sources),
+        "shard": None if options.shard.is_whole else str(options.shard),
+    }
+
+
+def _run_key(
+    files: Sequence[SourceFile],
+    options: RunOptions,
+    parameters: Mapping[str, Any],
+    kb_version: str,
+    types: frozenset[str],
+) -> dict[str, str]:
+    """Fingerprints of the index (files and shard) and of the whole run (plus the plan and knowledge base)."""
+    listing = []
+    for file in files:
+        stat = file.path.stat()
+        listing.append([file.label, stat.st_size, stat.st_mtime_ns])
+    index_key = _digest(
+        {"version": INDEX_VERSION, "files": listing, "shard": str(options.shard), "types": sorted(types)}
+    )
+    plan = options.plan
+    run_key = _digest({"index": index_key, "parameters": parameters, "template": plan.template, "kb": kb_version})
+    return {"index": index_key, "run": run_key, "parameters": json.dumps(parameters, sort_keys=True)}
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------- work dir
+
+
+class WorkDir:
+    """The run's private state directory, locked while a run uses it."""
+
+    def __init__(self, path: Path, resume: bool, err: TextIO | None) -> None:
+        self.path = path
+        self.resume = resume
+        self.err = err
+        self._lock: int | None = None
+
+    @classmethod
+    def open(cls, path: Path, *, resume: bool, err: TextIO | None) -> WorkDir:
+        work = cls(path, resume, err)
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise RunError(f"work directory {path}: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            raise RunError(
+                f"work directory {path} is in use by another replay; give each run its own --work-dir"
+            ) from exc
+        work._lock = fd
+        return work
+
+    @property
+    def index_path(self) -> Path:
+        return self.path / "index.sqlite"
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / "results.sqlite"
+
+    def claim(self, key: Mapping[str, str]) -> None:
+        """Start this run here, or continue it with ``--resume``. Without --resume, any earlier state is
+        replaced, except an index of the very same files and shard (it is kept and reused)."""
+        meta = self.path / "run.json"
+        before: dict[str, str] | None = None
+        with contextlib.suppress(OSError, ValueError):
+            before = json.loads(meta.read_text())
+        if before is not None and self.resume:
+            if before.get("run") != key["run"]:
+                raise RunError(
+                    f"--resume: the work directory {self.path} holds another run ({_difference(before, key)}); "
+                    "run without --resume to start over, or give another --work-dir"
+                )
+            self._say(f"replay: resuming the run in {self.path}")
+            return
+        if before is not None:
+            self._say(f"replay: starting over in {self.path} (--resume continues an interrupted run)")
+        self._clear(keep_index=before is not None and before.get("index") == key["index"])
+        meta.write_text(json.dumps(dict(key)))
+
+    def _clear(self, *, keep_index: bool) -> None:
+        for child in self.path.iterdir():
+            if child.name == "lock" or (keep_index and child.name.startswith("index.sqlite")):
+                continue
+            if child.is_dir():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+    def _say(self, text: str) -> None:
+        if self.err is not None:
+            self.err.write(text + "\n")
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def finish(self, *, keep: bool) -> None:
+        """Done: remove the directory (it holds patient data) unless asked to keep it."""
+        self.release()
+        if not keep:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def saved_parameters(work_dir: Path) -> dict[str, Any] | None:
+    """The parameters of the run whose state is in ``work_dir`` (None when there is none)."""
+    try:
+        saved = json.loads((work_dir / "run.json").read_text())
+        parameters: dict[str, Any] = json.loads(saved["parameters"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return parameters
+
+
+def _difference(before: Mapping[str, str], key: Mapping[str, str]) -> str:
+    try:
+        old, new = json.loads(before.get("parameters", "{}")), json.loads(key["parameters"])
+    except ValueError:
+        return "its parameters cannot be read"
+    changed = [name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
+    if changed:
+        return "different " + ", ".join(changed)
+    if before.get("index") != key["index"]:
+        return "the export's files have changed since"
+    return "a different order template or knowledge base"
+
+
+# ---------------------------------------------------------------------------------------------- index
+
+
+def _index(
+    work: WorkDir, files: Sequence[SourceFile], options: RunOptions, types: frozenset[str], err: TextIO
+) -> ExportIndex:
+    key = json.loads((work.path / "run.json").read_text())["index"]
+    index = ExportIndex.build(work.index_path, key)
+    if index.complete:
+        return index
+    sizes = [f.path.stat().st_size for f in files]
+    progress = Progress(err, enabled=options.progress, label="replay: reading", total=sum(sizes) // 1024, unit="KiB")
+    for n, file in enumerate(files):
+        if not index.file_done(n):
+            index.add_file(n, file, options.shard, types)
+        progress.advance(sizes[n] // 1024)
+    progress.close()
+    index.finish()
+    return index
+
+
+# ---------------------------------------------------------------------------------------------- results
+
+
+class _ResultStore:
+    """results.sqlite: one row per patient replayed, JSON of its ``PatientResult``."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS results(patient TEXT PRIMARY KEY, body TEXT NOT NULL)")
+
+    def __enter__(self) -> _ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+
+    def done_among(self, keys: Sequence[str]) -> set[str]:
+        marks = ",".join("?" * len(keys))
+        return {k for (k,) in self._db.execute(f"SELECT patient FROM results WHERE patient IN ({marks})", keys)}
+
+    def add(self, rows: Sequence[tuple[str, str]]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?)", rows)
+        self._db.execute("COMMIT")
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    def all(self) -> Iterator[PatientResult]:
+        for (body,) in self._db.execute("SELECT body FROM results ORDER BY patient"):
+            yield PatientResult.from_json(json.loads(body))
+
+    def rows(self) -> Iterator[tuple[str, PatientResult]]:
+        for key, body in self._db.execute("SELECT patient, body FROM results ORDER BY patient"):
+            yield key, PatientResult.from_json(json.loads(body))
+
+
+def _pending(index: ExportIndex, results: _ResultStore) -> Iterator[list[str]]:
+    """Batches of patient ids not replayed yet, in id order, read from the index a page at a time."""
+    after: str | None = None
+    batch: list[str] = []
+    while True:
+        keys = index.patients_after(after, _PAGE)
+        if not keys:
+            break
+        after = keys[-1]
+        done = results.done_among(keys)
+        for key in keys:
+            if key not in done:
+                batch.append(key)
+                if len(batch) == _BATCH:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
+
+
+def _replay_all(index: ExportIndex, results: _ResultStore, options: RunOptions, work: WorkDir, err: TextIO) -> int:
+    total = index.patient_count()
+    already = results.count()
+    progress = Progress(err, enabled=options.progress, label="replay: patients", total=total, unit="patients")
+    progress.done = already
+    replayed = 0
+
+    def store(rows: list[tuple[str, str]]) -> None:
+        nonlocal replayed
+        results.add(rows)
+        replayed += len(rows)
+        progress.advance(len(rows))
+
+    args = (str(work.index_path), options.plan, options.rules_config)
+    with _terminate_as_interrupt():
+        if options.workers <= 1:
+            worker = _Worker(*args)
+            try:
+                for batch in _pending(index, results):
+                    store(worker.replay(batch))
+            finally:
+                worker.close()
+        else:
+            _replay_in_pool(index, results, options.workers, args, store)
+    progress.close()
+    return replayed
+
+
+def _replay_in_pool(
+    index: ExportIndex,
+    results: _ResultStore,
+    workers: int,
+    args: tuple[str, Plan, str | None],
+    store: Any,
+) -> None:
+    limit = workers * _IN_FLIGHT_PER_WORKER
+    executor = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=args
+    )
+    in_flight: set[Future[list[tuple[str, str]]]] = set()
+    try:
+        for batch in _pending(index, results):
+            while len(in_flight) >= limit:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    store(future.result())
+            in_flight.add(executor.submit(_replay_batch, batch))
+        for future in in_flight:
+            store(future.result())
+        in_flight = set()
+    finally:
+        for future in in_flight:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a pod being stopped) ends the run like Ctrl-C: results so far are kept for --resume."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------------------------------------- workers
+
+
+class _Worker:
+    """What a worker process keeps between batches: the index, the knowledge base, the service."""
+
+    def __init__(self, index_path: str, plan: Plan, rules_config: str | None) -> None:
+        self.index = ExportIndex.reader(Path(index_path))
+        self.plan = plan
+        self.service = ReplayService(load_knowledge(rules_config), plan.hook)
+        self.places = self.index.places()
+        self.log = _LogCounter()
+
+    def replay(self, keys: Sequence[str]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        with self.log.capturing():
+            for key in keys:
+                stored = self.index.resources_of(key)
+                medications = self.index.medications(referenced_medications(stored))
+                result = replay_patient(key, stored, medications, self.service, self.plan, self.places)
+                counts = self.log.take()
+                if counts:
+                    result = PatientResult(result.in_export, result.left_out, result.orders, result.problems, counts)
+                out.append((key, json.dumps(result.to_json(), separators=(",", ":"))))
+        return out
+
+    def close(self) -> None:
+        self.index.close()
+
+
+class _LogCounter(logging.Handler):
+    """Counts the service's log records (WARNING and above) by logger and level, instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[f"{record.name} {record.levelname}"] += 1
+
+    def take(self) -> tuple[tuple[str, int], ...]:
+        taken = tuple(sorted(self.counts.items()))
+        self.counts.clear()
+        return taken
+
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[None]:
+        logger = logging.getLogger("cds_service")
+        propagate = logger.propagate
+        logger.addHandler(self)
+        logger.propagate = False
+        try:
+            yield
+        finally:
+            logger.removeHandler(self)
+            logger.propagate = propagate
+
+
+_WORKER: _Worker | None = None
+
+
+def _start_worker(index_path: str, plan: Plan, rules_config: str | None) -> None:
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _WORKER = _Worker(index_path, plan, rules_config)
+
+
+def _replay_batch(keys: list[str]) -> list[tuple[str, str]]:
+    if _WORKER is None:  # pragma: no cover - the pool always runs the initializer first
+        raise RuntimeError("replay worker not started")
+    return _WORKER.replay(keys)
