@@ -9,6 +9,9 @@
 | absent (or no ``prefetch`` at all)     | read from fhirServer (allowlisted only), all such keys in parallel |
 | unobtainable                           | a data gap; 412 when k is required                              |
 
+A record kind fed by several keys (medication history: requests and statements; scores: by category and by
+code) counts as available only when every one of its keys was obtained.
+
 Nothing here raises for bad data: every failure becomes a ``DataGap`` or an entry of
 ``unobtainable_required`` (the pipeline turns those into 412).
 """
@@ -127,10 +130,10 @@ def resolve_prefetch(
     gaps: list[DataGap] = []
     unobtainable: list[DataGap] = []
     available: set[str] = set()
+    incomplete: set[str] = set()  # a kind is available only when every key that feeds it was obtained
     for key in keys:
         res = results[key.key]
-        if res.obtained:
-            available.add(key.kind)
+        (available if res.obtained else incomplete).add(key.kind)
         if res.gap:
             gap = DataGap(key.key, res.gap)
             (unobtainable if key.required and not res.obtained else gaps).append(gap)
@@ -138,7 +141,7 @@ def resolve_prefetch(
         gaps.append(DataGap(MEDICATION_GAP_KEY, medication_gap))
     return PrefetchResolution(
         resources=tuple(resources),
-        available=frozenset(available),
+        available=frozenset(available - incomplete),
         gaps=tuple(gaps),
         unobtainable_required=tuple(unobtainable),
         states={k: r.state for k, r in results.items()},

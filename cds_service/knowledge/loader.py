@@ -1,8 +1,9 @@
 """Load the knowledge base from the versioned data files, apply a deployment override, validate.
 
 ``load_knowledge()`` reads ``data/``: ``thresholds.yaml`` (values), ``valuesets/*.json`` (FHIR ValueSets),
-``medications.json``, ``seeds.yaml``, ``override-reasons.yaml``, ``assessments.yaml``,
-``local-score-codes.yaml`` and every ``topics-*.yaml``. A deployment file (YAML or JSON, named by
+``medications.json``, ``seeds.yaml``, ``references.yaml`` (the bibliography), ``override-reasons.yaml``,
+``assessments.yaml``, ``local-score-codes.yaml`` and every ``topics/<domain>.yaml`` (each topic names its
+``references``; an unknown key is a ``KnowledgeError``). A deployment file (YAML or JSON, named by
 ``KETAMINE_CDS_RULES_CONFIG``) may change thresholds, add local score codes and add value-set codes; it is
 validated against a JSON Schema built from the bundled knowledge, and any problem raises ``KnowledgeError``
 naming the file, the key and the problem, so the service refuses to start instead of running on a guess.
@@ -31,6 +32,7 @@ from cds_service.knowledge.model import (
     Knowledge,
     MedicationCatalog,
     Product,
+    Reference,
     Seed,
     Topic,
     ValueSet,
@@ -45,6 +47,9 @@ NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 INSTRUMENT_KEYS = {"madrs": "MADRS", "ham-d": "HAM-D", "hamd": "HAM-D"}  # override-file spelling -> Instrument
 
 _PLACEHOLDER = re.compile(r"\[\[([a-z0-9_.]+)\]\]")
+LABEL_REFERENCES = 3  # a card's source.label names at most this many of its topic's references
+REFERENCE_KINDS = ("guideline", "article", "label", "evidence-summary")
+_REFERENCE_SHORT_MAX = 45
 
 try:  # the C loader is several times faster; the pure-Python one is the fallback
     _YamlLoader: Any = yaml.CSafeLoader
@@ -92,14 +97,17 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
         version = f"{data_version}+site.{_override_marker(Path(override_file), override)}"
 
     reasons = _load_override_reasons(root / "override-reasons.yaml")
+    seeds = _load_seeds(root / "seeds.yaml")
+    references = _load_references(root / "references.yaml", seeds)
     return Knowledge(
         version=version,
         valuesets=MappingProxyType(valuesets),
         medications=_load_medications(root / "medications.json"),
         thresholds=MappingProxyType(thresholds),
-        topics=MappingProxyType(_load_topics(root, thresholds, reasons)),
-        seeds=MappingProxyType(_load_seeds(root / "seeds.yaml")),
+        topics=MappingProxyType(_load_topics(root, thresholds, reasons, references)),
+        seeds=MappingProxyType(seeds),
         local_score_codes=MappingProxyType(local_codes),
+        references=MappingProxyType(references),
         assessment_orders=MappingProxyType(_load_assessments(root / "assessments.yaml")),
     )
 
@@ -303,6 +311,47 @@ def _load_seeds(path: Path) -> dict[str, Seed]:
     }
 
 
+def _load_references(path: Path, seeds: Mapping[str, Seed]) -> dict[str, Reference]:
+    doc = _require_mapping(_read_yaml(path), str(path))
+    result: dict[str, Reference] = {}
+    for key, entry in _require_mapping(doc.get("references"), f"{path}: references").items():
+        where = f"{path}: references.{key}"
+        entry = _require_mapping(entry, where)
+        for name in ("short", "citation", "kind", "year"):
+            if entry.get(name) in (None, ""):
+                raise KnowledgeError(f"{where}.{name}: required")
+        short = str(entry["short"])
+        if len(short) > _REFERENCE_SHORT_MAX:
+            raise KnowledgeError(f"{where}.short: at most {_REFERENCE_SHORT_MAX} characters (it is card text)")
+        kind = str(entry["kind"])
+        if kind not in REFERENCE_KINDS:
+            raise KnowledgeError(f"{where}.kind: {kind!r} is not one of {', '.join(REFERENCE_KINDS)}")
+        year = entry["year"]
+        if isinstance(year, bool) or not isinstance(year, int):
+            raise KnowledgeError(f"{where}.year: expected a year")
+        cited_in = tuple(str(s) for s in entry.get("cited_in") or ())
+        unknown = [s for s in cited_in if s not in seeds]
+        if unknown:
+            raise KnowledgeError(f"{where}.cited_in: {unknown[0]!r} is not an evidence summary of seeds.yaml")
+        url = entry.get("url")
+        result[str(key)] = Reference(
+            key=str(key),
+            short=short,
+            citation=" ".join(str(entry["citation"]).split()),
+            kind=kind,
+            year=year,
+            url=str(url) if url else None,
+            cited_in=cited_in,
+            verified=" ".join(str(entry.get("verified", "")).split()),
+        )
+    return result
+
+
+def source_label(references: Mapping[str, Reference], keys: tuple[str, ...]) -> str:
+    """A card's ``source.label``: the short labels of a topic's first references ("VA/DoD MDD guideline 2022; ...")."""
+    return "; ".join(references[k].short for k in keys[:LABEL_REFERENCES])
+
+
 def _load_override_reasons(path: Path) -> tuple[tuple[str, str], ...]:
     doc = _require_mapping(_read_yaml(path), str(path))
     return tuple((str(r["code"]), str(r["display"])) for r in doc.get("reasons", ()))
@@ -333,11 +382,14 @@ def _load_local_score_codes(path: Path) -> dict[str, frozenset[tuple[str, str]]]
 
 
 def _load_topics(
-    root: Path, thresholds: Mapping[str, float | int | bool], default_reasons: tuple[tuple[str, str], ...]
+    root: Path,
+    thresholds: Mapping[str, float | int | bool],
+    default_reasons: tuple[tuple[str, str], ...],
+    references: Mapping[str, Reference],
 ) -> dict[str, Topic]:
-    """Every ``topics-*.yaml`` (written by the rules engineers); absent files or partial topics are tolerated."""
+    """Every ``topics/<domain>.yaml`` (one per ``rules/<domain>.py``); a topic defined twice is an error."""
     topics: dict[str, Topic] = {}
-    for path in sorted(root.glob("topics-*.yaml")):
+    for path in sorted((root / "topics").glob("*.yaml")):
         doc = _read_yaml(path) or {}
         entries = _require_mapping(doc, str(path)).get("topics") or {}
         for code, raw in _require_mapping(entries, f"{path}: topics").items():
@@ -360,18 +412,43 @@ def _load_topics(
                     ),
                     indicator=indicator,
                 )
+            logic = fill_placeholders(str(raw.get("logic", "")), thresholds, where=where)
+            keys = _topic_references(raw, references, where)
             reasons = tuple((str(r["code"]), str(r["display"])) for r in raw.get("override_reasons") or ())
+            retired = raw.get("retired")
             topics[str(code)] = Topic(
                 code=str(code),
                 section=str(raw.get("section", "")),
                 title=str(raw.get("title", code)),
-                logic=fill_placeholders(str(raw.get("logic", "")), thresholds, where=where),
-                seeds=tuple(str(s) for s in raw.get("seeds") or ()),
-                source_label=str(raw.get("source_label", "")),
+                logic=logic,
+                seeds=tuple(sorted({s for k in keys for s in references[k].cited_in})),
+                source_label=source_label(references, keys),
                 variants=MappingProxyType(variants),
                 override_reasons=reasons or default_reasons,
+                references=keys,
+                retired=str(retired) if retired else None,
             )
     return topics
+
+
+def _topic_references(raw: Mapping[str, Any], references: Mapping[str, Reference], where: str) -> tuple[str, ...]:
+    """The topic's ``references:`` keys, each resolved in the bibliography; none, or an unknown one, stops the load."""
+    for retired_field in ("seeds", "source_label"):
+        if retired_field in raw:
+            raise KnowledgeError(
+                f"{where}.{retired_field}: no longer written by hand; list the published sources under "
+                "`references:` (keys of references.yaml): cards name them in source.label"
+            )
+    keys = raw.get("references")
+    if not isinstance(keys, list) or not keys:
+        raise KnowledgeError(f"{where}.references: required, a list of keys of references.yaml")
+    for key in keys:
+        if key not in references:
+            known = ", ".join(sorted(references))
+            raise KnowledgeError(f"{where}.references: unknown reference {key!r} (known: {known})")
+    if len(set(keys)) != len(keys):
+        raise KnowledgeError(f"{where}.references: a reference is listed twice")
+    return tuple(str(k) for k in keys)
 
 
 # ---------------------------------------------------------------------------------------------- override

@@ -155,24 +155,47 @@ class CardText:
 
 
 @dataclass(frozen=True)
+class Seed:
+    """A clinical evidence summary the rules were derived from (``seeds.yaml``); never named on a card."""
+
+    prefix: str  # "000"
+    title: str
+    citation: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published source behind the rules (``references.yaml``): what cards name and /docs/rules lists."""
+
+    key: str  # "vadod-mdd-2022": the name topics cite it by
+    short: str  # what a clinician recognises on a card: "VA/DoD MDD guideline 2022"
+    citation: str  # the full reference
+    kind: str  # guideline | article | label | evidence-summary
+    year: int
+    url: str | None = None
+    cited_in: tuple[str, ...] = ()  # the evidence summaries (seed prefixes) that cite it
+    verified: str = ""  # what was checked, and where
+
+
+@dataclass(frozen=True)
 class Topic:
-    """A rule topic of clinical-rules.md, with the texts and documentation generated from it."""
+    """A rule topic of clinical-rules.md, with the texts and documentation generated from it.
+
+    ``references`` are keys of ``Knowledge.references`` (resolved by the loader: an unknown key stops it);
+    ``source_label`` is built from their short labels; ``seeds`` are the evidence summaries that cite them.
+    A *retired* topic is kept only to document its retirement: no rule emits it.
+    """
 
     code: str  # public contract: never renamed
     section: str  # e.g. "1. Indication and treatment resistance (depression)"
     title: str
     logic: str  # the rule in plain words, with {threshold} placeholders filled from Thresholds
     seeds: tuple[str, ...]  # seed file prefixes, e.g. ("000", "001")
-    source_label: str  # card source.label: the guideline basis
+    source_label: str  # card source.label: the guideline basis, from the references' short labels
     variants: Mapping[str, CardText]
     override_reasons: tuple[tuple[str, str], ...] = ()  # (code, display)
-
-
-@dataclass(frozen=True)
-class Seed:
-    prefix: str  # "000"
-    title: str
-    citation: str
+    references: tuple[str, ...] = ()  # keys of Knowledge.references, most relevant first
+    retired: str | None = None  # why and since when the code is no longer emitted ("v2: ...")
 
 
 @dataclass(frozen=True)
@@ -187,6 +210,7 @@ class Knowledge:
     topics: Mapping[str, Topic]
     seeds: Mapping[str, Seed]
     local_score_codes: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    references: Mapping[str, Reference] = field(default_factory=dict)
     assessment_orders: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     # what ``derived`` has computed from this knowledge base (not part of its value: never compared or shown)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +121,13 @@ class BloodPressure:
     when: datetime | None
     systolic: float | None  # mm[Hg]
     diastolic: float | None
+    plausible: bool = True  # False: outside the configured plausible range; shown as such, never passes a check
 
     def evidence(self) -> Evidence:
         s = f"{self.systolic:g}" if self.systolic is not None else "?"
         d = f"{self.diastolic:g}" if self.diastolic is not None else "?"
-        return Evidence("Observation", self.resource_id, self.when, f"BP {s}/{d} mmHg")
+        shown = f"BP {s}/{d} mmHg" + ("" if self.plausible else " (implausible)")
+        return Evidence("Observation", self.resource_id, self.when, shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +136,12 @@ class BodyWeight:
     when: datetime | None
     kg: float
     as_recorded: str  # e.g. "154 [lb_av]"
+    plausible: bool = True  # False: outside the configured plausible range; never used to pass a check or rewrite
 
     def evidence(self) -> Evidence:
-        return Evidence("Observation", self.resource_id, self.when, f"weight {self.kg:.1f} kg ({self.as_recorded})")
+        implausible = "" if self.plausible else ", implausible"
+        shown = f"weight {self.kg:.1f} kg ({self.as_recorded}{implausible})"
+        return Evidence("Observation", self.resource_id, self.when, shown)
 
 
 class Instrument(StrEnum):
@@ -159,11 +165,21 @@ class SeverityScore:
 class PregnancyTest:
     resource_id: str | None
     when: datetime | None
-    positive: bool | None  # None: result not interpretable
+    positive: bool | None  # qualitative result or interpretation flag; None: neither says
+    iu_per_l: float | None = None  # quantitative result in IU/L (mIU/mL = IU/L); the rules apply the thresholds
+    comparator: str | None = None  # "<", "<=", ">=", ">" as sent with a quantitative result
+    unit_unreadable: bool = False  # a quantitative value whose unit could not be read ("hCG not readable")
 
     def evidence(self) -> Evidence:
-        result = {True: "positive", False: "negative", None: "result unreadable"}[self.positive]
-        return Evidence("Observation", self.resource_id, self.when, f"hCG test {result}")
+        if self.iu_per_l is not None and not self.unit_unreadable:
+            shown = f"hCG {self.comparator or ''}{self.iu_per_l:g} IU/L"
+            if self.positive is not None:
+                shown += f" ({'positive' if self.positive else 'negative'})"
+        elif self.unit_unreadable:
+            shown = "hCG result with a unit that could not be read"
+        else:
+            shown = "hCG test " + {True: "positive", False: "negative", None: "result unreadable"}[self.positive]
+        return Evidence("Observation", self.resource_id, self.when, shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +192,10 @@ class Administration:
 
     def evidence(self) -> Evidence:
         return Evidence("MedicationAdministration", self.resource_id, self.when, f"{self.ingredient} given")
+
+
+Reading = BloodPressure | BodyWeight | SeverityScore | PregnancyTest
+"""An Observation as the record reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +213,49 @@ class SkippedResource:
     resource_type: str
     resource_id: str | None
     problem: str  # e.g. "effectiveDateTime: not a FHIR dateTime"
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """Records of one kind that were not used, how many and why: the summary line they would have changed says so.
+
+    ``reason`` is plain words that complete "N records ... were not used because they <reason>" style phrases,
+    e.g. "are dated in the future", "belong to another patient", "could not be read", "conflict with a copy".
+    ``details`` carry what a clinician needs to act, never ids: e.g. "BP 190/120 mmHg dated 2026-12-10".
+    ``readings`` are the same set-aside readings as facts (for readings dated in the future and the copies
+    that lost to a more cautious one), so that a rule can judge them ("a reading of 190/120 is dated in the
+    future: verify") without parsing text. ``reason`` is one of the ``SET_ASIDE_*`` constants below.
+    """
+
+    kind: str  # record kind (``record/kinds.py``)
+    reason: str
+    count: int
+    details: tuple[str, ...] = ()
+    readings: tuple[Reading, ...] = ()
+
+
+# Why records were set aside (``SetAside.reason``): plain words after "N <kind> records ... ".
+SET_ASIDE_OTHER_PATIENT: Final = "belong to another patient"
+SET_ASIDE_FUTURE: Final = "are dated in the future"
+SET_ASIDE_CONFLICT: Final = "conflict with another copy of the same record (the more cautious copy was used)"
+SET_ASIDE_UNREADABLE: Final = "could not be read"
+
+
+@dataclass(frozen=True, slots=True)
+class Normalisation:
+    """A known real-feed deviation that was read safely (the cards say so), e.g. a time without an offset."""
+
+    kind: str  # record kind (``record/kinds.py``)
+    what: str  # plain words, e.g. "times without a time-zone offset read as UTC" (``NORMALISED_*`` below)
+    count: int
+
+
+# What was read safely (``Normalisation.what``); the time-zone one names the zone it was read in.
+NORMALISED_NO_OFFSET: Final = "times without a time-zone offset read as {zone} time"
+NORMALISED_LONE_OBJECT: Final = "a single entry sent where a list belongs, read as a list"
+NORMALISED_BP_TEXT: Final = "blood pressure sent as text, read as numbers"
+NORMALISED_BP_DECIMALS: Final = "blood pressure with decimals, rounded to whole mmHg"
+NORMALISED_CONFLICTING_COPIES: Final = "conflicting copies of one record, each read (the more cautious counts)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +291,8 @@ class PatientRecord:
     data_gaps: tuple[DataGap, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
     available: frozenset[str] = field(default_factory=frozenset)
+    set_aside: tuple[SetAside, ...] = ()
+    normalised: tuple[Normalisation, ...] = ()
 
     def conditions_in(self, category: str, *, active_only: bool = True) -> tuple[ConditionFact, ...]:
         return tuple(
@@ -236,3 +301,11 @@ class PatientRecord:
 
     def exposures_with_role(self, role: str) -> tuple[ExposurePeriod, ...]:
         return tuple(e for e in self.exposures if role in e.roles)
+
+    def set_aside_of(self, *kinds: str) -> tuple[SetAside, ...]:
+        """What was set aside among the records of these kinds."""
+        return tuple(s for s in self.set_aside if s.kind in kinds)
+
+    def normalised_of(self, *kinds: str) -> tuple[Normalisation, ...]:
+        """The deviations read safely among the records of these kinds."""
+        return tuple(n for n in self.normalised if n.kind in kinds)

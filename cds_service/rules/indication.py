@@ -90,7 +90,7 @@ _GAP_KEYS: dict[str, frozenset[str]] = {
     ),
     kinds.BLOOD_PRESSURE: frozenset({kinds.BLOOD_PRESSURE, "bloodPressure", "Observation"}),
     kinds.WEIGHT: frozenset({kinds.WEIGHT, "bodyWeight", "Observation"}),
-    kinds.SCORES: frozenset({kinds.SCORES, "depressionScores", "Observation"}),
+    kinds.SCORES: frozenset({kinds.SCORES, "depressionScores", "depressionScoresByCode", "Observation"}),
     kinds.PREGNANCY_TESTS: frozenset({kinds.PREGNANCY_TESTS, "pregnancyTests", "Observation"}),
     kinds.ADMINISTRATIONS: frozenset({kinds.ADMINISTRATIONS, "administrations", "MedicationAdministration"}),
 }

@@ -36,6 +36,8 @@ FALLBACK_PREFETCH: dict[str, str] = {
     "bodyWeight": "Observation?patient={{context.patientId}}&code="
     + ",".join(f"{_LOINC}|{c}" for c in ("29463-7", "3141-9")),
     "depressionScores": "Observation?patient={{context.patientId}}&category=survey",
+    "depressionScoresByCode": "Observation?patient={{context.patientId}}&code="
+    + ",".join(f"{_LOINC}|{c}" for c in ("44261-6", "89204-2")),
     "pregnancyTests": "Observation?patient={{context.patientId}}&code="
     + ",".join(f"{_LOINC}|{c}" for c in ("2106-3", "2112-1", "80384-1", "2118-8", "2110-5", "80385-8")),
     "administrations": "MedicationAdministration?patient={{context.patientId}}",

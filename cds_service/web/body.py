@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Request
 
+from cds_service.hooks.body import HookBody, decode_hook_body
 from cds_service.hooks.errors import HookError, Issue
 from cds_service.hooks.limits import nesting_exceeds, too_deep
 
@@ -19,13 +20,32 @@ def is_json_content_type(mimetype: str) -> bool:
 
 
 def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> Any:
-    """The parsed body; ``HookError`` 415 (not JSON), 413 (too large) or 400 (malformed or too deep)."""
-    return read_json_request(request, max_bytes=max_bytes, max_depth=max_depth)[0]
+    """The parsed body (``json.loads`` of all of it; the nesting of a top-level ``prefetch`` not checked);
+    ``HookError`` 415 (not JSON), 413 (too large) or 400 (malformed or too deep). For feedback and the
+    benchmark floor; a hook call is read by :func:`read_hook_body`."""
+    raw = read_json_bytes(request, max_bytes=max_bytes)
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise HookError(400, Issue("The request body is not UTF-8 text", code="structure")) from exc
+    except ValueError as exc:
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise HookError(400, Issue(f"The request body is not valid JSON{where}", code="structure")) from exc
+    except RecursionError as exc:  # the C parser's own guard, far deeper than max_depth
+        raise HookError(400, too_deep(max_depth)) from exc
+    if nesting_exceeds(body, max_depth, skip_keys=("prefetch",)):  # the benchmark floor: as it always was
+        raise HookError(400, too_deep(max_depth))
+    return body
 
 
-def read_json_request(request: Request, *, max_bytes: int, max_depth: int) -> tuple[Any, bytes]:
-    """The parsed body and its raw bytes (for the prefetch's nesting check, done only when the prefetch is
-    read); the errors of :func:`read_json_body`. The depth of a ``prefetch`` member is not checked here."""
+def read_hook_body(request: Request, *, max_bytes: int, max_depth: int) -> HookBody:
+    """A hook call's body: the envelope decoded, the prefetch kept raw until read
+    (``hooks.body.decode_hook_body``); the errors of :func:`read_json_body`."""
+    return decode_hook_body(read_json_bytes(request, max_bytes=max_bytes), max_depth)
+
+
+def read_json_bytes(request: Request, *, max_bytes: int) -> bytes:
+    """The raw body of a JSON request; ``HookError`` 415 (not JSON), 413 (too large), 400 (empty)."""
     if not is_json_content_type(request.mimetype):
         raise HookError(
             415,
@@ -42,15 +62,4 @@ def read_json_request(request: Request, *, max_bytes: int, max_depth: int) -> tu
         raise HookError(413, Issue(f"Request body is larger than {max_bytes} bytes", code="too-long"))
     if not raw.strip():
         raise HookError(400, Issue("The request body is empty", code="structure"))
-    try:
-        body = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise HookError(400, Issue("The request body is not UTF-8 text", code="structure")) from exc
-    except ValueError as exc:
-        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise HookError(400, Issue(f"The request body is not valid JSON{where}", code="structure")) from exc
-    except RecursionError as exc:  # the C parser's own guard, far deeper than max_depth
-        raise HookError(400, too_deep(max_depth)) from exc
-    if nesting_exceeds(body, max_depth, skip_keys=("prefetch",)):  # prefetch: checked when it is read
-        raise HookError(400, too_deep(max_depth))
-    return body, raw
+    return raw

@@ -152,8 +152,9 @@ def test_seeds_reasons_assessments_and_local_codes(kb: Knowledge) -> None:
 
 def test_topic_placeholders_are_filled_from_thresholds(tmp_path: Path) -> None:
     data = _copy_data(tmp_path)
-    (data / "topics-9.yaml").write_text(
+    (data / "topics" / "zz-test.yaml").write_text(
         "topics:\n  zz-test-topic:\n    title: BP\n    logic: 'No BP within [[bp.lookback_days]] days'\n"
+        "    references: [ketalar-pi]\n"
     )
     kb = load_knowledge(data_dir=data)
     assert kb.topics["zz-test-topic"].logic == "No BP within 30 days"
@@ -162,16 +163,23 @@ def test_topic_placeholders_are_filled_from_thresholds(tmp_path: Path) -> None:
 
 def test_topic_with_unknown_placeholder_is_a_clear_error(tmp_path: Path) -> None:
     data = _copy_data(tmp_path)
-    (data / "topics-9.yaml").write_text("topics:\n  x:\n    logic: 'over [[bp.no_such]]'\n")
-    with pytest.raises(KnowledgeError, match=r"topics-9.yaml: topics.x: \[\[bp.no_such\]\] is not a threshold"):
+    (data / "topics" / "zz-test.yaml").write_text("topics:\n  x:\n    logic: 'over [[bp.no_such]]'\n")
+    with pytest.raises(KnowledgeError, match=r"zz-test.yaml: topics.x: \[\[bp.no_such\]\] is not a threshold"):
         load_knowledge(data_dir=data)
 
 
 def test_missing_topic_files_are_tolerated(tmp_path: Path) -> None:
     data = _copy_data(tmp_path)
-    for path in data.glob("topics-*.yaml"):
+    for path in (data / "topics").glob("*.yaml"):
         path.unlink()
     assert load_knowledge(data_dir=data).topics == {}
+
+
+def test_a_topic_defined_in_two_domain_files_is_a_clear_error(tmp_path: Path) -> None:
+    data = _copy_data(tmp_path)
+    (data / "topics" / "zz-test.yaml").write_text("topics:\n  psychosis:\n    title: again\n")
+    with pytest.raises(KnowledgeError, match=r"topics.psychosis: topic defined twice"):
+        load_knowledge(data_dir=data)
 
 
 def test_default_knowledge_reads_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

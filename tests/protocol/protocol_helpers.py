@@ -80,6 +80,7 @@ def full_prefetch() -> dict[str, Any]:
         "bloodPressure": bundle(),
         "bodyWeight": bundle(),
         "depressionScores": bundle(),
+        "depressionScoresByCode": bundle(),
         "pregnancyTests": bundle(),
         "administrations": bundle(),
     }

@@ -154,7 +154,7 @@ def test_no_prefetch_at_all_fetches_every_key_and_reads_patient() -> None:
     res = resolve(hook_request(fhir_server=FHIR))
     assert set(res.states.values()) == {"fetched"}
     assert res.available == kinds.ALL
-    assert len(responses.calls) == 9
+    assert len(responses.calls) == len(KEYS) == 10
     assert not any("Authorization" in c.request.headers for c in responses.calls)  # no token, none sent
 
 
