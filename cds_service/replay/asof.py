@@ -30,10 +30,11 @@ Why these dates:
   from disappearing. Status changes that carry no date cannot be undone (the export is a snapshot); they
   stay as exported.
 
-Dates are read as the service reads them (``record.dates.parse_fhir_datetime``): a partial date counts from
+Dates are read as the service's record builder reads them: a dateTime without an offset in the deployment's
+time zone (``zone``: ``KETAMINE_CDS_LOCAL_TIMEZONE``, default UTC; ``record.normalise``), a partial date from
 its first instant (``2026-03-05`` is midnight UTC, so a resource dated on the order's day without a time is
-kept), and a dateTime without an offset is read as UTC. A resource with no usable date is kept: it cannot be
-placed in time, and the record uses it as history, never as recent.
+kept; ``record.dates``). A resource with no usable date is kept: it cannot be placed in time, and the record
+uses it as history, never as recent.
 
 Replay applies this to the export *before* the prefetch is answered: the EHR, asked at the instant for the
 newest 20 blood pressures, would have answered with the newest 20 up to then.
@@ -42,48 +43,67 @@ newest 20 blood pressures, would have answered with the newest 20 up to then.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from cds_service.record.dates import effective_time, parse_fhir_datetime, period_bounds
-from cds_service.record.fhirdata import status_code
+from cds_service.record.dates import effective_time, parse_fhir_datetime
+from cds_service.record.fhirdata import is_mapping, status_code
+from cds_service.record.normalise import Repairs
 
 _CONDITION_ENDED: Final = frozenset({"resolved", "inactive", "remission"})
 _STATEMENT_ENDED: Final = frozenset({"completed", "stopped"})
 _CLINICAL_STATUS_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 
 
-def as_of(resources: Iterable[Mapping[str, Any]], instant: datetime) -> list[Mapping[str, Any]]:
+def as_of(resources: Iterable[Mapping[str, Any]], instant: datetime, zone: tzinfo = UTC) -> list[Mapping[str, Any]]:
     """The resources known at ``instant`` (a timezone-aware datetime), as they stood then (see module docs).
 
     Resources are never modified: one whose later end date is undone is returned as a changed copy.
     """
+    dates = _Dates(zone)
     kept: list[Mapping[str, Any]] = []
     for resource in resources:
-        when = known_from(resource)
+        when = dates.known_from(resource)
         if when is not None and when > instant:
             continue
-        kept.append(_as_it_stood(resource, instant))
+        kept.append(_as_it_stood(resource, instant, dates))
     return kept
 
 
-def known_from(resource: Mapping[str, Any]) -> datetime | None:
+def known_from(resource: Mapping[str, Any], zone: tzinfo = UTC) -> datetime | None:
     """The instant from which ``resource`` was known (module table); None when it has no usable date."""
-    rtype = resource.get("resourceType")
-    if rtype == "Observation" or rtype == "MedicationAdministration":
-        return effective_time(resource)  # effective[x], period start (else end), then issued
-    if rtype == "MedicationRequest":
-        return parse_fhir_datetime(resource.get("authoredOn"))
-    if rtype == "Condition":
-        onset = parse_fhir_datetime(resource.get("onsetDateTime")) or _first(period_bounds(resource.get("onsetPeriod")))
-        return _later(onset, parse_fhir_datetime(resource.get("recordedDate")))
-    if rtype == "MedicationStatement":
-        return _later(effective_time(resource), parse_fhir_datetime(resource.get("dateAsserted")))
-    return None
+    return _Dates(zone).known_from(resource)
 
 
-def _first(bounds: tuple[datetime | None, datetime | None]) -> datetime | None:
-    return bounds[0] or bounds[1]
+class _Dates:
+    """FHIR dates read as the record builder reads them, a dateTime without an offset in ``zone``."""
+
+    def __init__(self, zone: tzinfo) -> None:
+        self._repairs = Repairs(zone)
+
+    def at(self, value: object) -> datetime | None:
+        return parse_fhir_datetime(self._repairs.localise(value) or value)
+
+    def period(self, period: object) -> datetime | None:
+        """A period's start, else its end."""
+        return (self.at(period.get("start")) or self.at(period.get("end"))) if is_mapping(period) else None
+
+    def effective(self, resource: Mapping[str, Any]) -> datetime | None:
+        """effective[x] (a period's start, else its end), then ``issued``, as ``record.dates.effective_time``."""
+        return effective_time(self._repairs.observation_dates(resource, "as-of"))
+
+    def known_from(self, resource: Mapping[str, Any]) -> datetime | None:
+        rtype = resource.get("resourceType")
+        if rtype == "Observation" or rtype == "MedicationAdministration":
+            return self.effective(resource)
+        if rtype == "MedicationRequest":
+            return self.at(resource.get("authoredOn"))
+        if rtype == "Condition":
+            onset = self.at(resource.get("onsetDateTime")) or self.period(resource.get("onsetPeriod"))
+            return _later(onset, self.at(resource.get("recordedDate")))
+        if rtype == "MedicationStatement":
+            return _later(self.effective(resource), self.at(resource.get("dateAsserted")))
+        return None
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -92,19 +112,17 @@ def _later(a: datetime | None, b: datetime | None) -> datetime | None:
     return max(a, b)
 
 
-def _as_it_stood(resource: Mapping[str, Any], instant: datetime) -> Mapping[str, Any]:
+def _as_it_stood(resource: Mapping[str, Any], instant: datetime, dates: _Dates) -> Mapping[str, Any]:
     rtype = resource.get("resourceType")
     if rtype == "Condition":
-        return _condition_then(resource, instant)
+        return _condition_then(resource, instant, dates)
     if rtype == "MedicationStatement":
-        return _statement_then(resource, instant)
+        return _statement_then(resource, instant, dates)
     return resource
 
 
-def _condition_then(resource: Mapping[str, Any], instant: datetime) -> Mapping[str, Any]:
-    ended = parse_fhir_datetime(resource.get("abatementDateTime"))
-    if ended is None:
-        ended = _first(period_bounds(resource.get("abatementPeriod")))
+def _condition_then(resource: Mapping[str, Any], instant: datetime, dates: _Dates) -> Mapping[str, Any]:
+    ended = dates.at(resource.get("abatementDateTime")) or dates.period(resource.get("abatementPeriod"))
     if ended is None or ended <= instant:
         return resource
     then = {k: v for k, v in resource.items() if not k.startswith("abatement")}
@@ -113,10 +131,10 @@ def _condition_then(resource: Mapping[str, Any], instant: datetime) -> Mapping[s
     return then
 
 
-def _statement_then(resource: Mapping[str, Any], instant: datetime) -> Mapping[str, Any]:
+def _statement_then(resource: Mapping[str, Any], instant: datetime, dates: _Dates) -> Mapping[str, Any]:
     period = resource.get("effectivePeriod")
-    _start, end = period_bounds(period)
-    if end is None or end <= instant or not isinstance(period, Mapping):
+    end = dates.at(period.get("end")) if is_mapping(period) else None
+    if end is None or end <= instant or not is_mapping(period):
         return resource
     then = dict(resource)
     then["effectivePeriod"] = {k: v for k, v in period.items() if k != "end"}

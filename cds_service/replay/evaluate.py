@@ -4,9 +4,11 @@ Replay gives the service exactly what an EHR would: a CDS Hooks request for the 
 draft order in ``context.draftOrders`` and every prefetch key filled the way the service's own templates
 (``hooks.catalog``) ask, answered from the patient's resources by the sandbox's in-memory FHIR search
 (``sandbox.fhir_query.FixtureServer``: codes, categories, ``_sort``, ``_count``, ``_include``). It then runs
-the service's own steps, in the order of ``hooks.pipeline.handle_hook_call``: request validation, the ketamine
-scan, prefetch resolution, the record builder, the rules engine and the card renderer. There is no second
-copy of any rule, and no HTTP, authentication or FHIR fallback (the prefetch is always complete).
+the service's own steps, in the order of ``hooks.pipeline.handle_hook_call`` (and with its helpers): request
+validation, the ketamine scan, the prefetch (depth check, resolution), the record builder, the rules engine and
+the card renderer. There is no second copy of any rule, and no HTTP, authentication or FHIR fallback (the
+prefetch is always complete). The settings that change an answer are the service's own: the environment's
+``KETAMINE_CDS_LOCAL_TIMEZONE`` (dates without an offset) and ``KETAMINE_CDS_MAX_JSON_DEPTH``.
 
 What the web app does besides is left out on purpose: ``handle_hook_call`` ends with ``_account``, which
 writes card metrics and feedback-store records. A replay must leave no trace in either (a card nobody was
@@ -18,11 +20,12 @@ silent observer, and the rest of replay does not change.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from cds_service.cards.render import render_cards
@@ -30,9 +33,10 @@ from cds_service.config import Settings
 from cds_service.fhir.allowlist import ServerAllowlist
 from cds_service.fhir.prefetch import resolve_prefetch
 from cds_service.fhir.templates import fill
+from cds_service.hooks.body import HookBody
 from cds_service.hooks.catalog import SERVICES, ServiceDefinition
-from cds_service.hooks.context import validate_request
 from cds_service.hooks.errors import HookError
+from cds_service.hooks.pipeline import checked_envelope, with_prefetch
 from cds_service.knowledge.model import Knowledge
 from cds_service.observability.audit import RequestAudit
 from cds_service.order.model import OrderStage
@@ -53,7 +57,6 @@ _FHIR_BASE: Final = "https://fhir.replay.invalid/r4"
 _NS: Final = uuid.UUID("0d5e3f62-6f0c-4c55-9d1e-5b2a7f3c9e41")
 # Value sets whose active conditions make "an active depressive disorder" (--cohort depression)
 DEPRESSION_VALUESETS: Final = ("depression", "bipolar-depression")
-_SETTINGS: Final = Settings(auth_enabled=False)
 _NO_SERVERS: Final = ServerAllowlist(())
 
 
@@ -82,14 +85,26 @@ def read_types(hook: str) -> frozenset[str]:
 
 
 class ReplayService:
-    """The service of one hook with one knowledge base, called in-process and silently."""
+    """The service of one hook with one knowledge base, called in-process and silently.
 
-    def __init__(self, kb: Knowledge, hook: str) -> None:
+    ``settings``: the service's (default ``Settings.from_env()``: ``ConfigError`` names a malformed variable),
+    with authentication and the FHIR fallback off.
+    """
+
+    def __init__(self, kb: Knowledge, hook: str, settings: Settings | None = None) -> None:
         self.kb = kb
         self.service = service_for(hook)
+        self.settings = dataclasses.replace(
+            settings or Settings.from_env(), auth_enabled=False, fhir_server_allowlist=()
+        )
         missing = [key for key in DEPRESSION_VALUESETS if key not in kb.valuesets]
         if missing:
             raise ValueError(f"the knowledge base has no value set {', '.join(missing)} for --cohort depression")
+
+    @property
+    def zone(self) -> tzinfo:
+        """Where a dateTime without an offset is read (``KETAMINE_CDS_LOCAL_TIMEZONE``)."""
+        return self.settings.local_zone
 
     # ------------------------------------------------------------------ what to replay
 
@@ -104,7 +119,7 @@ class ReplayService:
     def in_depression_cohort(self, resources: Iterable[Mapping[str, Any]]) -> bool:
         """An active depressive disorder, recognised by the service's record builder (codes, names, status)."""
         conditions = [r for r in resources if r.get("resourceType") == "Condition"]
-        record = build_record(conditions, self.kb, available=frozenset())
+        record = build_record(conditions, self.kb, available=frozenset(), zone=self.zone)
         return any(record.conditions_in(key) for key in DEPRESSION_VALUESETS)
 
     def template_order(
@@ -184,20 +199,35 @@ class ReplayService:
 
     def _answer(self, body: Mapping[str, Any], now: datetime) -> OrderOutcome:
         """``hooks.pipeline.handle_hook_call`` without its accounting (metrics, feedback store, audit)."""
-        service, kb = self.service, self.kb
-        validate_request(service, body, parsed_json=True)
-        context: Mapping[str, Any] = body["context"]
+        service, kb, settings = self.service, self.kb, self.settings
+        # every value came from a JSON decoder or is JSON-typed: the schema check may take its fast path
+        request = HookBody({k: v for k, v in body.items() if k != "prefetch"}, body["prefetch"], from_json=True)
+        envelope = checked_envelope(service, request)
+        context: Mapping[str, Any] = envelope["context"]
         draft_orders: Mapping[str, Any] = context["draftOrders"]
         selections = context.get("selections") if service.hook == "order-select" else None
         orders = find_ketamine_requests(draft_orders, selections, kb)
         if not orders:
             return OrderOutcome(200)
         resolution = resolve_prefetch(
-            service.prefetch, body, settings=_SETTINGS, allowlist=_NO_SERVERS, audit=RequestAudit()
+            service.prefetch,
+            with_prefetch(service, request, settings.max_json_depth),
+            settings=settings,
+            allowlist=_NO_SERVERS,
+            audit=RequestAudit(),
         )
         if resolution.unobtainable_required:
             return OrderOutcome(412)
-        record = build_record(resolution.resources, kb, available=resolution.available, gaps=resolution.gaps)
+        patient_id: str = context["patientId"]
+        record = build_record(
+            resolution.resources,
+            kb,
+            available=resolution.available,
+            gaps=resolution.gaps,
+            patient_id=patient_id,
+            now=now,
+            zone=settings.local_zone,
+        )
         stage = OrderStage.SELECT if service.hook == "order-select" else OrderStage.SIGN
         cards: list[dict[str, Any]] = []
         not_documented: list[str] = []
@@ -209,9 +239,7 @@ class ReplayService:
             evaluation = engine.evaluate(record, parsed, kb, now)
             not_documented.extend(c.criterion for c in evaluation.checks if c.status is CheckStatus.UNDOCUMENTED)
             cards.extend(
-                render_cards(
-                    evaluation, resource, parsed.reference, kb, base_url=CARD_BASE_URL, patient_id=context["patientId"]
-                )
+                render_cards(evaluation, resource, parsed.reference, kb, base_url=CARD_BASE_URL, patient_id=patient_id)
             )
         return OrderOutcome(
             status=200,

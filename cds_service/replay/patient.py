@@ -100,7 +100,7 @@ def _template(
     now = plan.now
     if _deceased(patient, now):
         return PatientResult(True, DECEASED, problems=problems)
-    known = as_of(resources, now)
+    known = as_of(resources, now, service.zone)
     if plan.cohort == "depression" and not service.in_depression_cohort(known):
         return PatientResult(True, NOT_IN_COHORT, problems=problems)
     order, notes = service.template_order(plan.template, patient_id=key, now=now, resources=known)
@@ -133,7 +133,7 @@ def _actual(
             more_problems.append(("order-without-date", place(position[id(order)])))
             continue
         others = [r for r in resources if r is not order]
-        known = as_of(others, instant)
+        known = as_of(others, instant, service.zone)
         draft = {**order, "status": "draft"}
         own = [m for m in medications if _medication_id(order) == m.get("id")]
         outcome = service.evaluate([*known, *medications], draft, patient_id=key, now=instant, medications=own)

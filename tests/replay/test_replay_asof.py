@@ -198,3 +198,12 @@ def test_malformed_values_never_raise() -> None:
         {"resourceType": "Observation", "effectivePeriod": []},
     ]
     assert len(as_of(odd, AT)) == len(odd)
+
+
+@pytest.mark.parametrize(("zone", "expected"), [("UTC", False), ("Europe/Berlin", True), ("America/New_York", False)])
+def test_a_time_without_an_offset_is_read_in_the_deployments_zone(zone: str, expected: bool) -> None:
+    from zoneinfo import ZoneInfo
+
+    naive = blood_pressure("p", "o", "2025-06-10T13:30:00", 120, 80)  # 11:30Z in Berlin (summer), 17:30Z in New York
+    assert bool(as_of([naive], AT, ZoneInfo(zone))) is expected
+    assert (known_from(naive, ZoneInfo(zone)) == instant("2025-06-10T11:30:00Z")) is (zone == "Europe/Berlin")

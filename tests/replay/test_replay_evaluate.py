@@ -172,3 +172,18 @@ def test_a_replay_run_leaves_nothing_in_metrics_or_the_feedback_store(tmp_path: 
     probe = "from cds_service.observability import metrics; metrics.observe_cards('s', [('t', 'info')])"
     subprocess.run([sys.executable, "-c", probe], env=env, check=True, timeout=60)
     assert list(metrics_dir.iterdir()) != []
+
+
+def test_the_service_settings_that_change_an_answer_come_from_the_environment(
+    kb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cds_service.config import ConfigError
+
+    monkeypatch.setenv("KETAMINE_CDS_LOCAL_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("KETAMINE_CDS_AUTH", "on")
+    service = ReplayService(kb, "order-sign")
+    assert str(service.zone) == "Europe/Berlin"
+    assert service.settings.auth_enabled is False and service.settings.fhir_server_allowlist == ()
+    monkeypatch.setenv("KETAMINE_CDS_LOCAL_TIMEZONE", "Mars/Olympus_Mons")
+    with pytest.raises(ConfigError, match="KETAMINE_CDS_LOCAL_TIMEZONE"):
+        ReplayService(kb, "order-sign")

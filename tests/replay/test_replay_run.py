@@ -346,3 +346,11 @@ def test_an_order_the_service_fails_on_is_counted_and_named(
                            "2025-06-01", "--work-dir", tmp_path / "w")  # fmt: skip
     assert template["problems"]["evaluation-error"]["examples"] == [{"file": str(export / "Patient.0.ndjson"),
                                                                      "line": 1}]  # fmt: skip
+
+
+def test_a_malformed_service_setting_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KETAMINE_CDS_LOCAL_TIMEZONE", "Nowhere/Special")
+    code, _out, err = replay(capsys, export, "--actual-orders", "--work-dir", tmp_path / "w")
+    assert code == 2 and "KETAMINE_CDS_LOCAL_TIMEZONE" in err and "Traceback" not in err
