@@ -23,6 +23,7 @@ import shutil
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -445,14 +446,19 @@ class _Worker:
 
 
 class _LogCounter(logging.Handler):
-    """Counts the service's log records (WARNING and above) by logger and level, instead of printing them."""
+    """Counts the replay's service log records (WARNING and above) by logger and level, instead of printing
+    them; records of other threads of the process go on to the root logger's handlers as usual."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__()
         self.counts: Counter[str] = Counter()
+        self._thread: int | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.counts[f"{record.name} {record.levelname}"] += 1
+        if record.thread != self._thread:
+            logging.getLogger().handle(record)
+        elif record.levelno >= logging.WARNING:
+            self.counts[f"{record.name} {record.levelname}"] += 1
 
     def take(self) -> tuple[tuple[str, int], ...]:
         taken = tuple(sorted(self.counts.items()))
@@ -463,6 +469,7 @@ class _LogCounter(logging.Handler):
     def capturing(self) -> Iterator[None]:
         logger = logging.getLogger("cds_service")
         propagate = logger.propagate
+        self._thread = threading.get_ident()
         logger.addHandler(self)
         logger.propagate = False
         try:

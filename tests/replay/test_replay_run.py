@@ -354,3 +354,21 @@ def test_a_malformed_service_setting_is_a_usage_error(
     monkeypatch.setenv("KETAMINE_CDS_LOCAL_TIMEZONE", "Nowhere/Special")
     code, _out, err = replay(capsys, export, "--actual-orders", "--work-dir", tmp_path / "w")
     assert code == 2 and "KETAMINE_CDS_LOCAL_TIMEZONE" in err and "Traceback" not in err
+
+
+def test_service_warnings_are_counted_and_other_threads_logs_left_alone(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import threading
+
+    from cds_service.replay.run import _LogCounter
+
+    counter = _LogCounter()
+    service_log = logging.getLogger("cds_service.cards.render")
+    with caplog.at_level(logging.INFO), counter.capturing():
+        service_log.warning("a summary was shortened")
+        service_log.info("not a warning")
+        other = threading.Thread(target=lambda: logging.getLogger("cds_service.feedback").warning("store away"))
+        other.start()
+        other.join()
+    assert counter.take() == (("cds_service.cards.render WARNING", 1),)
+    assert [r.getMessage() for r in caplog.records] == ["store away"]
