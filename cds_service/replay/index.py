@@ -146,6 +146,10 @@ class ExportIndex:
             if key is None:
                 problem(Problem("no-patient", file.label, position))
                 continue
+            rid = resource.get("id")
+            if not isinstance(rid, str) or not rid:  # a FHIR server would have given it one: so does replay
+                problem(Problem("no-id", file.label, position))  # counted by every shard, as all input is
+                resource = {**resource, "id": f"replay-{n}-{position}"}
             if not shard.owns(key):
                 continue
             body = json.dumps(with_canonical_reference(resource, key), separators=(",", ":"))

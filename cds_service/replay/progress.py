@@ -13,13 +13,14 @@ _LOG_SECONDS = 60.0
 class Progress:
     """``advance(n)`` as work is done, ``close()`` at the end. Silent when ``enabled`` is False."""
 
-    def __init__(self, stream: TextIO, *, enabled: bool, label: str, total: int, unit: str) -> None:
+    def __init__(self, stream: TextIO, *, enabled: bool, label: str, total: int, unit: str, done: int = 0) -> None:
+        """``done``: work done before (a resumed run): counted in the bar, not in the rate."""
         self.stream = stream
         self.enabled = enabled
         self.label = label
         self.total = max(total, 0)
         self.unit = unit
-        self.done = 0
+        self.done = self._before = done
         self.started = time.monotonic()
         self._terminal = enabled and _is_terminal(stream)
         self._shown = 0.0 if self._terminal else self.started  # a log line only once a minute has passed
@@ -40,7 +41,7 @@ class Progress:
 
     def rate(self) -> float:
         elapsed = time.monotonic() - self.started
-        return self.done / elapsed if elapsed > 0 else 0.0
+        return (self.done - self._before) / elapsed if elapsed > 0 else 0.0
 
     def _show(self, *, final: bool) -> None:
         rate = self.rate()

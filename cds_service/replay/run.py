@@ -39,7 +39,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.replay import ids
 from cds_service.replay.document import build_document
 from cds_service.replay.evaluate import ReplayService, read_types
-from cds_service.replay.index import ExportIndex
+from cds_service.replay.index import ExportIndex, InputStats
 from cds_service.replay.patient import Plan, referenced_medications, replay_patient
 from cds_service.replay.progress import Progress
 from cds_service.replay.shard import Shard
@@ -72,10 +72,12 @@ class RunOptions:
 
 @dataclass
 class RunSummary:
-    document: dict[str, Any]
-    patients: int = 0
+    stats: InputStats  # what reading the export found
+    tally: Tally = field(default_factory=Tally)
+    document: dict[str, Any] = field(default_factory=dict)  # the report
+    patients: int = 0  # patients of this shard in the export
     replayed_now: int = 0  # patients replayed by this invocation (the rest were done before a resume)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # "index", "replay": wall time of each phase
 
 
 def run(options: RunOptions, kb: Knowledge, *, with_ids: Path | None = None, err: TextIO = sys.stderr) -> RunSummary:
@@ -89,32 +91,45 @@ def run(options: RunOptions, kb: Knowledge, *, with_ids: Path | None = None, err
     parameters = run_parameters(options)
     work = WorkDir.open(options.work_dir, resume=options.resume, err=err if options.progress else None)
     try:
-        work.claim(_run_key(files, options, parameters, kb.version, types))
-        timings: dict[str, float] = {}
-        started = time.monotonic()
-        index = _index(work, files, options, types, err)
-        timings["index"] = time.monotonic() - started
-        stats = index.input_stats()
+        with _terminate_as_interrupt():
+            work.claim(_run_key(files, options, parameters, kb.version, types))
+            summary = _run_in(work, files, options, types, with_ids, err)
+    except BaseException:
+        work.release()
+        raise
+    work.finish(keep=options.keep_work)
+    summary.document = build_document(parameters, kb.version, summary.stats, summary.tally)
+    return summary
+
+
+def _run_in(
+    work: WorkDir,
+    files: Sequence[SourceFile],
+    options: RunOptions,
+    types: frozenset[str],
+    with_ids: Path | None,
+    err: TextIO,
+) -> RunSummary:
+    started = time.monotonic()
+    index = _index(work, files, options, types, err)
+    try:
+        summary = RunSummary(stats=index.input_stats(), seconds={"index": time.monotonic() - started})
+        stats = summary.stats
         if not sum(stats.resources.values()) and not sum(stats.ignored_types.values()):
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.problems.counts.items())) or "no problem"
             raise RunError(f"SOURCE holds no FHIR resource ({len(files)} file(s) read; {kinds})")
         started = time.monotonic()
         with _ResultStore(work.results_path) as results:
-            replayed = _replay_all(index, results, options, work, err)
-            timings["replay"] = time.monotonic() - started
-            tally = Tally()
+            summary.replayed_now = _replay_all(index, results, options, work, err)
+            summary.seconds["replay"] = time.monotonic() - started
             for result in results.all():
-                tally.add(result)
+                summary.tally.add(result)
             if with_ids is not None:
                 ids.write_list(with_ids, results.rows())
-            patients = index.patient_count()
+        summary.patients = index.patient_count()
+        return summary
+    finally:
         index.close()
-        document = build_document(parameters, kb.version, stats, tally)
-    except BaseException:
-        work.release()
-        raise
-    work.finish(keep=options.keep_work)
-    return RunSummary(document, patients, replayed, timings)
 
 
 def run_parameters(options: RunOptions) -> dict[str, Any]:
@@ -344,8 +359,9 @@ def _pending(index: ExportIndex, results: _ResultStore) -> Iterator[list[str]]:
 def _replay_all(index: ExportIndex, results: _ResultStore, options: RunOptions, work: WorkDir, err: TextIO) -> int:
     total = index.patient_count()
     already = results.count()
-    progress = Progress(err, enabled=options.progress, label="replay: patients", total=total, unit="patients")
-    progress.done = already
+    progress = Progress(
+        err, enabled=options.progress, label="replay: patients", total=total, unit="patients", done=already
+    )
     replayed = 0
 
     def store(rows: list[tuple[str, str]]) -> None:
@@ -355,16 +371,15 @@ def _replay_all(index: ExportIndex, results: _ResultStore, options: RunOptions, 
         progress.advance(len(rows))
 
     args = (str(work.index_path), options.plan, options.rules_config)
-    with _terminate_as_interrupt():
-        if options.workers <= 1:
-            worker = _Worker(*args)
-            try:
-                for batch in _pending(index, results):
-                    store(worker.replay(batch))
-            finally:
-                worker.close()
-        else:
-            _replay_in_pool(index, results, options.workers, args, store)
+    if options.workers <= 1:
+        worker = _Worker(*args)
+        try:
+            for batch in _pending(index, results):
+                store(worker.replay(batch))
+        finally:
+            worker.close()
+    else:
+        _replay_in_pool(index, results, options.workers, args, store)
     progress.close()
     return replayed
 

@@ -40,6 +40,7 @@ PROBLEM_KINDS: Final[Mapping[str, str]] = {
     "not-fhir": "a JSON file that is neither a FHIR resource nor a Bundle: skipped",
     "truncated-gzip": "a compressed file that ends early or is corrupt: what came before was used, the rest skipped",
     "no-patient": "a resource of a type the service reads, with no patient reference: not used",
+    "no-id": "a resource without an id: used, with an id made for the replay (as a FHIR server would give one)",
     "patient-not-in-export": "resources of a patient whose Patient resource is not in the export: not replayed",
     "medication-not-in-export": "a medicationReference to a Medication that is not in the export: the service "
     "could not tell what the drug was",

@@ -372,3 +372,16 @@ def test_service_warnings_are_counted_and_other_threads_logs_left_alone(caplog: 
         other.join()
     assert counter.take() == (("cds_service.cards.render WARNING", 1),)
     assert [r.getMessage() for r in caplog.records] == ["store away"]
+
+
+def test_a_resource_without_an_id_is_used_and_counted(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    nameless = blood_pressure("p", "x", "2025-02-27T09:00:00Z", 191, 121)
+    del nameless["id"]
+    with_id = {**nameless, "id": "bp"}
+    orders = [patient("p"), ketamine_order("p", "k", "2025-03-01T10:00:00Z")]
+    one = replay_json(capsys, write_ndjson(tmp_path / "a", [[*orders, nameless]]), "--actual-orders",
+                      "--work-dir", tmp_path / "w")  # fmt: skip
+    other = replay_json(capsys, write_ndjson(tmp_path / "b", [[*orders, with_id]]), "--actual-orders",
+                        "--work-dir", tmp_path / "w")  # fmt: skip
+    assert one["orders_refused"] == {} and one["topics"] == other["topics"]
+    assert one["input"]["problems"]["no-id"]["count"] == 1
