@@ -14,11 +14,13 @@ import os
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from cds_service.replay.patient import ACTUAL_ORDERS, TEMPLATE_ORDER, Plan
 from cds_service.replay.report import FORMATS, render
 from cds_service.replay.shard import WHOLE, Shard
+
+if TYPE_CHECKING:
+    from cds_service.replay.patient import Plan
 
 USAGE = (
     "ketamine-cds replay SOURCE [SOURCE ...] (--actual-orders | --order TEMPLATE) [options]\n"
@@ -180,6 +182,8 @@ def _merge(args: argparse.Namespace, err: TextIO) -> int:
 def _plan(args: argparse.Namespace, *, saved_now: str | None = None) -> tuple[Plan, str | None]:
     """The plan of the command line; ``saved_now``: the instant of the run being resumed (when --now is not
     given, a resumed template run keeps its instant, even on another day)."""
+    from cds_service.replay.patient import ACTUAL_ORDERS, TEMPLATE_ORDER, Plan  # the service: loaded when used
+
     if args.actual_orders == bool(args.order):
         raise UsageError("give exactly one of --actual-orders and --order TEMPLATE")
     if args.actual_orders:

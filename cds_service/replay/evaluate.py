@@ -49,7 +49,6 @@ from cds_service.sandbox.requests import latest_weight_kg, materialize_order
 
 log = logging.getLogger(__name__)
 
-HOOKS: Final = tuple(sorted({s.hook for s in SERVICES.values()} & {"order-select", "order-sign"}))
 REPLAY_USER: Final = "Practitioner/ketamine-cds-replay"
 # Card links are made from this base; it is never fetched and never leaves the replay.
 CARD_BASE_URL: Final = "https://ketamine-cds.replay.invalid"

@@ -1,31 +1,24 @@
-"""One replay run: index the export, replay every patient on all cores, write the report. Restartable.
+"""One replay run: index the export, replay every patient on all cores, sum the results. Restartable.
 
-The work directory holds the run's state: ``run.json`` (what the run is), ``index.sqlite`` (the export
-grouped by patient) and ``results.sqlite`` (one row per patient done, committed as results arrive). A run
-that is interrupted (Ctrl-C, SIGTERM, a lost pod) continues with ``--resume`` where it stopped: files already
-indexed are not read again, patients already replayed are not replayed again. The directory holds a copy of
-patient data: it is created private (0700) and removed when the report is written (``--keep-work`` keeps it).
+The run's state lives in its work directory (``workdir``): the index, and one result row per patient done,
+committed as results arrive. A run that is interrupted (Ctrl-C, SIGTERM, a lost pod) continues with
+``--resume`` where it stopped: files already indexed are not read again, patients already replayed are not
+replayed again.
 
-Patients are replayed in worker processes (``--workers``, default: the CPUs this process may use), each with
-its own read-only connection to the index and its own knowledge base; the parent hands out small batches of
-patient ids, never more than a few per worker at a time, so memory stays flat however large the export.
+Patients are replayed in worker processes (``--workers``, default: the CPUs this process may use; ``worker``);
+the parent hands out small batches of patient ids, never more than a few per worker at a time, and stores the
+results, so memory stays flat however large the export.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
-import logging
-import os
-import shutil
 import signal
 import sqlite3
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -34,26 +27,25 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
 
-from cds_service.knowledge.loader import load_knowledge
 from cds_service.knowledge.model import Knowledge
 from cds_service.replay import ids
 from cds_service.replay.document import build_document
 from cds_service.replay.evaluate import ReplayService, read_types
 from cds_service.replay.index import ExportIndex, InputStats
-from cds_service.replay.patient import Plan, referenced_medications, replay_patient
+from cds_service.replay.patient import Plan
 from cds_service.replay.progress import Progress
 from cds_service.replay.shard import Shard
 from cds_service.replay.source import SourceFile, discover
 from cds_service.replay.tally import PatientResult, Tally
+from cds_service.replay.workdir import RunError, WorkDir, saved_parameters
+from cds_service.replay.worker import Worker, replay_batch, start_worker
+
+__all__ = ["RunError", "RunOptions", "RunSummary", "run", "run_parameters", "saved_parameters"]
 
 INDEX_VERSION: Final = 1  # bump when the index layout or what it keeps changes
 _BATCH: Final = 16  # patients per task handed to a worker
 _PAGE: Final = 1000  # patient ids read from the index at a time
 _IN_FLIGHT_PER_WORKER: Final = 3
-
-
-class RunError(Exception):
-    """The run cannot start or go on (exit status 2); the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -170,112 +162,6 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-# ---------------------------------------------------------------------------------------------- work dir
-
-
-class WorkDir:
-    """The run's private state directory, locked while a run uses it."""
-
-    def __init__(self, path: Path, resume: bool, err: TextIO | None) -> None:
-        self.path = path
-        self.resume = resume
-        self.err = err
-        self._lock: int | None = None
-
-    @classmethod
-    def open(cls, path: Path, *, resume: bool, err: TextIO | None) -> WorkDir:
-        work = cls(path, resume, err)
-        try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path / "lock", os.O_CREAT | os.O_RDWR, 0o600)
-        except OSError as exc:
-            raise RunError(f"work directory {path}: {exc.strerror or exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            raise RunError(
-                f"work directory {path} is in use by another replay; give each run its own --work-dir"
-            ) from exc
-        work._lock = fd
-        return work
-
-    @property
-    def index_path(self) -> Path:
-        return self.path / "index.sqlite"
-
-    @property
-    def results_path(self) -> Path:
-        return self.path / "results.sqlite"
-
-    def claim(self, key: Mapping[str, str]) -> None:
-        """Start this run here, or continue it with ``--resume``. Without --resume, any earlier state is
-        replaced, except an index of the very same files and shard (it is kept and reused)."""
-        meta = self.path / "run.json"
-        before: dict[str, str] | None = None
-        with contextlib.suppress(OSError, ValueError):
-            before = json.loads(meta.read_text())
-        if before is not None and self.resume:
-            if before.get("run") != key["run"]:
-                raise RunError(
-                    f"--resume: the work directory {self.path} holds another run ({_difference(before, key)}); "
-                    "run without --resume to start over, or give another --work-dir"
-                )
-            self._say(f"replay: resuming the run in {self.path}")
-            return
-        if before is not None:
-            self._say(f"replay: starting over in {self.path} (--resume continues an interrupted run)")
-        self._clear(keep_index=before is not None and before.get("index") == key["index"])
-        meta.write_text(json.dumps(dict(key)))
-
-    def _clear(self, *, keep_index: bool) -> None:
-        for child in self.path.iterdir():
-            if child.name == "lock" or (keep_index and child.name.startswith("index.sqlite")):
-                continue
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-
-    def _say(self, text: str) -> None:
-        if self.err is not None:
-            self.err.write(text + "\n")
-
-    def release(self) -> None:
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
-
-    def finish(self, *, keep: bool) -> None:
-        """Done: remove the directory (it holds patient data) unless asked to keep it."""
-        self.release()
-        if not keep:
-            shutil.rmtree(self.path, ignore_errors=True)
-
-
-def saved_parameters(work_dir: Path) -> dict[str, Any] | None:
-    """The parameters of the run whose state is in ``work_dir`` (None when there is none)."""
-    try:
-        saved = json.loads((work_dir / "run.json").read_text())
-        parameters: dict[str, Any] = json.loads(saved["parameters"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return parameters
-
-
-def _difference(before: Mapping[str, str], key: Mapping[str, str]) -> str:
-    try:
-        old, new = json.loads(before.get("parameters", "{}")), json.loads(key["parameters"])
-    except ValueError:
-        return "its parameters cannot be read"
-    changed = [name for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)]
-    if changed:
-        return "different " + ", ".join(changed)
-    if before.get("index") != key["index"]:
-        return "the export's files have changed since"
-    return "a different order template or knowledge base"
-
-
 # ---------------------------------------------------------------------------------------------- index
 
 
@@ -372,7 +258,7 @@ def _replay_all(index: ExportIndex, results: _ResultStore, options: RunOptions, 
 
     args = (str(work.index_path), options.plan, options.rules_config)
     if options.workers <= 1:
-        worker = _Worker(*args)
+        worker = Worker(*args)
         try:
             for batch in _pending(index, results):
                 store(worker.replay(batch))
@@ -393,7 +279,7 @@ def _replay_in_pool(
 ) -> None:
     limit = workers * _IN_FLIGHT_PER_WORKER
     executor = ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("spawn"), initializer=_start_worker, initargs=args
+        max_workers=workers, mp_context=get_context("spawn"), initializer=start_worker, initargs=args
     )
     in_flight: set[Future[list[tuple[str, str]]]] = set()
     try:
@@ -402,7 +288,7 @@ def _replay_in_pool(
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     store(future.result())
-            in_flight.add(executor.submit(_replay_batch, batch))
+            in_flight.add(executor.submit(replay_batch, batch))
         for future in in_flight:
             store(future.result())
         in_flight = set()
@@ -430,81 +316,3 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-# ---------------------------------------------------------------------------------------------- workers
-
-
-class _Worker:
-    """What a worker process keeps between batches: the index, the knowledge base, the service."""
-
-    def __init__(self, index_path: str, plan: Plan, rules_config: str | None) -> None:
-        self.index = ExportIndex.reader(Path(index_path))
-        self.plan = plan
-        self.service = ReplayService(load_knowledge(rules_config), plan.hook)
-        self.places = self.index.places()
-        self.log = _LogCounter()
-
-    def replay(self, keys: Sequence[str]) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        with self.log.capturing():
-            for key in keys:
-                stored = self.index.resources_of(key)
-                medications = self.index.medications(referenced_medications(stored))
-                result = replay_patient(key, stored, medications, self.service, self.plan, self.places)
-                counts = self.log.take()
-                if counts:
-                    result = PatientResult(result.in_export, result.left_out, result.orders, result.problems, counts)
-                out.append((key, json.dumps(result.to_json(), separators=(",", ":"))))
-        return out
-
-    def close(self) -> None:
-        self.index.close()
-
-
-class _LogCounter(logging.Handler):
-    """Counts the replay's service log records (WARNING and above) by logger and level, instead of printing
-    them; records of other threads of the process go on to the root logger's handlers as usual."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts: Counter[str] = Counter()
-        self._thread: int | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self._thread:
-            logging.getLogger().handle(record)
-        elif record.levelno >= logging.WARNING:
-            self.counts[f"{record.name} {record.levelname}"] += 1
-
-    def take(self) -> tuple[tuple[str, int], ...]:
-        taken = tuple(sorted(self.counts.items()))
-        self.counts.clear()
-        return taken
-
-    @contextlib.contextmanager
-    def capturing(self) -> Iterator[None]:
-        logger = logging.getLogger("cds_service")
-        propagate = logger.propagate
-        self._thread = threading.get_ident()
-        logger.addHandler(self)
-        logger.propagate = False
-        try:
-            yield
-        finally:
-            logger.removeHandler(self)
-            logger.propagate = propagate
-
-
-_WORKER: _Worker | None = None
-
-
-def _start_worker(index_path: str, plan: Plan, rules_config: str | None) -> None:
-    global _WORKER
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the pool
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _WORKER = _Worker(index_path, plan, rules_config)
-
-
-def _replay_batch(keys: list[str]) -> list[tuple[str, str]]:
-    if _WORKER is None:  # pragma: no cover - the pool always runs the initializer first
-        raise RuntimeError("replay worker not started")
-    return _WORKER.replay(keys)

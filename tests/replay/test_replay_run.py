@@ -360,9 +360,9 @@ def test_service_warnings_are_counted_and_other_threads_logs_left_alone(caplog: 
     import logging
     import threading
 
-    from cds_service.replay.run import _LogCounter
+    from cds_service.replay.worker import LogCounter
 
-    counter = _LogCounter()
+    counter = LogCounter()
     service_log = logging.getLogger("cds_service.cards.render")
     with caplog.at_level(logging.INFO), counter.capturing():
         service_log.warning("a summary was shortened")

@@ -12,6 +12,7 @@ from replay_support import AFTER_EVERYTHING, generated, replay, replay_json, wri
 from cds_service.replay import run as run_module
 from cds_service.replay.index import ExportIndex
 from cds_service.replay.shard import Shard, bucket
+from cds_service.replay.worker import Worker
 
 COUNT = 36
 MODES = {
@@ -109,7 +110,7 @@ def test_merge_refuses_what_is_not_one_run(capsys: pytest.CaptureFixture[str], e
 def interrupt_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> list[int]:
     """Make the in-process worker stop the run (as Ctrl-C would) after ``batches`` batches; count patients."""
     replayed: list[int] = []
-    real = run_module._Worker.replay
+    real = Worker.replay
 
     def replay_then_stop(self: Any, keys: Any) -> Any:
         if len(replayed) >= batches:
@@ -117,7 +118,7 @@ def interrupt_after(monkeypatch: pytest.MonkeyPatch, batches: int) -> list[int]:
         replayed.append(len(keys))
         return real(self, keys)
 
-    monkeypatch.setattr(run_module._Worker, "replay", replay_then_stop)
+    monkeypatch.setattr(Worker, "replay", replay_then_stop)
     return replayed
 
 
@@ -196,7 +197,7 @@ def test_a_template_run_resumes_at_its_own_instant(
 
 
 def test_two_runs_never_share_a_work_directory(export: Path, tmp_path: Path) -> None:
-    from cds_service.replay.run import RunError, WorkDir
+    from cds_service.replay.workdir import RunError, WorkDir
 
     first = WorkDir.open(tmp_path / "w", resume=False, err=None)
     with pytest.raises(RunError, match="in use by another replay"):
