@@ -75,6 +75,11 @@ def known_from(resource: Mapping[str, Any], zone: tzinfo = UTC) -> datetime | No
     return _Dates(zone).known_from(resource)
 
 
+def read_instant(value: object, zone: tzinfo = UTC) -> datetime | None:
+    """A FHIR date or dateTime as the record builder reads it (module docs); None when it is not one."""
+    return _Dates(zone).at(value)
+
+
 class _Dates:
     """FHIR dates read as the record builder reads them, a dateTime without an offset in ``zone``."""
 

@@ -17,10 +17,11 @@ Tables::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -126,9 +127,23 @@ class ExportIndex:
         def problem(p: Problem) -> None:
             log.add(p.kind, (p.file, unit, p.position))
 
-        db.execute("BEGIN")
-        db.execute("DELETE FROM resources WHERE file=?", (n,))  # a file half-read before an interruption
-        db.execute("INSERT OR REPLACE INTO files(n, label, unit, done) VALUES (?, ?, ?, 0)", (n, file.label, unit))
+        with transaction(db):
+            db.execute("DELETE FROM resources WHERE file=?", (n,))  # a file half-read before an interruption
+            db.execute("INSERT OR REPLACE INTO files(n, label, unit, done) VALUES (?, ?, ?, 0)", (n, file.label, unit))
+            self._read_into(n, file, shard, read_types, stats, problem)
+            db.execute("UPDATE files SET done=1, stats=? WHERE n=?", (json.dumps(stats.to_json()), n))
+        return stats
+
+    def _read_into(
+        self,
+        n: int,
+        file: SourceFile,
+        shard: Shard,
+        read_types: frozenset[str],
+        stats: InputStats,
+        problem: Callable[[Problem], None],
+    ) -> None:
+        db = self._db
         rows: list[tuple[str, str, int, int, str]] = []
         medications: list[tuple[str, str]] = []
         for position, resource in read_resources(file, problem):
@@ -162,23 +177,19 @@ class ExportIndex:
                 medications.clear()
         db.executemany("INSERT INTO resources VALUES (?, ?, ?, ?, ?)", rows)
         db.executemany("INSERT OR IGNORE INTO medications VALUES (?, ?)", medications)
-        db.execute("UPDATE files SET done=1, stats=? WHERE n=?", (json.dumps(stats.to_json()), n))
-        db.execute("COMMIT")
-        return stats
 
     def finish(self) -> None:
         """Index the resources by patient and list the patients (idempotent)."""
         if self.complete:
             return
         db = self._db
-        db.execute("BEGIN")
-        db.execute("CREATE INDEX IF NOT EXISTS resources_by_patient ON resources(patient, file, position)")
-        db.execute("DELETE FROM patients")
-        db.execute(
-            "INSERT INTO patients SELECT patient, MAX(rtype = 'Patient') FROM resources GROUP BY patient"
-        )
-        db.execute("INSERT INTO meta VALUES ('complete', '1')")
-        db.execute("COMMIT")
+        with transaction(db):
+            db.execute("CREATE INDEX IF NOT EXISTS resources_by_patient ON resources(patient, file, position)")
+            db.execute("DELETE FROM patients")
+            db.execute(
+                "INSERT INTO patients SELECT patient, MAX(rtype = 'Patient') FROM resources GROUP BY patient"
+            )
+            db.execute("INSERT INTO meta VALUES ('complete', '1')")
 
     # ------------------------------------------------------------------ reading
 
@@ -222,6 +233,19 @@ class ExportIndex:
             for rid, body in self._db.execute(f"SELECT id, body FROM medications WHERE id IN ({marks})", chunk):
                 found[rid] = json.loads(body)
         return found
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction: committed at the end, rolled back on any exception (an interruption included)."""
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
 
 
 def _writable(path: Path) -> sqlite3.Connection:

@@ -12,13 +12,12 @@ A patient recorded as deceased by then is left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Final, Literal
 
-from cds_service.record.dates import parse_fhir_datetime
-from cds_service.replay.asof import as_of
+from cds_service.replay.asof import as_of, known_from, read_instant
 from cds_service.replay.evaluate import OrderOutcome, ReplayService
 from cds_service.replay.index import StoredResource
 from cds_service.replay.tally import OrderResult, PatientResult, Place
@@ -59,7 +58,7 @@ def replay_patient(
     """Replay one patient. ``medications``: the Medication resources of the export by id (those the
     patient's resources refer to at least); ``places``: file number -> (label, unit), for problems."""
 
-    def place(item: StoredResource) -> Place:
+    def place(item: StoredResource) -> Place:  # where a problem is, for the report
         label, unit = places.get(item.file, (f"file {item.file}", "line"))
         return label, unit, item.position
 
@@ -98,7 +97,7 @@ def _template(
     if plan.now is None or plan.template is None:
         raise ValueError("a template replay needs a template and an instant")
     now = plan.now
-    if _deceased(patient, now):
+    if _deceased(patient, now, service.zone):
         return PatientResult(True, DECEASED, problems=problems)
     known = as_of(resources, now, service.zone)
     if plan.cohort == "depression" and not service.in_depression_cohort(known):
@@ -117,7 +116,7 @@ def _actual(
     medications: list[Mapping[str, Any]],
     service: ReplayService,
     problems: tuple[tuple[str, Place], ...],
-    place: Any,
+    place: Callable[[StoredResource], Place],
 ) -> PatientResult:
     requests = [r for r in resources if r.get("resourceType") == "MedicationRequest"]
     found = service.ketamine_orders(requests, medications)
@@ -128,7 +127,7 @@ def _actual(
     more_problems = list(problems)
     results: list[OrderResult] = []
     for order in orders:
-        instant = parse_fhir_datetime(order.get("authoredOn"))
+        instant = known_from(order, service.zone)  # its authoredOn
         if instant is None:
             more_problems.append(("order-without-date", place(position[id(order)])))
             continue
@@ -169,10 +168,10 @@ def _order_result(
     )
 
 
-def _deceased(patient: Mapping[str, Any], now: datetime) -> bool:
+def _deceased(patient: Mapping[str, Any], now: datetime, zone: tzinfo) -> bool:
     if patient.get("deceasedBoolean") is True:
         return True
-    died = parse_fhir_datetime(patient.get("deceasedDateTime"))
+    died = read_instant(patient.get("deceasedDateTime"), zone)
     return died is not None and died <= now
 
 

@@ -31,7 +31,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.replay import ids
 from cds_service.replay.document import build_document
 from cds_service.replay.evaluate import ReplayService, read_types
-from cds_service.replay.index import ExportIndex, InputStats
+from cds_service.replay.index import ExportIndex, InputStats, transaction
 from cds_service.replay.patient import Plan
 from cds_service.replay.progress import Progress
 from cds_service.replay.shard import Shard
@@ -174,12 +174,16 @@ def _index(
         return index
     sizes = [f.path.stat().st_size for f in files]
     progress = Progress(err, enabled=options.progress, label="replay: reading", total=sum(sizes) // 1024, unit="KiB")
-    for n, file in enumerate(files):
-        if not index.file_done(n):
-            index.add_file(n, file, options.shard, types)
-        progress.advance(sizes[n] // 1024)
+    try:
+        for n, file in enumerate(files):
+            if not index.file_done(n):
+                index.add_file(n, file, options.shard, types)
+            progress.advance(sizes[n] // 1024)
+        index.finish()
+    except BaseException:
+        index.close()
+        raise
     progress.close()
-    index.finish()
     return index
 
 
@@ -206,9 +210,8 @@ class _ResultStore:
         return {k for (k,) in self._db.execute(f"SELECT patient FROM results WHERE patient IN ({marks})", keys)}
 
     def add(self, rows: Sequence[tuple[str, str]]) -> None:
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?)", rows)
-        self._db.execute("COMMIT")
+        with transaction(self._db):
+            self._db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?)", rows)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0])

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from replay_support import AFTER_EVERYTHING, generated, replay, replay_json, write_ndjson
 
+from cds_service.replay import index as index_module
 from cds_service.replay import run as run_module
-from cds_service.replay.index import ExportIndex
 from cds_service.replay.shard import Shard, bucket
 from cds_service.replay.worker import Worker
 
@@ -143,26 +143,31 @@ def test_an_interrupted_run_resumes_where_it_stopped(
 def test_an_interrupted_index_resumes_at_the_first_file_not_finished(
     capsys: pytest.CaptureFixture[str], export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Stopped in the middle of a file (the first after the third that has six resources): the files before
+    are not read again, that one is read again from its start (its half-written rows were rolled back), and
+    the report is the whole run's."""
     whole = replay_json(capsys, export, "--actual-orders", "--work-dir", tmp_path / "w0")
-    read: list[int] = []
-    real = ExportIndex.add_file
+    opened: list[str] = []
+    real = index_module.read_resources
 
-    def add_then_stop(self: Any, n: int, *args: Any) -> Any:
-        if len(read) == 3:
-            raise KeyboardInterrupt
-        read.append(n)
-        return real(self, n, *args)
+    def read_then_stop(file: Any, problem: Any) -> Any:
+        opened.append(file.label)
+        for count, item in enumerate(real(file, problem)):
+            if len(opened) >= 4 and count == 5:
+                raise KeyboardInterrupt
+            yield item
 
     work = tmp_path / "work"
     with monkeypatch.context() as patch:
-        patch.setattr(ExportIndex, "add_file", add_then_stop)
+        patch.setattr(index_module, "read_resources", read_then_stop)
         code, _out, _err = replay(capsys, export, "--actual-orders", "--workers", "1", "--work-dir", work)
-    assert code == 130
-    done_before = list(read)
-    read.clear()
-    monkeypatch.setattr(ExportIndex, "add_file", lambda self, n, *a: (read.append(n), real(self, n, *a))[1])
+    assert code == 130 and len(opened) >= 4
+    done_before = opened[:-1]
+    opened.clear()
+    monkeypatch.setattr(index_module, "read_resources", lambda file, problem: (opened.append(file.label),
+                                                                              real(file, problem))[1])  # fmt: skip
     assert replay_json(capsys, export, "--actual-orders", "--work-dir", work, "--resume") == whole
-    assert not set(read) & set(done_before) and read
+    assert not set(opened) & set(done_before) and opened
 
 
 def test_resume_refuses_another_runs_state_and_a_new_run_starts_over(
