@@ -323,6 +323,9 @@ def _urgency_chart(doc: Mapping[str, Any], answered: int) -> str:
         colour = _COLOURS.get(indicator, "#5b7186")
         segments.append(f'<rect x="{x:.1f}" y="4" width="{w:.1f}" height="30" fill="{colour}">'
                         f"<title>{html.escape(title)}</title></rect>")
+        if w >= 70:  # room for the share inside the bar
+            segments.append(f'<text x="{x + 6:.1f}" y="24" font-size="13" fill="#ffffff">'
+                            f"{_pct(n, answered)}</text>")
         x += w
         legend.append(f'<span class="key" style="background:{colour}"></span>{html.escape(title)}')
     return (
