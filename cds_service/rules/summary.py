@@ -30,7 +30,6 @@ from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, M
 from cds_service.rules.indication import Indication, determine_indication
 
 TOPIC = "eligibility-summary"
-DOSE = "Dose"
 _MAX_EVIDENCE = 2  # evidence items shown per checklist line
 # Record kinds in a prescriber's words ("2 blood pressure records could not be read").
 KIND_WORDS: dict[str, str] = {
@@ -42,6 +41,8 @@ KIND_WORDS: dict[str, str] = {
     kinds.SCORES: "depression score",
     kinds.PREGNANCY_TESTS: "pregnancy test",
     kinds.ADMINISTRATIONS: "ketamine or esketamine administration",
+    kinds.ALLERGIES: "allergy",
+    kinds.LACTATION: "breastfeeding",
 }
 # Prefetch keys (and resource types) of data gaps in the same words.
 GAP_WORDS: dict[str, str] = {
@@ -54,6 +55,8 @@ GAP_WORDS: dict[str, str] = {
     "medications": "medication",
     "conditions": "condition",
     "allergies": "allergy",
+    "lactation": "breastfeeding",
+    "depressionScoresByCode": "depression score",
     "administrations": "ketamine or esketamine administration",
     "Observation": "observation",
     "MedicationAdministration": "ketamine or esketamine administration",
