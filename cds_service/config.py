@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Upper bounds that keep every later computation in range (a byte count, a datetime minus a number of days).
 _MAX_BYTES = 1024**3
@@ -60,9 +62,23 @@ def _seconds(env: Mapping[str, str], name: str, default: int, *, minimum: int = 
     return int_setting(env, name, default, minimum=minimum, maximum=maximum)
 
 
+def time_zone(name: str, setting: str = "KETAMINE_CDS_LOCAL_TIMEZONE") -> tzinfo:
+    """The IANA time zone ``name`` (e.g. ``Europe/Berlin``); ``ConfigError`` naming ``setting`` when unknown."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"{setting} must be an IANA time zone such as UTC or Europe/Berlin (got {name!r})") from exc
+
+
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name, "")
     return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _zone_name(env: Mapping[str, str]) -> str:
+    name = (env.get("KETAMINE_CDS_LOCAL_TIMEZONE") or "").strip() or "UTC"
+    time_zone(name)  # refuse to start on an unknown zone
+    return name
 
 
 @dataclass(frozen=True)
@@ -90,12 +106,19 @@ class Settings:
     cors_allowed_origins: tuple[str, ...] = ()
     # knowledge base (issue 3)
     rules_config_file: str | None = None
+    # patient data (issue 14): a FHIR dateTime with a time but no offset is read in this IANA time zone
+    local_timezone: str = "UTC"
     # feedback store (issue 7)
     database_url: str = "sqlite:///ketamine-cds-feedback.sqlite3"
     feedback_retention_days: int = 730
     # observability (issue 8)
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def local_zone(self) -> tzinfo:
+        """``local_timezone`` as a tzinfo (``ConfigError`` when a test or caller built Settings with a bad name)."""
+        return time_zone(self.local_timezone)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -122,14 +145,15 @@ class Settings:
             fhir_read_timeout=_float(env, "KETAMINE_CDS_FHIR_READ_TIMEOUT", 5.0, minimum=0.001, maximum=300),
             fhir_max_pages=int_setting(env, "KETAMINE_CDS_FHIR_MAX_PAGES", 10, minimum=1, maximum=1000),
             fhir_max_response_bytes=int_setting(env, "KETAMINE_CDS_FHIR_MAX_RESPONSE_BYTES", 20 * 1024 * 1024,
-                                         minimum=1024, maximum=_MAX_BYTES),
+                                                minimum=1024, maximum=_MAX_BYTES),
             max_request_bytes=int_setting(env, "KETAMINE_CDS_MAX_REQUEST_BYTES", 10 * 1024 * 1024,
-                                   minimum=1024, maximum=_MAX_BYTES),
+                                          minimum=1024, maximum=_MAX_BYTES),
             max_json_depth=int_setting(env, "KETAMINE_CDS_MAX_JSON_DEPTH", 64, minimum=8, maximum=512),
             cors_allowed_origins=_list(env, "KETAMINE_CDS_CORS_ORIGINS"),
             rules_config_file=env.get("KETAMINE_CDS_RULES_CONFIG") or None,
+            local_timezone=_zone_name(env),
             database_url=env.get("DATABASE_URL") or "sqlite:///ketamine-cds-feedback.sqlite3",
             feedback_retention_days=int_setting(env, "KETAMINE_CDS_FEEDBACK_RETENTION_DAYS", 730,
-                                         minimum=0, maximum=MAX_RETENTION_DAYS),
+                                                minimum=0, maximum=MAX_RETENTION_DAYS),
             log_level=env.get("KETAMINE_CDS_LOG_LEVEL", "INFO"),
         )

@@ -26,6 +26,8 @@ def _codes(*codes: str) -> str:
 BP_CODES = ("85354-9", "55284-4", "8480-6", "8462-4")
 # terminology.md §4: body weight 29463-7 (also 3141-9 measured)
 WEIGHT_CODES = ("29463-7", "3141-9")
+# terminology.md §4: PHQ-9 total scores (44261-6; 89204-2 modified for teens): found by code whatever their category
+SCORE_CODES = ("44261-6", "89204-2")
 # terminology.md §4: hCG tests of the PregnancyTest value set (qualitative and quantitative, verified rows)
 PREGNANCY_TEST_CODES = (
     "2106-3", "2112-1", "80384-1", "2118-8", "2110-5", "80385-8",
@@ -90,9 +92,19 @@ PREFETCH: tuple[PrefetchKey, ...] = (
     ),
     PrefetchKey(
         # whole history: treatment trials are judged on baseline and follow-up scores. MADRS and HAM-D have
-        # no LOINC total-score code (terminology.md §4), so the search is narrowed by category, not code.
+        # no LOINC total-score code (terminology.md §4): they are found by category (and read by name or a
+        # configured local code).
         "depressionScores",
         "Observation?patient={{context.patientId}}&category=survey&_sort=-date",
+        kinds.SCORES,
+        required=False,
+    ),
+    PrefetchKey(
+        # The same kind by code: a PHQ-9 filed under another category (or none) is not in the search above.
+        # Search parameters are ANDed, so "survey OR PHQ-9" cannot be one query: two keys, whose results the
+        # record merges (a score found by both is read once).
+        "depressionScoresByCode",
+        f"Observation?patient={{{{context.patientId}}}}&code={_codes(*SCORE_CODES)}&_sort=-date",
         kinds.SCORES,
         required=False,
     ),
@@ -110,6 +122,18 @@ PREFETCH: tuple[PrefetchKey, ...] = (
         "&_include=MedicationAdministration:medication",
         kinds.ADMINISTRATIONS,
         required=False,
+    ),
+    # clinical-rules.md §3 hypersensitivity: the whole allergy list (a ketamine allergy is found by code or name)
+    PrefetchKey("allergies", "AllergyIntolerance?patient={{context.patientId}}", kinds.ALLERGIES, required=False),
+    PrefetchKey(
+        # clinical-rules.md §3 lactation: breastfeeding status has no verified LOINC code (terminology.md), so
+        # the newest social-history Observations are read and recognised by their words; survey Observations
+        # come with depressionScores.
+        "lactation",
+        "Observation?patient={{context.patientId}}&category=social-history&_sort=-date&_count=50",
+        kinds.LACTATION,
+        required=False,
+        follow_pages=False,
     ),
 )
 

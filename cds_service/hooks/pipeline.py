@@ -1,12 +1,13 @@
-"""One hook call, from a parsed request body to the response body. Usable without Flask.
+"""One hook call, from a request body to the response body. Usable without Flask.
 
 Order matters for speed: the cheap ketamine scan runs before anything touches the prefetch, so the
-common case (an order for another drug) costs a schema check of the envelope and a code-set scan.
+common case (an order for another drug) costs a schema check of the envelope and a code-set scan; the
+prefetch is decoded only on the ketamine path, and only the members the service's templates name
+(``hooks.body``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -19,10 +20,10 @@ from cds_service.config import Settings
 from cds_service.feedback import blueprint as feedback
 from cds_service.fhir.allowlist import ServerAllowlist
 from cds_service.fhir.prefetch import PrefetchResolution, resolve_prefetch
+from cds_service.hooks.body import HookBody
 from cds_service.hooks.catalog import SERVICES, ServiceDefinition
 from cds_service.hooks.context import validate_request
 from cds_service.hooks.errors import HookError, Issue
-from cds_service.hooks.limits import raw_nesting_exceeds, too_deep
 from cds_service.knowledge.model import Knowledge
 from cds_service.observability import metrics
 from cds_service.observability.audit import current_audit
@@ -43,7 +44,7 @@ def find_service(service_id: str) -> ServiceDefinition:
 
 def handle_hook_call(
     service_id: str,
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | HookBody,
     *,
     kb: Knowledge,
     settings: Settings,
@@ -51,20 +52,18 @@ def handle_hook_call(
     fhir_session: requests.Session | None = None,
     base_url: str,
     allowlist: ServerAllowlist | None = None,
-    raw_body: bytes | None = None,
 ) -> dict[str, Any]:
     """The response body ``{"cards": [...]}``; ``HookError`` for 400/404/412.
 
-    ``raw_body``: the request bytes ``body`` was parsed from by ``json.loads``, whose envelope (everything but
-    the prefetch) has been checked for nesting depth (``web.body.read_json_request``); the prefetch's depth
-    is then checked on these bytes, and the envelope's schema check may take its compiled fast path. Without
-    them (e.g. the sandbox) the prefetch is serialised for the depth check.
+    ``body``: what the HTTP edge read (``hooks.body.decode_hook_body``: the prefetch still raw), or a parsed
+    body (the sandbox, tests).
     """
     service = find_service(service_id)
-    validate_request(service, body, parsed_json=raw_body is not None)
+    request = body if isinstance(body, HookBody) else HookBody.parsed(body)
+    envelope = checked_envelope(service, request)
     audit = current_audit()
-    audit.service_id, audit.hook, audit.hook_instance = service.id, service.hook, body["hookInstance"]
-    context: Mapping[str, Any] = body["context"]
+    audit.service_id, audit.hook, audit.hook_instance = service.id, service.hook, envelope["hookInstance"]
+    context: Mapping[str, Any] = envelope["context"]
     draft_orders: Mapping[str, Any] = context["draftOrders"]
     selections = context.get("selections") if service.hook == "order-select" else None
 
@@ -73,22 +72,29 @@ def handle_hook_call(
         audit.note = "no ketamine order"
         return {"cards": []}
 
-    if _prefetch_too_deep(body, raw_body, settings.max_json_depth):
-        raise HookError(400, too_deep(settings.max_json_depth, "prefetch"))
     resolution = resolve_prefetch(
         service.prefetch,
-        body,
+        with_prefetch(service, request, settings.max_json_depth),
         settings=settings,
         allowlist=allowlist if allowlist is not None else ServerAllowlist(settings.fhir_server_allowlist),
         session=fhir_session,
         audit=audit,
+        now=now,
     )
     _require(resolution)
+    patient_id: str = context["patientId"]
     with audit.phase("record"):
-        record = _build_record(resolution.resources, kb, available=resolution.available, gaps=resolution.gaps)
+        record = _build_record(
+            resolution.resources,
+            kb,
+            available=resolution.available,
+            gaps=resolution.gaps,
+            patient_id=patient_id,
+            now=now,
+            zone=settings.local_zone,
+        )
 
     stage = OrderStage.SELECT if service.hook == "order-select" else OrderStage.SIGN
-    patient_id: str = context["patientId"]
     cards: list[dict[str, Any]] = []
     for resource in orders:
         with audit.phase("rules"):
@@ -102,16 +108,22 @@ def handle_hook_call(
             cards.extend(
                 render_cards(evaluation, resource, order.reference, kb, base_url=base_url, patient_id=patient_id)
             )
-    _account(service, body, cards)
+    _account(service, envelope, cards)
     return {"cards": cards}
 
 
-def _prefetch_too_deep(body: Mapping[str, Any], raw_body: bytes | None, max_depth: int) -> bool:
-    """The prefetch nests deeper than ``max_depth`` (the body is level 1, the prefetch object level 2)."""
-    # json.loads also accepts UTF-16/32 bytes (a NUL among the first four): check a UTF-8 copy instead
-    if raw_body is None or b"\x00" in raw_body[:4]:
-        raw_body = json.dumps({"prefetch": body.get("prefetch")}, default=str).encode()
-    return raw_nesting_exceeds(raw_body, max_depth)
+def checked_envelope(service: ServiceDefinition, request: HookBody) -> Mapping[str, Any]:
+    """The request's envelope (every member but the prefetch) once the request is valid for ``service``
+    (``HookError`` 400 otherwise); no prefetch member is decoded for the check."""
+    validate_request(service, request.schema_view(), parsed_json=request.from_json)
+    envelope: Mapping[str, Any] = request.envelope
+    return envelope
+
+
+def with_prefetch(service: ServiceDefinition, request: HookBody, max_depth: int) -> Mapping[str, Any]:
+    """The request with the prefetch members the service's templates name, decoded; ``HookError`` 400
+    when the prefetch nests deeper than ``max_depth``."""
+    return request.with_prefetch({key.key for key in service.prefetch}, max_depth)
 
 
 def _require(resolution: PrefetchResolution) -> None:

@@ -1,9 +1,11 @@
 """The rule documentation page (``GET /docs/rules``), generated from the knowledge base.
 
 One section per topic code, anchored by the code itself (cards link to ``/docs/rules#<topic>``): the rule in
-plain words with thresholds as configured, the card indicator(s), the seed sources. Then the thresholds
-(effective value, default, unit, source), the value sets and the antidepressant dose floors, and the
-knowledge version. Self-contained HTML (inline CSS, no scripts, no external resources); every piece of
+plain words with thresholds as configured, the card indicator(s), its published sources (linked to the
+bibliography), or why it is retired. Then the thresholds (effective value, default, unit, source), the value
+sets, the antidepressant dose floors, the bibliography in full (``#references``, ``#ref-<key>``), the evidence
+summaries the rules were derived from, and the knowledge version. Self-contained HTML (inline CSS, no scripts,
+no external resources; the only outgoing links are the publishers' pages of the references); every piece of
 knowledge-base text is HTML-escaped.
 """
 
@@ -58,6 +60,7 @@ def render_rules_page(kb: Knowledge, *, data_dir: Path | None = None) -> str:
     parts.append(_thresholds(kb, defs))
     parts.append(_valuesets(kb))
     parts.append(_dose_floors(kb))
+    parts.append(_references(kb))
     parts.append(_seeds(kb))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -76,7 +79,8 @@ def _contents(topics: list[Topic]) -> str:
     return (
         f"<nav><h2>Rules</h2><ul>{items}</ul>"
         '<p><a href="#thresholds">Thresholds</a> · <a href="#valuesets">Value sets</a> · '
-        '<a href="#dose-floors">Antidepressant dose floors</a> · <a href="#seeds">Sources</a></p></nav>'
+        '<a href="#dose-floors">Antidepressant dose floors</a> · <a href="#references">References</a> · '
+        '<a href="#seeds">Evidence summaries</a></p></nav>'
     )
 
 
@@ -86,10 +90,11 @@ def _topic(topic: Topic, kb: Knowledge) -> str:
     variants = "".join(
         f"<li><code>{escape(name)}</code>: {escape(v.indicator)}</li>" for name, v in topic.variants.items()
     )
-    seeds = "".join(
-        f'<li><a href="#seed-{escape(p, quote=True)}">{escape(p)}</a> — '
-        f"{escape(kb.seeds[p].title) if p in kb.seeds else 'unknown source'}</li>"
-        for p in topic.seeds
+    references = "".join(
+        f'<li><a href="#ref-{escape(key, quote=True)}">{escape(kb.references[key].short)}</a> — '
+        f"{escape(kb.references[key].citation)}</li>"
+        for key in topic.references
+        if key in kb.references
     )
     rationale = "".join(
         f'<h4>Why ({escape(name)})</h4><div class="rationale">{escape(v.rationale.strip())}</div>'
@@ -100,11 +105,16 @@ def _topic(topic: Topic, kb: Knowledge) -> str:
     return (
         f'<section class="topic {escape(strongest, quote=True)}" id="{escape(topic.code, quote=True)}">'
         f"<h3>{escape(topic.title)}</h3>"
-        f"<p>Topic code <code>{escape(topic.code)}</code> · indicator: {escape(' / '.join(indicators) or 'info')}</p>"
-        f"<p>{escape(topic.logic)}</p>"
+        f"<p>Topic code <code>{escape(topic.code)}</code> · "
+        + (
+            f"<strong>retired</strong>: never emitted again ({escape(topic.retired)})</p>"
+            if topic.retired
+            else f"indicator: {escape(' / '.join(indicators) or 'info')}</p>"
+        )
+        + f"<p>{escape(topic.logic)}</p>"
         + (f"<p>Card variants:</p><ul>{variants}</ul>" if len(topic.variants) > 1 else "")
         + f"<p>Guideline basis: {escape(topic.source_label)}</p>"
-        + (f"<p>Sources:</p><ul>{seeds}</ul>" if seeds else "")
+        + (f"<p>References:</p><ul>{references}</ul>" if references else "")
         + (f"<p>Override reasons offered: {reasons}</p>" if reasons and strongest != "info" else "")
         + rationale
         + "</section>"
@@ -160,10 +170,30 @@ def _dose_floors(kb: Knowledge) -> str:
     )
 
 
+def _references(kb: Knowledge) -> str:
+    """The bibliography in full: what cards name in ``source.label``, most recent first."""
+    items = "".join(
+        f'<li id="ref-{escape(r.key, quote=True)}"><strong>{escape(r.short)}</strong> ({escape(r.kind)}). '
+        f"{escape(r.citation)}"
+        + (f' <a href="{escape(r.url, quote=True)}">{escape(r.url)}</a>' if r.url else "")
+        + "</li>"
+        for r in sorted(kb.references.values(), key=lambda r: (-r.year, r.short))
+    )
+    return (
+        '<h2 id="references">References</h2><p>The published guidelines, articles and product labels the rules '
+        "rest on, as cited by the clinical evidence summaries below. Cards name them in their source label.</p>"
+        f"<ol>{items}</ol>"
+    )
+
+
 def _seeds(kb: Knowledge) -> str:
     items = "".join(
-        f'<li id="seed-{escape(p, quote=True)}"><strong>{escape(p)}</strong> — {escape(s.title)}. '
-        f"{escape(s.citation)}</li>"
+        f'<li id="seed-{escape(p, quote=True)}">{escape(s.title)}. {escape(s.citation)}. Cites: '
+        + (", ".join(escape(r.short) for r in kb.references.values() if p in r.cited_in) or "none listed")
+        + "</li>"
         for p, s in sorted(kb.seeds.items())
     )
-    return f'<h2 id="seeds">Sources</h2><ul>{items}</ul>'
+    return (
+        '<h2 id="seeds">Evidence summaries</h2><p>The clinical evidence summaries the rule catalogue was derived '
+        f"from, and the published sources each cites.</p><ul>{items}</ul>"
+    )

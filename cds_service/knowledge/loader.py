@@ -1,8 +1,9 @@
 """Load the knowledge base from the versioned data files, apply a deployment override, validate.
 
 ``load_knowledge()`` reads ``data/``: ``thresholds.yaml`` (values), ``valuesets/*.json`` (FHIR ValueSets),
-``medications.json``, ``seeds.yaml``, ``override-reasons.yaml``, ``assessments.yaml``,
-``local-score-codes.yaml`` and every ``topics-*.yaml``. A deployment file (YAML or JSON, named by
+``medications.json``, ``seeds.yaml``, ``references.yaml`` (the bibliography), ``override-reasons.yaml``,
+``assessments.yaml``, ``local-score-codes.yaml`` and every ``topics/<domain>.yaml`` (each topic names its
+``references``; an unknown key is a ``KnowledgeError``). A deployment file (YAML or JSON, named by
 ``KETAMINE_CDS_RULES_CONFIG``) may change thresholds, add local score codes and add value-set codes; it is
 validated against a JSON Schema built from the bundled knowledge, and any problem raises ``KnowledgeError``
 naming the file, the key and the problem, so the service refuses to start instead of running on a guess.
@@ -10,6 +11,7 @@ naming the file, the key and the problem, so the service refuses to start instea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,10 +29,12 @@ import yaml
 from cds_service.knowledge.model import (
     ICD10CM,
     CardText,
+    CodeRule,
     Ingredient,
     Knowledge,
     MedicationCatalog,
     Product,
+    Reference,
     Seed,
     Topic,
     ValueSet,
@@ -39,12 +43,18 @@ from cds_service.knowledge.model import (
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "KETAMINE_CDS_RULES_CONFIG"
 TEXT_PATTERN_URL = "urn:ketamine-cds:text-pattern"
+TEXT_REGEX_URL = "urn:ketamine-cds:text-regex"
+TEXT_EXCLUDE_URL = "urn:ketamine-cds:text-exclude"
+NAME_WITH_CODE_URL = "urn:ketamine-cds:name-with-code"
 SOURCE_SECTION_URL = "urn:ketamine-cds:source-section"
 VSAC_OID_URL = "urn:ketamine-cds:vsac-oid"
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 INSTRUMENT_KEYS = {"madrs": "MADRS", "ham-d": "HAM-D", "hamd": "HAM-D"}  # override-file spelling -> Instrument
 
 _PLACEHOLDER = re.compile(r"\[\[([a-z0-9_.]+)\]\]")
+LABEL_REFERENCES = 3  # a card's source.label names at most this many of its topic's references
+REFERENCE_KINDS = ("guideline", "article", "label", "evidence-summary")
+_REFERENCE_SHORT_MAX = 45
 
 try:  # the C loader is several times faster; the pure-Python one is the fallback
     _YamlLoader: Any = yaml.CSafeLoader
@@ -92,14 +102,17 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
         version = f"{data_version}+site.{_override_marker(Path(override_file), override)}"
 
     reasons = _load_override_reasons(root / "override-reasons.yaml")
+    seeds = _load_seeds(root / "seeds.yaml")
+    references = _load_references(root / "references.yaml", seeds)
     return Knowledge(
         version=version,
         valuesets=MappingProxyType(valuesets),
         medications=_load_medications(root / "medications.json"),
         thresholds=MappingProxyType(thresholds),
-        topics=MappingProxyType(_load_topics(root, thresholds, reasons)),
-        seeds=MappingProxyType(_load_seeds(root / "seeds.yaml")),
+        topics=MappingProxyType(_load_topics(root, thresholds, reasons, references)),
+        seeds=MappingProxyType(seeds),
         local_score_codes=MappingProxyType(local_codes),
+        references=MappingProxyType(references),
         assessment_orders=MappingProxyType(_load_assessments(root / "assessments.yaml")),
     )
 
@@ -219,23 +232,19 @@ def _load_valuesets(folder: Path) -> dict[str, ValueSet]:
 
 
 def _valueset_from_fhir(key: str, doc: Mapping[str, Any], path: Path) -> ValueSet:
-    codes: set[tuple[str, str]] = set()
-    prefixes: list[tuple[str, str]] = []
-    for inc in doc.get("compose", {}).get("include", []):
-        system = inc.get("system")
-        if not system:
-            raise KnowledgeError(f"{path}: compose.include without system")
-        for concept in inc.get("concept", []):
-            codes.add((system, str(concept["code"])))
-        for flt in inc.get("filter", []):
-            if flt.get("property") != "concept" or flt.get("op") != "is-a":
-                raise KnowledgeError(f"{path}: only 'concept is-a' filters are supported")
-            if system != ICD10CM:
-                raise KnowledgeError(f"{path}: is-a filters are read as prefixes, only for ICD-10-CM")
-            prefixes.append((system, str(flt["value"])))
+    compose = doc.get("compose", {})
+    include = _code_rule(compose.get("include", []), path, "include")
+    exclude = _code_rule(compose.get("exclude", []), path, "exclude")
     extensions = doc.get("extension", [])
-    patterns = tuple(e["valueString"].lower() for e in extensions if e.get("url") == TEXT_PATTERN_URL)
-    sections = [e["valueString"] for e in extensions if e.get("url") == SOURCE_SECTION_URL]
+
+    def strings(url: str) -> list[str]:
+        return [str(e["valueString"]) for e in extensions if e.get("url") == url]
+
+    patterns = tuple(p.lower() for p in strings(TEXT_PATTERN_URL))
+    regexes = tuple(_regex(r, path, "text") for r in strings(TEXT_REGEX_URL))
+    text_excludes = tuple(_regex(r, path, "text") for r in strings(TEXT_EXCLUDE_URL))
+    name_with_code = any(e.get("valueBoolean") is True for e in extensions if e.get("url") == NAME_WITH_CODE_URL)
+    sections = strings(SOURCE_SECTION_URL)
     oids = [e["valueOid"].removeprefix("urn:oid:") for e in extensions if e.get("url") == VSAC_OID_URL]
     source = "; ".join(sections) + (f"; VSAC {', '.join(oids)}" if oids else "")
     return ValueSet(
@@ -244,10 +253,47 @@ def _valueset_from_fhir(key: str, doc: Mapping[str, Any], path: Path) -> ValueSe
         version=str(doc.get("version", "")),
         title=str(doc.get("title", key)),
         source=source or str(doc.get("description", "")),
-        codes=frozenset(codes),
-        prefixes=tuple(prefixes),
+        codes=include.codes,
+        prefixes=include.prefixes,
         text_patterns=patterns,
+        patterns=include.patterns,
+        exclude=exclude,
+        text_regexes=regexes,
+        text_excludes=text_excludes,
+        name_with_code=name_with_code,
     )
+
+
+def _code_rule(parts: list[Mapping[str, Any]], path: Path, where: str) -> CodeRule:
+    """``compose.include`` or ``compose.exclude``: concepts, ``concept is-a`` (ICD-10-CM prefixes) and
+    ``code regex`` filters (a regular expression the whole code must match)."""
+    codes: set[tuple[str, str]] = set()
+    prefixes: list[tuple[str, str]] = []
+    patterns: list[tuple[str, re.Pattern[str]]] = []
+    for part in parts:
+        system = part.get("system")
+        if not system:
+            raise KnowledgeError(f"{path}: compose.{where} without system")
+        for concept in part.get("concept", []):
+            codes.add((system, str(concept["code"])))
+        for flt in part.get("filter", []):
+            prop, op, value = flt.get("property"), flt.get("op"), str(flt.get("value", ""))
+            if prop == "concept" and op == "is-a":
+                if system != ICD10CM:
+                    raise KnowledgeError(f"{path}: is-a filters are read as prefixes, only for ICD-10-CM")
+                prefixes.append((system, value))
+            elif prop == "code" and op == "regex":
+                patterns.append((system, _regex(value, path, "code", ignore_case=False)))
+            else:
+                raise KnowledgeError(f"{path}: only 'concept is-a' and 'code regex' filters are supported")
+    return CodeRule(frozenset(codes), tuple(prefixes), tuple(patterns))
+
+
+def _regex(pattern: str, path: Path, what: str, *, ignore_case: bool = True) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except re.error as exc:
+        raise KnowledgeError(f"{path}: {what} regular expression {pattern!r} is invalid: {exc}") from exc
 
 
 def _load_medications(path: Path) -> MedicationCatalog:
@@ -303,6 +349,47 @@ def _load_seeds(path: Path) -> dict[str, Seed]:
     }
 
 
+def _load_references(path: Path, seeds: Mapping[str, Seed]) -> dict[str, Reference]:
+    doc = _require_mapping(_read_yaml(path), str(path))
+    result: dict[str, Reference] = {}
+    for key, entry in _require_mapping(doc.get("references"), f"{path}: references").items():
+        where = f"{path}: references.{key}"
+        entry = _require_mapping(entry, where)
+        for name in ("short", "citation", "kind", "year"):
+            if entry.get(name) in (None, ""):
+                raise KnowledgeError(f"{where}.{name}: required")
+        short = str(entry["short"])
+        if len(short) > _REFERENCE_SHORT_MAX:
+            raise KnowledgeError(f"{where}.short: at most {_REFERENCE_SHORT_MAX} characters (it is card text)")
+        kind = str(entry["kind"])
+        if kind not in REFERENCE_KINDS:
+            raise KnowledgeError(f"{where}.kind: {kind!r} is not one of {', '.join(REFERENCE_KINDS)}")
+        year = entry["year"]
+        if isinstance(year, bool) or not isinstance(year, int):
+            raise KnowledgeError(f"{where}.year: expected a year")
+        cited_in = tuple(str(s) for s in entry.get("cited_in") or ())
+        unknown = [s for s in cited_in if s not in seeds]
+        if unknown:
+            raise KnowledgeError(f"{where}.cited_in: {unknown[0]!r} is not an evidence summary of seeds.yaml")
+        url = entry.get("url")
+        result[str(key)] = Reference(
+            key=str(key),
+            short=short,
+            citation=" ".join(str(entry["citation"]).split()),
+            kind=kind,
+            year=year,
+            url=str(url) if url else None,
+            cited_in=cited_in,
+            verified=" ".join(str(entry.get("verified", "")).split()),
+        )
+    return result
+
+
+def source_label(references: Mapping[str, Reference], keys: tuple[str, ...]) -> str:
+    """A card's ``source.label``: the short labels of a topic's first references ("VA/DoD MDD guideline 2022; ...")."""
+    return "; ".join(references[k].short for k in keys[:LABEL_REFERENCES])
+
+
 def _load_override_reasons(path: Path) -> tuple[tuple[str, str], ...]:
     doc = _require_mapping(_read_yaml(path), str(path))
     return tuple((str(r["code"]), str(r["display"])) for r in doc.get("reasons", ()))
@@ -333,11 +420,14 @@ def _load_local_score_codes(path: Path) -> dict[str, frozenset[tuple[str, str]]]
 
 
 def _load_topics(
-    root: Path, thresholds: Mapping[str, float | int | bool], default_reasons: tuple[tuple[str, str], ...]
+    root: Path,
+    thresholds: Mapping[str, float | int | bool],
+    default_reasons: tuple[tuple[str, str], ...],
+    references: Mapping[str, Reference],
 ) -> dict[str, Topic]:
-    """Every ``topics-*.yaml`` (written by the rules engineers); absent files or partial topics are tolerated."""
+    """Every ``topics/<domain>.yaml`` (one per ``rules/<domain>.py``); a topic defined twice is an error."""
     topics: dict[str, Topic] = {}
-    for path in sorted(root.glob("topics-*.yaml")):
+    for path in sorted((root / "topics").glob("*.yaml")):
         doc = _read_yaml(path) or {}
         entries = _require_mapping(doc, str(path)).get("topics") or {}
         for code, raw in _require_mapping(entries, f"{path}: topics").items():
@@ -360,18 +450,43 @@ def _load_topics(
                     ),
                     indicator=indicator,
                 )
+            logic = fill_placeholders(str(raw.get("logic", "")), thresholds, where=where)
+            keys = _topic_references(raw, references, where)
             reasons = tuple((str(r["code"]), str(r["display"])) for r in raw.get("override_reasons") or ())
+            retired = raw.get("retired")
             topics[str(code)] = Topic(
                 code=str(code),
                 section=str(raw.get("section", "")),
                 title=str(raw.get("title", code)),
-                logic=fill_placeholders(str(raw.get("logic", "")), thresholds, where=where),
-                seeds=tuple(str(s) for s in raw.get("seeds") or ()),
-                source_label=str(raw.get("source_label", "")),
+                logic=logic,
+                seeds=tuple(sorted({s for k in keys for s in references[k].cited_in})),
+                source_label=source_label(references, keys),
                 variants=MappingProxyType(variants),
                 override_reasons=reasons or default_reasons,
+                references=keys,
+                retired=str(retired) if retired else None,
             )
     return topics
+
+
+def _topic_references(raw: Mapping[str, Any], references: Mapping[str, Reference], where: str) -> tuple[str, ...]:
+    """The topic's ``references:`` keys, each resolved in the bibliography; none, or an unknown one, stops the load."""
+    for retired_field in ("seeds", "source_label"):
+        if retired_field in raw:
+            raise KnowledgeError(
+                f"{where}.{retired_field}: no longer written by hand; list the published sources under "
+                "`references:` (keys of references.yaml): cards name them in source.label"
+            )
+    keys = raw.get("references")
+    if not isinstance(keys, list) or not keys:
+        raise KnowledgeError(f"{where}.references: required, a list of keys of references.yaml")
+    for key in keys:
+        if key not in references:
+            known = ", ".join(sorted(references))
+            raise KnowledgeError(f"{where}.references: unknown reference {key!r} (known: {known})")
+    if len(set(keys)) != len(keys):
+        raise KnowledgeError(f"{where}.references: a reference is listed twice")
+    return tuple(str(k) for k in keys)
 
 
 # ---------------------------------------------------------------------------------------------- override
@@ -489,11 +604,9 @@ def _extend_valuesets(valuesets: Mapping[str, ValueSet], extra: Mapping[str, Any
     result = dict(valuesets)
     for key, add in extra.items():
         vs = result[key]
-        result[key] = ValueSet(
-            key=vs.key,
-            url=vs.url,
+        result[key] = dataclasses.replace(
+            vs,
             version=vs.version + "+site",
-            title=vs.title,
             source=vs.source + "; plus codes from the deployment file",
             codes=vs.codes | {(c["system"], c["code"]) for c in add.get("codes", ())},
             prefixes=vs.prefixes + tuple((p["system"], p["prefix"]) for p in add.get("prefixes", ())),

@@ -15,12 +15,42 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class CodeRule:
+    """Which codes a value set takes (``compose.include``) or leaves out (``compose.exclude``).
+
+    ``codes``: exact (system, code) pairs. ``prefixes``: (system, prefix) pairs from ``concept is-a`` filters
+    (ICD-10-CM categories match their descendants: "F33" matches "F33.1"). ``patterns``: (system, compiled
+    regex) pairs from ``code regex`` filters, matched against the whole code (structural rules such as "the
+    final character denotes the puerperium").
+    """
+
+    codes: frozenset[tuple[str, str]] = frozenset()
+    prefixes: tuple[tuple[str, str], ...] = ()
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+    def matches(self, code: Code) -> bool:
+        if (code.system, code.code) in self.codes:
+            return True
+        for system, prefix in self.prefixes:
+            if code.system == system and code.code.startswith(prefix):
+                return True
+        return any(code.system == system and pattern.fullmatch(code.code) for system, pattern in self.patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.codes or self.prefixes or self.patterns)
+
+
+@dataclass(frozen=True)
 class ValueSet:
     """A FHIR ValueSet reduced to a matcher.
 
-    ``codes``: exact (system, code) pairs. ``prefixes``: (system, prefix) pairs from ``is-a`` filters
-    (ICD-10-CM categories match their descendants: "F33" matches "F33.1"). ``text_patterns``: lower-case
-    substrings matched against display/text when no code matches (name fallback, reported as such).
+    ``codes``/``prefixes``/``patterns``: what ``compose.include`` takes (see ``CodeRule``); ``exclude`` what
+    ``compose.exclude`` leaves out again (an excluded code is a deliberate decision: it also stops the name
+    fallback for this value set). ``text_patterns``: lower-case substrings, and ``text_regexes`` regular
+    expressions, matched against display/text for the name fallback (reported as such); ``text_excludes``:
+    regular expressions that stop the name fallback when they match (e.g. "normal pressure" for hydrocephalus).
+    ``name_with_code``: the words are matched even when the condition carries a code outside this value set
+    (clinical-rules.md §3: every contraindication); otherwise only when no code is recognised at all.
     """
 
     key: str  # e.g. "psychosis"
@@ -31,23 +61,37 @@ class ValueSet:
     codes: frozenset[tuple[str, str]]
     prefixes: tuple[tuple[str, str], ...] = ()
     text_patterns: tuple[str, ...] = ()
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    exclude: CodeRule = field(default_factory=CodeRule)
+    text_regexes: tuple[re.Pattern[str], ...] = ()
+    text_excludes: tuple[re.Pattern[str], ...] = ()
+    name_with_code: bool = False
+
+    @cached_property
+    def include(self) -> CodeRule:
+        return CodeRule(self.codes, self.prefixes, self.patterns)
+
+    def code_verdict(self, code: Code) -> bool | None:
+        """True: the value set takes the code; False: it excludes it explicitly; None: it says nothing."""
+        if self.exclude and self.exclude.matches(code):
+            return False
+        return True if self.include.matches(code) else None
 
     def matches_code(self, codes: Iterable[Code]) -> bool:
-        for c in codes:
-            if (c.system, c.code) in self.codes:
-                return True
-            for system, prefix in self.prefixes:
-                if c.system == system and c.code.startswith(prefix):
-                    return True
-        return False
+        return any(self.code_verdict(c) for c in codes)
+
+    def excludes_code(self, codes: Iterable[Code]) -> bool:
+        return any(self.code_verdict(c) is False for c in codes)
 
     def matches_text(self, texts: Iterable[str | None]) -> bool:
-        for t in texts:
-            if t:
-                low = t.lower()
-                if any(p in low for p in self.text_patterns):
-                    return True
-        return False
+        """The words of the concept in one of ``texts`` (already lower-case and cleaned by the caller, or raw)."""
+        return any(t and self.text_fits(t.lower()) for t in texts)
+
+    def text_fits(self, low: str) -> bool:
+        """``low`` (lower case) names the concept and no exclusion pattern applies."""
+        if not (any(p in low for p in self.text_patterns) or any(r.search(low) for r in self.text_regexes)):
+            return False
+        return not any(r.search(low) for r in self.text_excludes)
 
 
 @dataclass(frozen=True)
@@ -155,24 +199,47 @@ class CardText:
 
 
 @dataclass(frozen=True)
+class Seed:
+    """A clinical evidence summary the rules were derived from (``seeds.yaml``); never named on a card."""
+
+    prefix: str  # "000"
+    title: str
+    citation: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published source behind the rules (``references.yaml``): what cards name and /docs/rules lists."""
+
+    key: str  # "vadod-mdd-2022": the name topics cite it by
+    short: str  # what a clinician recognises on a card: "VA/DoD MDD guideline 2022"
+    citation: str  # the full reference
+    kind: str  # guideline | article | label | evidence-summary
+    year: int
+    url: str | None = None
+    cited_in: tuple[str, ...] = ()  # the evidence summaries (seed prefixes) that cite it
+    verified: str = ""  # what was checked, and where
+
+
+@dataclass(frozen=True)
 class Topic:
-    """A rule topic of clinical-rules.md, with the texts and documentation generated from it."""
+    """A rule topic of clinical-rules.md, with the texts and documentation generated from it.
+
+    ``references`` are keys of ``Knowledge.references`` (resolved by the loader: an unknown key stops it);
+    ``source_label`` is built from their short labels; ``seeds`` are the evidence summaries that cite them.
+    A *retired* topic is kept only to document its retirement: no rule emits it.
+    """
 
     code: str  # public contract: never renamed
     section: str  # e.g. "1. Indication and treatment resistance (depression)"
     title: str
     logic: str  # the rule in plain words, with {threshold} placeholders filled from Thresholds
     seeds: tuple[str, ...]  # seed file prefixes, e.g. ("000", "001")
-    source_label: str  # card source.label: the guideline basis
+    source_label: str  # card source.label: the guideline basis, from the references' short labels
     variants: Mapping[str, CardText]
     override_reasons: tuple[tuple[str, str], ...] = ()  # (code, display)
-
-
-@dataclass(frozen=True)
-class Seed:
-    prefix: str  # "000"
-    title: str
-    citation: str
+    references: tuple[str, ...] = ()  # keys of Knowledge.references, most relevant first
+    retired: str | None = None  # why and since when the code is no longer emitted ("v2: ...")
 
 
 @dataclass(frozen=True)
@@ -187,6 +254,7 @@ class Knowledge:
     topics: Mapping[str, Topic]
     seeds: Mapping[str, Seed]
     local_score_codes: Mapping[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    references: Mapping[str, Reference] = field(default_factory=dict)
     assessment_orders: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     # what ``derived`` has computed from this knowledge base (not part of its value: never compared or shown)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)

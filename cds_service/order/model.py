@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from cds_service.record.model import Code, Recognition
@@ -68,6 +69,13 @@ class MedicationOrder:
     # reasonReference targets not resolvable inside the order (e.g. "Condition/123" on the problem list);
     # contained or in-bundle Conditions are already read into reason_codes/reason_text.
     reason_references: tuple[str, ...] = ()
+    # Real-feed deviations read safely, in plain words for the summary ("the order's reason was sent as a
+    # single entry, not a list: read as one"), and elements that could not be read at all and are not part
+    # of the dose (those are ``problems``), named so that nothing is dropped in silence (clinical-rules.md §0).
+    normalised: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
+    # the first planned administration: dosageInstruction[0].timing.repeat.boundsPeriod.start (None: not given)
+    first_planned: datetime | None = None
 
     @property
     def is_iv_ketamine(self) -> bool:

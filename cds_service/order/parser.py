@@ -3,15 +3,21 @@
 ``find_ketamine_requests`` runs on every hook call, most of them for other drugs: it touches only
 ``resourceType``, ``id``, the medication codings and texts, against a code set precomputed once per
 knowledge base. ``parse_order`` then reads dose, rate, duration, frequency, route and reasons of a ketamine
-order, normalising units with UCUM semantics (``units.py``). What it cannot read goes into
+order, normalising units with UCUM semantics (``units.py``). What it cannot read of the dose goes into
 ``MedicationOrder.problems`` in plain words: never a guess, never an exception.
+
+Real clients break FHIR's letter (clinical-rules.md §0): a single object where FHIR has a list (the CDS
+Hooks sandbox sends ``reasonCode: {...}``) is read as a one-element list and said in
+``MedicationOrder.normalised``; an element that cannot be read at all is named in ``unreadable`` (or, for
+the dosage, in ``problems``), never dropped in silence.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources as importlib_resources
 from typing import Any, Final
@@ -38,6 +44,7 @@ from cds_service.order.units import (
     read_time_code,
     read_unit,
 )
+from cds_service.record.dates import parse_fhir_datetime
 from cds_service.record.model import Code, Recognition
 
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -123,10 +130,40 @@ def _word_in(text: str, word: str) -> bool:
 
 
 def _codings(concept: object) -> list[Mapping[str, Any]]:
+    """The codings of a CodeableConcept; a lone coding object (a real-feed deviation) as one coding."""
     if not isinstance(concept, Mapping):
         return []
     codings = concept.get("coding")
+    if isinstance(codings, Mapping):
+        return [codings]
     return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
+
+
+@dataclass
+class _Notes:
+    """What the tolerant reading of one order found: deviations read safely and elements not read."""
+
+    normalised: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def listed(self, value: object, label: str, *, into: list[str] | None = None) -> list[Mapping[str, Any]]:
+        """A FHIR list element read tolerantly (clinical-rules.md §0): a lone object is a one-element list
+        (noted); entries that are not objects, or a value that is neither, are named in ``into`` (default:
+        ``unreadable``), never dropped in silence. ``label`` names the element in a prescriber's words."""
+        unread = self.unreadable if into is None else into
+        if value is None:
+            return []
+        if isinstance(value, Mapping):
+            self.normalised.append(f"{label} was sent as a single entry, not a list: read as one")
+            return [value]
+        if not isinstance(value, list):
+            unread.append(f"{label} could not be read (not a list of entries)")
+            return []
+        items = [v for v in value if isinstance(v, Mapping)]
+        if len(items) < len(value):
+            lost = len(value) - len(items)
+            unread.append(f"{lost} of the {len(value)} entries of {label} could not be read")
+        return items
 
 
 def _recognise_concept(concept: object, index: _KetamineIndex) -> tuple[Drug, Recognition] | None:
@@ -530,7 +567,7 @@ def _derive(dose: Dose | None, rate: InfusionRate | None, minutes: float | None)
 
 
 def _read_reasons(
-    request: Mapping[str, Any], draft_orders: object
+    request: Mapping[str, Any], draft_orders: object, notes: _Notes
 ) -> tuple[tuple[Code, ...], str | None, tuple[str, ...]]:
     codes: list[Code] = []
     texts: list[str] = []
@@ -545,13 +582,9 @@ def _read_reasons(
         if isinstance(concept, Mapping) and isinstance(concept.get("text"), str):
             texts.append(concept["text"])
 
-    reason_codes = request.get("reasonCode")
-    for concept in reason_codes if isinstance(reason_codes, list) else []:
+    for concept in notes.listed(request.get("reasonCode"), "the order's reason (reasonCode)"):
         take(concept)
-    reason_refs = request.get("reasonReference")
-    for ref in reason_refs if isinstance(reason_refs, list) else []:
-        if not isinstance(ref, Mapping):
-            continue
+    for ref in notes.listed(request.get("reasonReference"), "the order's reason reference (reasonReference)"):
         target = ref.get("reference")
         condition = _resolve(target, request, draft_orders, "Condition")
         if condition is not None:
@@ -578,8 +611,8 @@ def parse_order(
     if source is None:
         raise NotAKetamineOrder("the MedicationRequest is not for ketamine or esketamine")
     problems: list[str] = []
-    instructions = resource.get("dosageInstruction")
-    dosages = [d for d in instructions if isinstance(d, Mapping)] if isinstance(instructions, list) else []
+    notes = _Notes()
+    dosages = notes.listed(resource.get("dosageInstruction"), "the dosage instruction", into=problems)
     dosage = dosages[0] if dosages else None
     if len(dosages) > 1:
         problems.append(f"only the first of {len(dosages)} dosage instructions was checked")
@@ -587,7 +620,7 @@ def parse_order(
 
     reading = _Reading(problems, _concentration_mg_per_ml(source.medication))
     entries = dosage.get("doseAndRate") if dosage else None
-    dose_and_rates = [e for e in entries if isinstance(e, Mapping)] if isinstance(entries, list) else []
+    dose_and_rates = notes.listed(entries, "the dose and rate", into=problems)
     used = [e for e in dose_and_rates if any(k in e for k in _FIRST_WITH_DOSE)]
     if len(used) > 1:
         problems.append(f"only the first of {len(used)} dose/rate entries was checked")
@@ -599,7 +632,7 @@ def parse_order(
     minutes = _read_duration(repeat, problems)
     frequency = _read_frequency(dosage, repeat, problems)
     dose, minutes = _derive(dose, rate, minutes)
-    reason_codes, reason_text, reason_refs = _read_reasons(resource, draft_orders)
+    reason_codes, reason_text, reason_refs = _read_reasons(resource, draft_orders, notes)
 
     rid = resource.get("id")
     status = resource.get("status")
@@ -618,5 +651,14 @@ def parse_order(
         problems=tuple(dict.fromkeys(problems)),
         stage=stage,
         reason_references=reason_refs,
+        normalised=tuple(dict.fromkeys(notes.normalised)),
+        unreadable=tuple(dict.fromkeys(notes.unreadable)),
+        first_planned=_first_planned(repeat),
     )
+
+
+def _first_planned(repeat: Mapping[str, Any]) -> datetime | None:
+    """The start of ``timing.repeat.boundsPeriod``: the first planned administration (clinical-rules.md §3)."""
+    bounds = repeat.get("boundsPeriod")
+    return parse_fhir_datetime(bounds.get("start")) if isinstance(bounds, Mapping) else None
 

@@ -61,9 +61,12 @@ def code_keys(concept: object) -> Iterable[tuple[str, str]]:
 
 
 def codings_of(concept: Mapping[str, Any]) -> Sequence[object]:
-    """The ``coding`` array of a CodeableConcept; empty when absent or not an array."""
+    """The ``coding`` array of a CodeableConcept; a lone coding object (a real-feed deviation that validation
+    repairs and the cards note) as a one-element array; empty when absent or anything else."""
     codings = concept.get("coding")
-    return codings if isinstance(codings, list | tuple) else ()
+    if isinstance(codings, list | tuple):
+        return codings
+    return (codings,) if is_mapping(codings) else ()
 
 
 def content_key(value: object) -> bytes | None:

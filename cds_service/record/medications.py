@@ -60,11 +60,11 @@ class MedicationResolver:
         self,
         kb: Knowledge,
         medications: Mapping[str, Mapping[str, Any]],
-        accept_medication: Callable[[Mapping[str, Any]], bool],
+        accept_medication: Callable[[Mapping[str, Any]], Mapping[str, Any] | None],
     ) -> None:
         self._kb = kb
         self._medications = medications  # standalone Medication resources by id
-        self._accept = accept_medication  # validates a standalone Medication before it is used
+        self._accept = accept_medication  # a standalone Medication as validated (repaired), None when invalid
         self._resolved: dict[bytes, ResolvedMedication | None] = {}  # by content_key of the concepts
         self.unresolved_references = 0
 
@@ -129,12 +129,14 @@ class MedicationResolver:
             parts = ref.rstrip("/").split("/")
             if len(parts) >= 2 and parts[-2] == "Medication":
                 medication = self._medications.get(parts[-1])
-                if medication is not None and self._accept(medication):
-                    return medication
+                accepted = self._accept(medication) if medication is not None else None
+                if accepted is not None:
+                    return accepted
             if len(parts) >= 4 and parts[-2] == "_history" and parts[-4] == "Medication":
                 medication = self._medications.get(parts[-3])
-                if medication is not None and self._accept(medication):
-                    return medication
+                accepted = self._accept(medication) if medication is not None else None
+                if accepted is not None:
+                    return accepted
         self.unresolved_references += 1
         return None
 

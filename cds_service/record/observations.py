@@ -7,24 +7,30 @@ local score codes), never from literals here. Which Observation is which is deci
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge, ValueSet
+from cds_service.record import kinds
 from cds_service.record.dates import effective_time
-from cds_service.record.fhirdata import code_keys, codes_of, codings_of, quantity, resource_id, texts_of
+from cds_service.record.fhirdata import code_keys, codes_of, codings_of, is_mapping, quantity, resource_id, texts_of
 from cds_service.record.model import (
+    NORMALISED_BP_DECIMALS,
+    NORMALISED_BP_TEXT,
     BloodPressure,
     BodyWeight,
     Instrument,
     PregnancyTest,
+    Reading,
     SeverityScore,
     SkippedResource,
 )
-from cds_service.record.units import is_mm_hg, weight_to_kg
+from cds_service.record.units import hcg_iu_per_l_factor, is_mm_hg, weight_to_kg
 
 IGNORED_STATUS: Final = frozenset({"entered-in-error", "cancelled"})
 # Score ranges are part of each instrument's definition (terminology.md §5), not tunable thresholds.
@@ -35,6 +41,34 @@ BP_PAIRING_WINDOW: Final = timedelta(minutes=10)
 BP, SYSTOLIC, DIASTOLIC, WEIGHT, HCG, HCG_QUANT = "bp", "systolic", "diastolic", "weight", "hcg", "hcg-quant"
 VITAL_KINDS: Final = frozenset({BP, SYSTOLIC, DIASTOLIC, WEIGHT})
 _INSTRUMENT_KIND: Final = {"phq9": Instrument.PHQ9, "madrs": Instrument.MADRS, "hamd": Instrument.HAMD}
+# The record kind (``record/kinds.py``) each Observation kind feeds.
+RECORD_KIND: Final = {
+    BP: kinds.BLOOD_PRESSURE,
+    SYSTOLIC: kinds.BLOOD_PRESSURE,
+    DIASTOLIC: kinds.BLOOD_PRESSURE,
+    WEIGHT: kinds.WEIGHT,
+    "phq9": kinds.SCORES,
+    "madrs": kinds.SCORES,
+    "hamd": kinds.SCORES,
+    HCG: kinds.PREGNANCY_TESTS,
+    HCG_QUANT: kinds.PREGNANCY_TESTS,
+}
+# A blood pressure sent as text: "160/100", "160/100 mmHg", "160.5 / 99.5 mm[Hg]".
+_BP_TEXT: Final = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*/\s*(\d{1,3}(?:\.\d+)?)\s*(?:mm\s*\[?hg\]?)?\s*$", re.I)
+# A quantitative result sent as text: "<5 mIU/mL", "2400 IU/L", "12".
+_RESULT_TEXT: Final = re.compile(r"^\s*(<=|>=|<|>)?\s*(\d+(?:\.\d+)?)\s*(\S+)?\s*$")
+_COMPARATORS: Final = frozenset({"<", "<=", ">=", ">"})
+
+
+@dataclass(frozen=True)
+class PlausibleRange:
+    """Values outside ``[low, high]`` are implausible (clinical-rules.md §10, thresholds.yaml)."""
+
+    low: float
+    high: float
+
+    def holds(self, value: float | None) -> bool:
+        return value is None or self.low <= value <= self.high
 
 
 @dataclass(frozen=True)
@@ -47,6 +81,11 @@ class ObservationIndex:
     diastolic: frozenset[tuple[str, str]]
     positive: ValueSet
     negative: ValueSet
+    score_totals: re.Pattern[str]  # words that say a name is a total (score-total-names)
+    score_items: re.Pattern[str]  # words that name a single item (score-item-names)
+    systolic_range: PlausibleRange
+    diastolic_range: PlausibleRange
+    weight_range: PlausibleRange
 
     @classmethod
     def for_knowledge(cls, kb: Knowledge) -> ObservationIndex:
@@ -82,6 +121,11 @@ class ObservationIndex:
             diastolic=kb.valueset("obs-diastolic").codes,
             positive=kb.valueset("result-positive"),
             negative=kb.valueset("result-negative"),
+            score_totals=_words_pattern(kb.valueset("score-total-names").text_patterns),
+            score_items=_words_pattern(kb.valueset("score-item-names").text_patterns),
+            systolic_range=_range(kb, "bp.plausible_systolic"),
+            diastolic_range=_range(kb, "bp.plausible_diastolic"),
+            weight_range=PlausibleRange(kb.number("weight.plausible_min_kg"), kb.number("weight.plausible_max_kg")),
         )
 
     def kind_of(self, raw: Mapping[str, Any]) -> str | None:
@@ -121,9 +165,14 @@ class ObservationIndex:
         texts = texts_of(code)
         if texts:
             for kind, pattern in self.score_names:
-                if any(pattern.search(t) for t in texts):
+                if any(pattern.search(t) and self.names_a_total(t) for t in texts):
                     return kind
         return None
+
+    def names_a_total(self, text: str) -> bool:
+        """A rating-scale name that says total or score and names no single item (clinical-rules.md §1):
+        "MADRS total score" is a total, "MADRS item 1 - apparent sadness" and a bare "MADRS" are not."""
+        return self.score_totals.search(text) is not None and self.score_items.search(text) is None
 
 
 @dataclass(frozen=True)
@@ -137,6 +186,8 @@ class BpHalf:
 
 @dataclass
 class ObservationFacts:
+    """What the Observations of one record build said, and what was read safely or could not be read."""
+
     blood_pressures: list[BloodPressure]
     systolic_halves: list[BpHalf]
     diastolic_halves: list[BpHalf]
@@ -144,43 +195,74 @@ class ObservationFacts:
     scores: list[SeverityScore]
     pregnancy_tests: list[PregnancyTest]
     skipped: list[SkippedResource]
+    normalised: Counter[tuple[str, str]] = field(default_factory=Counter)  # (record kind, what) -> count
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (record kind, detail): valid, no value
 
     @classmethod
     def empty(cls) -> ObservationFacts:
         return cls([], [], [], [], [], [], [])
+
+    def readings(self, ranges: ObservationIndex) -> list[Reading]:
+        """Every reading gathered here as a fact (stand-alone BP halves paired)."""
+        pairs = pair_blood_pressures(self.systolic_halves, self.diastolic_halves, ranges)
+        return [*self.blood_pressures, *pairs, *self.weights, *self.scores, *self.pregnancy_tests]
 
 
 def read_observation(raw: Mapping[str, Any], kind: str, index: ObservationIndex, out: ObservationFacts) -> None:
     """Add the facts of one validated Observation of ``kind`` to ``out``."""
     rid, when = resource_id(raw), effective_time(raw)
     if kind == BP:
-        systolic = diastolic = None
-        for component in raw.get("component") or ():
-            keys = set(code_keys(component.get("code")))
-            value = _pressure(component.get("valueQuantity"))
-            if keys & index.systolic:
-                systolic = value
-            elif keys & index.diastolic:
-                diastolic = value
-        if systolic is not None or diastolic is not None:
-            out.blood_pressures.append(BloodPressure(rid, when, systolic, diastolic))
+        _read_bp_panel(raw, rid, when, index, out)
     elif kind in (SYSTOLIC, DIASTOLIC):
-        value = _pressure(raw.get("valueQuantity"))
-        if value is not None:
+        value = _pressure(raw.get("valueQuantity"), out)
+        if value is None:
+            out.unreadable.append((kinds.BLOOD_PRESSURE, _undated_or(when, "a blood pressure record")))
+        else:
             (out.systolic_halves if kind == SYSTOLIC else out.diastolic_halves).append(BpHalf(rid, when, value))
     elif kind == WEIGHT:
-        _read_weight(raw, rid, when, out)
+        _read_weight(raw, rid, when, index, out)
     elif kind in _INSTRUMENT_KIND:
         _read_score(raw, rid, when, _INSTRUMENT_KIND[kind], out)
     elif kind in (HCG, HCG_QUANT):
-        positive = hcg_result(raw, index, qualitative=kind == HCG)
-        out.pregnancy_tests.append(PregnancyTest(rid, when, positive))
+        out.pregnancy_tests.append(_read_hcg(raw, rid, when, index, qualitative=kind == HCG))
 
 
-def pair_blood_pressures(systolic: list[BpHalf], diastolic: list[BpHalf]) -> list[BloodPressure]:
-    """Stand-alone systolic/diastolic Observations paired by time (same instant or within 10 minutes)."""
+def _read_bp_panel(
+    raw: Mapping[str, Any], rid: str | None, when: datetime | None, index: ObservationIndex, out: ObservationFacts
+) -> None:
+    systolic = diastolic = None
+    for component in raw.get("component") or ():
+        keys = set(code_keys(component.get("code")))
+        if keys & index.systolic:
+            systolic = _pressure(component.get("valueQuantity"), out)
+        elif keys & index.diastolic:
+            diastolic = _pressure(component.get("valueQuantity"), out)
+    if systolic is None and diastolic is None and isinstance(raw.get("valueString"), str):
+        match = _BP_TEXT.match(raw["valueString"])  # "160/100" or "160/100 mmHg" (clinical-rules.md §10)
+        if match:
+            out.normalised[(kinds.BLOOD_PRESSURE, NORMALISED_BP_TEXT)] += 1
+            systolic, diastolic = (_whole_mm_hg(float(v), out) for v in match.groups())
+    if systolic is None and diastolic is None:
+        out.unreadable.append((kinds.BLOOD_PRESSURE, _undated_or(when, "a blood pressure record")))
+        return
+    plausible = index.systolic_range.holds(systolic) and index.diastolic_range.holds(diastolic)
+    out.blood_pressures.append(BloodPressure(rid, when, systolic, diastolic, plausible))
+
+
+def pair_blood_pressures(
+    systolic: list[BpHalf], diastolic: list[BpHalf], index: ObservationIndex | None = None
+) -> list[BloodPressure]:
+    """Stand-alone systolic/diastolic Observations paired by time (same instant or within 10 minutes).
+
+    ``index`` gives the plausible ranges (none: every value plausible).
+    """
     readings: list[BloodPressure] = []
     unused = sorted(diastolic, key=lambda h: h.when.timestamp() if h.when else 0.0)
+
+    def reading(rid: str | None, when: datetime | None, s: float | None, d: float | None) -> BloodPressure:
+        plausible = index is None or (index.systolic_range.holds(s) and index.diastolic_range.holds(d))
+        return BloodPressure(rid, when, s, d, plausible)
+
     for s in systolic:
         partner = None
         if s.when is not None:
@@ -188,15 +270,67 @@ def pair_blood_pressures(systolic: list[BpHalf], diastolic: list[BpHalf]) -> lis
             if candidates:
                 partner = min(candidates, key=lambda d: abs(d.when - s.when))  # type: ignore[operator]
                 unused.remove(partner)
-        readings.append(BloodPressure(s.resource_id, s.when, s.value, partner.value if partner else None))
-    readings.extend(BloodPressure(d.resource_id, d.when, None, d.value) for d in unused)
+        readings.append(reading(s.resource_id, s.when, s.value, partner.value if partner else None))
+    readings.extend(reading(d.resource_id, d.when, None, d.value) for d in unused)
     return readings
+
+
+def caution(reading: Reading, index: ObservationIndex, kb: Knowledge) -> tuple[float, ...]:
+    """Sort key: the larger, the more cautious reading of two conflicting copies of one record.
+
+    A prescriber would rather recheck than rely on a doubtful value, so the copy that passes no check wins:
+    an implausible reading first; then a BP by severity band (critical, elevated, normal) and value; the
+    lower weight (the higher mg/kg figure); the lower score (the one that does not meet an entry threshold);
+    a positive or raised hCG over a negative one.
+    """
+    if isinstance(reading, BloodPressure):
+        s, d = reading.systolic or 0.0, reading.diastolic or 0.0
+        critical = s >= kb.number("bp.critical_systolic") or d >= kb.number("bp.critical_diastolic")
+        elevated = s > kb.number("bp.elevated_systolic") or d > kb.number("bp.elevated_diastolic")
+        return (not reading.plausible, 2 if critical else 1 if elevated else 0, s, d)
+    if isinstance(reading, BodyWeight):
+        return (not reading.plausible, 0, -reading.kg)
+    if isinstance(reading, SeverityScore):
+        return (0, 0, -reading.value)
+    positive = reading.positive is True or reading.unit_unreadable
+    return (0, positive, reading.iu_per_l or 0.0, reading.positive is None)
+
+
+def _read_hcg(
+    raw: Mapping[str, Any], rid: str | None, when: datetime | None, index: ObservationIndex, *, qualitative: bool
+) -> PregnancyTest:
+    """An hCG test: its qualitative result or interpretation, and a quantitative value in IU/L.
+
+    The thresholds (positive, equivocal) are the pregnancy rule's; here only the number, its comparator
+    ("<5") and whether its unit could be read. Units (clinical-rules.md §3): [IU]/L = IU/L = U/L = m[IU]/mL =
+    mIU/mL; [IU]/mL is x 1000. A value with a unit that is none of these, or with no unit, is unreadable.
+    """
+    positive = hcg_result(raw, index, qualitative=qualitative)
+    number: float | None = None
+    unit: str | None = None
+    comparator: str | None = None
+    value = raw.get("valueQuantity")
+    if is_mapping(value):
+        number, unit = quantity(value)
+        sent = value.get("comparator")
+        comparator = sent if sent in _COMPARATORS else None
+    elif isinstance(raw.get("valueString"), str):
+        match = _RESULT_TEXT.match(raw["valueString"])
+        if match:
+            comparator, number, unit = match.group(1), float(match.group(2)), match.group(3)
+    if number is None:
+        return PregnancyTest(rid, when, positive)
+    factor = hcg_iu_per_l_factor(unit)
+    if factor is None:  # never a number in an assumed unit
+        return PregnancyTest(rid, when, positive, comparator=comparator, unit_unreadable=True, value_as_sent=number)
+    iu_per_l = round(number * factor, 6)
+    return PregnancyTest(rid, when, positive, iu_per_l=iu_per_l, comparator=comparator, value_as_sent=number)
 
 
 def hcg_result(raw: Mapping[str, Any], index: ObservationIndex, *, qualitative: bool) -> bool | None:
     """Positive/negative from valueCodeableConcept, then interpretation, then result text; None if unreadable.
 
-    Quantitative hCG has no verified positivity cut-off: only its interpretation is read.
+    For a quantitative test only the interpretation is read here (its value is read by ``_read_hcg``).
     """
     concepts: list[object] = []
     if qualitative:
@@ -222,23 +356,40 @@ def hcg_result(raw: Mapping[str, Any], index: ObservationIndex, *, qualitative: 
     return None
 
 
-def _pressure(value: object) -> float | None:
+def _pressure(value: object, out: ObservationFacts) -> float | None:
     number, unit = quantity(value)
     if number is None or not is_mm_hg(unit):
         return None
-    return number
+    return _whole_mm_hg(number, out)
 
 
-def _read_weight(raw: Mapping[str, Any], rid: str | None, when: datetime | None, out: ObservationFacts) -> None:
+def _whole_mm_hg(value: float, out: ObservationFacts) -> float:
+    """Rounded half up to whole mmHg (140.5 -> 141), as it is compared and shown (clinical-rules.md §10)."""
+    whole = float(math.floor(value + 0.5))
+    if whole != value:
+        out.normalised[(kinds.BLOOD_PRESSURE, NORMALISED_BP_DECIMALS)] += 1
+    return whole
+
+
+def _undated_or(when: datetime | None, what: str) -> str:
+    return f"{what} dated {when.date().isoformat()}" if when is not None else f"{what} without a date"
+
+
+def _read_weight(
+    raw: Mapping[str, Any], rid: str | None, when: datetime | None, index: ObservationIndex, out: ObservationFacts
+) -> None:
     number, unit = quantity(raw.get("valueQuantity"))
     if number is None:
+        out.unreadable.append((kinds.WEIGHT, _undated_or(when, "a weight record")))
         return
     kg = weight_to_kg(number, unit)
     if kg is None or kg <= 0:
         problem = f"valueQuantity: weight unit {unit!r} not understood" if kg is None else "valueQuantity: not > 0"
         out.skipped.append(SkippedResource("Observation", rid, problem))
+        out.unreadable.append((kinds.WEIGHT, _undated_or(when, "a weight record") + f" ({problem})"))
         return
-    out.weights.append(BodyWeight(rid, when, round(kg, 3), f"{number:g} {unit}"))
+    kg = round(kg, 3)
+    out.weights.append(BodyWeight(rid, when, kg, f"{number:g} {unit}", index.weight_range.holds(kg)))
 
 
 def _read_score(
@@ -250,15 +401,20 @@ def _read_score(
         value = float(integer)
     else:
         value, _unit = quantity(raw.get("valueQuantity"))
+    what = f"a {instrument.value} record"
     if value is None:
+        out.unreadable.append((kinds.SCORES, _undated_or(when, what)))
         return
     if not 0 <= value <= INSTRUMENT_RANGE[instrument]:
-        limit = f"{INSTRUMENT_RANGE[instrument]:g}"
-        out.skipped.append(
-            SkippedResource("Observation", rid, f"value: outside the {instrument.value} range 0-{limit}")
-        )
+        problem = f"value: outside the {instrument.value} range 0-{INSTRUMENT_RANGE[instrument]:g}"
+        out.skipped.append(SkippedResource("Observation", rid, problem))
+        out.unreadable.append((kinds.SCORES, _undated_or(when, what) + f" ({problem})"))
         return
     out.scores.append(SeverityScore(rid, when, instrument, value))
+
+
+def _range(kb: Knowledge, prefix: str) -> PlausibleRange:
+    return PlausibleRange(kb.number(f"{prefix}_min"), kb.number(f"{prefix}_max"))
 
 
 def _words_pattern(words: Iterable[str]) -> re.Pattern[str]:

@@ -31,6 +31,18 @@ _DAYS: Final = {
 }
 _MASS_MG: Final = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
 _PRESSURE: Final = frozenset({"mm[hg]", "mmhg", "mm hg"})
+# hCG concentration units to IU/L (clinical-rules.md §3): [IU]/L = IU/L = U/L = m[IU]/mL = mIU/mL (and mU/mL,
+# the same quantity); [IU]/mL and IU/mL are x 1000. Matched case-insensitively: feeds write "mIU/ml", "miu/mL".
+_HCG_IU_PER_L: Final = {
+    "[iu]/l": 1.0,
+    "iu/l": 1.0,
+    "u/l": 1.0,
+    "m[iu]/ml": 1.0,
+    "miu/ml": 1.0,
+    "mu/ml": 1.0,
+    "[iu]/ml": 1000.0,
+    "iu/ml": 1000.0,
+}
 
 
 def weight_to_kg(value: float, unit: str | None) -> float | None:
@@ -60,3 +72,10 @@ def mass_to_mg(value: float, unit: str | None) -> float | None:
 def is_mm_hg(unit: str | None) -> bool:
     """True for mm[Hg] and its common non-UCUM spellings; a missing unit is accepted (BP has one unit)."""
     return unit is None or unit.lower() in _PRESSURE
+
+
+def hcg_iu_per_l_factor(unit: str | None) -> float | None:
+    """The factor that turns an hCG value in ``unit`` into IU/L; None when the unit is missing or not read."""
+    if unit is None:
+        return None
+    return _HCG_IU_PER_L.get(unit.strip().lower().replace(" ", ""))

@@ -7,9 +7,10 @@ element and the kind of error, never a value (values may be PHI).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.medication import Medication
@@ -19,6 +20,7 @@ from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from cds_service.record.fhirdata import content_key, resource_id
 from cds_service.record.model import SkippedResource
@@ -31,6 +33,7 @@ _MODELS: dict[str, type[FHIRResourceModel]] = {
     "MedicationStatement": MedicationStatement,
     "MedicationRequest": MedicationRequest,
     "MedicationAdministration": MedicationAdministration,
+    "AllergyIntolerance": AllergyIntolerance,
 }
 _MAX_PROBLEM = 160
 # Elements the record reads (plus what R4 requires): only these are validated, so narrative, extensions,
@@ -58,6 +61,10 @@ _READ_ELEMENTS: dict[str, frozenset[str]] = {
     "MedicationAdministration": frozenset(
         {"status", "subject", "medicationCodeableConcept", "medicationReference", "effectiveDateTime",
          "effectivePeriod", "contained"}
+    ),
+    "AllergyIntolerance": frozenset(
+        {"patient", "code", "clinicalStatus", "verificationStatus", "type", "reaction", "recordedDate",
+         "onsetDateTime"}
     ),
 }  # fmt: skip
 # Elements whose validated instances are not reused (contained resources are whole resources).
@@ -95,6 +102,35 @@ class Validator:
 
     def validate(self, resource: Mapping[str, Any]) -> SkippedResource | None:
         """None when the elements the record reads are valid; else why the resource is skipped."""
+        error = self._check(resource)
+        return None if error is None else _skipped(resource, error)
+
+    def validate_repairing(
+        self,
+        resource: Mapping[str, Any],
+        repair: Callable[[Mapping[str, Any], Sequence[ErrorDetails]], Mapping[str, Any] | None],
+        rounds: int,
+    ) -> tuple[Mapping[str, Any], SkippedResource | None]:
+        """``validate``, letting ``repair`` mend what the errors point at (up to ``rounds`` times).
+
+        Returns the resource as validated (the repaired copy, or ``resource`` itself when nothing needed
+        repair) and None, or the resource and why it is skipped when what is left cannot be repaired.
+        """
+        if self.validate(resource) is None:  # the usual case, through the one per-resource entry point
+            return resource, None
+        for _ in range(rounds):
+            error = self._check(resource)
+            if error is None:
+                return resource, None
+            repaired = repair(resource, _errors(error)) if isinstance(error, ValidationError) else None
+            if repaired is None:
+                return resource, _skipped(resource, error)
+            resource = repaired
+        error = self._check(resource)
+        return resource, None if error is None else _skipped(resource, error)
+
+    def _check(self, resource: Mapping[str, Any]) -> Exception | None:
+        """The validation error of the elements the record reads, or None when they are valid."""
         rtype = str(resource.get("resourceType"))
         model = _MODELS.get(rtype)
         if model is None:
@@ -121,10 +157,8 @@ class Validator:
             # Calling the model is model_validate minus a second pass of its after-validators (FHIR models
             # define __init__, which model_validate calls and then re-checks): the same checks and errors.
             instance = model(**trimmed)
-        except ValidationError as exc:
-            return SkippedResource(rtype, resource_id(resource), _describe(exc))
-        except (ValueError, TypeError) as exc:  # fhir.resources raises these for some malformed primitives
-            return SkippedResource(rtype, resource_id(resource), f"not valid FHIR ({type(exc).__name__})")
+        except (ValueError, TypeError) as exc:  # ValidationError, or what fhir.resources raises for primitives
+            return exc
         for name, plan in plans.items():
             _remember(root.below(name), getattr(instance, name, None), plan)
         return None
@@ -231,8 +265,19 @@ def _remember(path: _Path, element: Any, plan: _Plan) -> None:
 _Plan = tuple[bytes, dict[str, "_Plan"]] | tuple[bytes | None, list["_Plan"]] | None
 
 
+def _errors(exc: ValidationError) -> list[ErrorDetails]:
+    return exc.errors(include_input=False, include_url=False)
+
+
+def _skipped(resource: Mapping[str, Any], error: Exception) -> SkippedResource:
+    rtype, rid = str(resource.get("resourceType")), resource_id(resource)
+    if isinstance(error, ValidationError):
+        return SkippedResource(rtype, rid, _describe(error))
+    return SkippedResource(rtype, rid, f"not valid FHIR ({type(error).__name__})")
+
+
 def _describe(exc: ValidationError) -> str:
-    errors = exc.errors(include_input=False, include_url=False)
+    errors = _errors(exc)
     if not errors:
         return "not valid FHIR"
     first = errors[0]

@@ -71,12 +71,19 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """A checklist line for the eligibility-summary card."""
+    """A checklist line for the eligibility-summary card.
+
+    ``criterion`` names what was looked for in a prescriber's words ("Psychosis", "Blood pressure"). A ``MET``
+    check with no note and no evidence means "looked for and not found in the record". ``reads`` names the
+    record kinds (``record/kinds.py``) the line's verdict rests on, so that the summary can say when related
+    records were set aside ("not found in the records that could be read (2 ... could not be read)").
+    """
 
     criterion: str
     status: CheckStatus
     note: str
     evidence: tuple[Evidence, ...] = ()
+    reads: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 The checklist comes from the ``Check`` lines of all rules (dose lines included), followed by the data
 gaps, skipped resources and anything recognised by name only. The monitoring requirements are card
-text of the drug's variant in the knowledge base (``topics-1.yaml``).
+text of the drug's variant in the knowledge base (``topics/summary.yaml``).
 """
 
 from __future__ import annotations

@@ -89,6 +89,20 @@ def register(sub: Any) -> None:
     req.add_argument("--now", type=_instant, metavar="DATE", help="roll dates to DATE instead of today")
     req.add_argument("--fixtures-dir", metavar="DIR")
     req.set_defaults(handler=run_request)
+    burden = fx_sub.add_parser(
+        "burden",
+        help="alert burden: cards per topic and indicator over the whole library, mean cards per ketamine order",
+        description="Run every fixture's own order through the rules (in-process, full prefetch, dates rolled to "
+        "one fixed instant) and print, per topic, how many cards of each indicator fired, and the mean number of "
+        "cards per ketamine order. The before/after figures of a rules change go to docs/alert-burden.md.",
+    )
+    burden.add_argument("--hook", choices=HOOKS, default="order-sign", help="order-sign (default) or order-select")
+    burden.add_argument(
+        "--now", type=_instant, metavar="DATE", help="evaluation instant (default: noon UTC on the library's anchor)"
+    )
+    burden.add_argument("--format", choices=("text", "json"), default="text", help="text/markdown (default) or json")
+    burden.add_argument("--fixtures-dir", metavar="DIR")
+    burden.set_defaults(handler=run_burden)
 
 
 def _instant(value: str) -> datetime:
@@ -259,6 +273,23 @@ def print_expectation(response: Mapping[str, Any], entry: FixtureEntry, hook: st
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------
+def run_burden(args: argparse.Namespace) -> int:
+    from cds_service.hooks.errors import HookError
+    from cds_service.sandbox.burden import measure, render_json, render_text
+
+    try:
+        manifest = load_manifest(args.fixtures_dir)
+        burden = measure(manifest, hook=args.hook, now=args.now)
+    except (FixturesNotFound, UsageError) as exc:
+        print(f"ketamine-cds fixtures burden: {exc}", file=sys.stderr)
+        return 2
+    except HookError as exc:
+        print(f"ketamine-cds fixtures burden: a fixture would get HTTP {exc.status}", file=sys.stderr)
+        return 1
+    sys.stdout.write(render_json(burden) if args.format == "json" else render_text(burden))
+    return 0
+
+
 def run_list(args: argparse.Namespace) -> int:
     try:
         manifest = load_manifest(args.fixtures_dir)

@@ -22,7 +22,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.observability import metrics, request_log
 from cds_service.security import flask_auth
 from cds_service.web import cors, health
-from cds_service.web.body import read_json_request
+from cds_service.web.body import read_hook_body
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,10 @@ def _register_routes(app: Flask) -> None:
     def call_service(service_id: str) -> Response:
         settings = _settings()
         find_service(service_id)  # 404 before reading the body
-        body, raw = read_json_request(request, max_bytes=settings.max_request_bytes,
-                                      max_depth=settings.max_json_depth)
+        body = read_hook_body(request, max_bytes=settings.max_request_bytes, max_depth=settings.max_json_depth)
         result = handle_hook_call(
             service_id,
             body,
-            raw_body=raw,
             kb=current_app.extensions[KB_KEY],
             settings=settings,
             now=current_app.extensions[CLOCK_KEY](),

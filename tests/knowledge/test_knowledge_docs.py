@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,15 +17,20 @@ class _Collect(HTMLParser):
         super().__init__()
         self.ids: list[str] = []
         self.tags: set[str] = set()
-        self.external: list[str] = []
+        self.external: list[str] = []  # resources the page would load from elsewhere
+        self.links: list[str] = []  # outgoing hyperlinks (the bibliography's publisher pages)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.add(tag)
         for name, value in attrs:
             if name == "id" and value:
                 self.ids.append(value)
-            if name in ("src", "href") and value and not value.startswith("#"):
+            if not value or value.startswith("#"):
+                continue
+            if name == "src" or (name == "href" and tag == "link"):
                 self.external.append(value)
+            elif name == "href":
+                self.links.append(value)
 
 
 def _parse(html: str) -> _Collect:
@@ -36,9 +42,9 @@ def _parse(html: str) -> _Collect:
 def _data_with_topic(tmp_path: Path, topic_yaml: str) -> Path:
     data = tmp_path / "data"
     shutil.copytree(DATA_DIR, data)
-    for path in data.glob("topics-*.yaml"):
+    for path in (data / "topics").glob("*.yaml"):
         path.unlink()
-    (data / "topics-1.yaml").write_text(topic_yaml)
+    (data / "topics" / "contraindications.yaml").write_text(topic_yaml)
     return data
 
 
@@ -47,16 +53,14 @@ topics:
   hypertension-uncontrolled:
     section: "3. Contraindications and precautions"
     title: "Uncontrolled hypertension"
-    seeds: ["000", "001"]
-    source_label: "Consensus and label"
+    references: [ketalar-pi, asra-pain-2018]
     logic: "Latest BP within [[bp.lookback_days]] days at or above [[bp.critical_systolic]]/[[bp.critical_diastolic]]"
     variants:
       default: {indicator: critical, summary: "BP {bp}", rationale: "Ketamine raises BP."}
   psychosis:
     section: "3. Contraindications and precautions"
     title: "Psychosis <b>bold</b> & co"
-    seeds: ["002"]
-    source_label: "x"
+    references: [focus-2019]
     logic: "<script>alert(1)</script>"
     variants:
       active: {indicator: critical, summary: "s", rationale: "r"}
@@ -70,6 +74,26 @@ def test_every_topic_has_an_anchor_and_ids_are_unique(kb: Knowledge) -> None:
     assert len(parsed.ids) == len(set(parsed.ids))
     assert parsed.external == []  # self-contained: no scripts, styles or images from elsewhere
     assert "script" not in parsed.tags
+    assert all(link.startswith("https://") for link in parsed.links)
+
+
+def test_bibliography_lists_every_reference_in_full_with_an_anchor(kb: Knowledge) -> None:
+    html = render_rules_page(kb)
+    ids = _parse(html).ids
+    for ref in kb.references.values():
+        assert f"ref-{ref.key}" in ids
+        entry = html.split(f'id="ref-{ref.key}"')[1].split("</li>")[0]
+        assert escape(ref.citation) in entry
+    for topic in kb.topics.values():
+        section = html.split(f'id="{topic.code}"')[1].split("</section>")[0]
+        assert all(f'href="#ref-{key}"' in section for key in topic.references), topic.code
+
+
+def test_retired_topics_are_documented_as_retired(kb: Knowledge) -> None:
+    html = render_rules_page(kb)
+    for topic in kb.topics.values():
+        section = html.split(f'id="{topic.code}"')[1].split("</section>")[0]
+        assert ("<strong>retired</strong>" in section) == bool(topic.retired), topic.code
 
 
 def test_page_shows_logic_with_configured_thresholds_sources_and_version(tmp_path: Path) -> None:
@@ -81,7 +105,9 @@ def test_page_shows_logic_with_configured_thresholds_sources_and_version(tmp_pat
     assert 'id="hypertension-uncontrolled"' in html
     assert "Latest BP within 30 days at or above 170/100" in html
     assert "2026.11.1+site.clinic-a" in html
-    assert "critical" in html and "Consensus and label" in html
+    assert "critical" in html and "Ketalar prescribing information; ASRA/AAPM/ASA pain consensus 2018" in html
+    section = html.split('id="hypertension-uncontrolled"')[1].split("</section>")[0]
+    assert '<a href="#ref-ketalar-pi">' in section and '<a href="#ref-asra-pain-2018">' in section
     assert kb.seeds["000"].title in html and kb.seeds["001"].title in html
     row = html.split('id="threshold-bp.critical_systolic"')[1].split("</tr>")[0]
     assert "170 <span class=site>site</span>" in row and "<td>160</td>" in row

@@ -80,8 +80,11 @@ def full_prefetch() -> dict[str, Any]:
         "bloodPressure": bundle(),
         "bodyWeight": bundle(),
         "depressionScores": bundle(),
+        "depressionScoresByCode": bundle(),
         "pregnancyTests": bundle(),
         "administrations": bundle(),
+        "allergies": bundle(),
+        "lactation": bundle(),
     }
 
 

@@ -117,12 +117,12 @@ def test_ketamine_call_with_prefetch_one_level_too_deep_is_400_naming_the_limit(
 
 
 def test_other_drug_never_pays_for_the_prefetch_check(kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cds_service.hooks import pipeline
+    from cds_service.hooks import body as body_module
 
     def refuse(raw: bytes, max_depth: int) -> bool:
         raise AssertionError("the prefetch was checked for another drug's order")
 
-    monkeypatch.setattr(pipeline, "raw_nesting_exceeds", refuse)
+    monkeypatch.setattr(body_module, "raw_nesting_exceeds", refuse)
     client = create_app(settings(max_json_depth=20), kb=kb).test_client()
     body = hook_request(orders=[other_order()], prefetch=_deep_prefetch(30))
     response = client.post(SIGN, data=json.dumps(body), content_type="application/json")

@@ -29,7 +29,7 @@ def stub_rules(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Record builder and engine replaced: the evaluation has a summary and a critical BP finding."""
     seen: list[Any] = []
 
-    def build(resources: Any, kb: Any, *, available: Any, gaps: Any = ()) -> PatientRecord:
+    def build(resources: Any, kb: Any, *, available: Any, gaps: Any = (), **_context: Any) -> PatientRecord:
         seen.append((list(resources), available, gaps))
         return PatientRecord(patient=PatientFacts(None, None), available=available, data_gaps=tuple(gaps))
 

@@ -93,14 +93,16 @@ def test_blood_pressure_and_weight_have_a_cap_each(kb: Knowledge) -> None:
     assert record.skipped == ()
 
 
-def test_undated_readings_come_last_and_ties_keep_the_order_received(kb: Knowledge) -> None:
+def test_undated_readings_come_last_and_ties_put_the_more_cautious_first(kb: Knowledge) -> None:
     undated = observation("undated", "85354-9", None, component=bp_panel("x", "2026-01-01", 150, 95)["component"])
     unreadable_date = bp_panel("bad-date", "2026-11-31T09:00:00Z", 150, 95)  # not a date: undated, then invalid
     first = bp_panel("tie-1", "2026-11-02T10:00:00+01:00", 121, 80)
     second = bp_panel("tie-2", "2026-11-02T09:00:00Z", 122, 80)  # the same instant
     record = _record(kb, undated, first, *_bps(1), second, unreadable_date)
-    assert [b.resource_id for b in record.blood_pressures] == ["tie-1", "tie-2", "bp0", "undated"]
+    assert [b.resource_id for b in record.blood_pressures] == ["tie-2", "tie-1", "bp0", "undated"]
     assert [s.resource_id for s in record.skipped] == ["bad-date"]
+    record = _record(kb, undated, second, *_bps(1), first, unreadable_date)  # whatever the order received
+    assert [b.resource_id for b in record.blood_pressures] == ["tie-2", "tie-1", "bp0", "undated"]
 
 
 def test_an_element_the_record_does_not_read_is_not_validated(kb: Knowledge) -> None:
@@ -154,10 +156,10 @@ def test_duplicates_are_found_per_resource_type(kb: Knowledge) -> None:
     record = _record(
         kb,
         observation("x1", "44261-6", "2026-11-20", valueInteger=17),
-        observation("x1", "44261-6", "2026-11-21", valueInteger=3),  # a second copy: ignored
+        observation("x1", "44261-6", "2026-11-21", valueInteger=3),  # a conflicting copy, neither newer
         condition("x1", ICD, "F33.1") | same_id,  # another type, same id: read
     )
-    assert [(s.resource_id, s.value) for s in record.scores] == [("x1", 17)]
+    assert [(s.resource_id, s.value) for s in record.scores] == [("x1", 3)]  # the more cautious reading
     assert [c.resource_id for c in record.conditions] == ["x1"]
 
 

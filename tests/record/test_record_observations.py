@@ -30,7 +30,7 @@ def test_bp_panels_current_and_legacy(kb: Knowledge) -> None:
     )
     assert [(b.resource_id, b.systolic, b.diastolic) for b in record.blood_pressures] == [
         ("new", 162, 98),
-        ("legacy", 129.7, 75.4),
+        ("legacy", 130, 75),  # whole mmHg, rounded half up
     ]
     assert record.blood_pressures[0].when == datetime(2026, 11, 20, 9, tzinfo=UTC)
 
@@ -103,7 +103,7 @@ def test_madrs_and_hamd_by_name_and_by_configured_local_code(tmp_path: Path, kb:
         "valueInteger": 21,
     }
     hamd_name = {"resourceType": "Observation", "id": "h2", "status": "final",
-                 "code": {"coding": [{"system": "urn:oid:9.9", "code": "X1", "display": "Hamilton Depression Rating"}]},
+                 "code": {"coding": [{"system": "urn:oid:9.9", "code": "X1", "display": "HAM-D total score"}]},
                  "effectiveDateTime": "2026-09-01", "valueQuantity": {"value": 19}}  # fmt: skip
     default = _record(kb, madrs, hamd_local, hamd_name)
     assert [(s.resource_id, s.instrument) for s in default.scores] == [
