@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from cds_service.feedback import cli as feedback_cli
+from cds_service.replay import cli as replay_cli
 from cds_service.sandbox import cli as sandbox_cli
 from cds_service.web import serve as serve_cli
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cli.register(sub)  # serve
     sandbox_cli.register(sub)  # evaluate, fixtures
     feedback_cli.register(sub)  # report, purge
+    replay_cli.register(sub)  # replay, replay merge
     return parser
 
 

@@ -179,9 +179,7 @@ class PregnancyTest:
     resource_id: str | None
     when: datetime | None
     positive: bool | None  # qualitative result or interpretation flag; None: neither says
-    # quantitative result in IU/L (mIU/mL = IU/L); the rules apply the thresholds. With ``unit_unreadable``: the
-    # number as sent, in its unknown unit
-    iu_per_l: float | None = None
+    iu_per_l: float | None = None  # quantitative result in IU/L (mIU/mL = IU/L); the rules apply the thresholds
     comparator: str | None = None  # "<", "<=", ">=", ">" as sent with a quantitative result
     unit_unreadable: bool = False  # a quantitative value whose unit could not be read ("hCG not readable")
     value_as_sent: float | None = None  # the quantitative number as sent, whatever its unit (also when unreadable)

@@ -58,10 +58,11 @@ def hcg_result(test: PregnancyTest, kb: Knowledge) -> HcgResult | None:
     positive_line = kb.number("pregnancy.hcg_positive_iu_per_l")
     equivocal_line = kb.number("pregnancy.hcg_equivocal_iu_per_l")
     value, comparator = test.iu_per_l, test.comparator
-    if test.unit_unreadable:  # ``iu_per_l`` is then the number as sent, in a unit that could not be read
+    if test.unit_unreadable:  # only the number as sent is known, in a unit that could not be read
         if comparator in ("<", "<="):
             return None
-        return HcgResult.UNREADABLE if value is None or value >= equivocal_line else None
+        raw = test.value_as_sent
+        return HcgResult.UNREADABLE if raw is None or raw >= equivocal_line else None
     if value is not None:
         if comparator in ("<", "<="):  # the value is at most ``value``
             below_equivocal = value <= equivocal_line if comparator == "<" else value < equivocal_line
@@ -79,7 +80,7 @@ def hcg_result(test: PregnancyTest, kb: Knowledge) -> HcgResult | None:
 def describe_test(test: PregnancyTest, result: HcgResult) -> str:
     """The test in a prescriber's words: "hCG 30 IU/L (positive) on 2026-11-20", "hCG positive on 2026-11-20"."""
     if result is HcgResult.UNREADABLE:
-        number = fmt(test.iu_per_l) if test.iu_per_l is not None else "a value"
+        number = fmt(test.value_as_sent) if test.value_as_sent is not None else "a value"
         value = f"{number} in a unit that could not be read"
     elif test.iu_per_l is not None:
         value = f"{test.comparator or ''}{fmt(round(test.iu_per_l, 1))} IU/L ({result.value})"

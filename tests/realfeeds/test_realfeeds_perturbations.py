@@ -15,7 +15,7 @@ import copy
 import random
 import uuid
 from dataclasses import fields
-from datetime import UTC, timedelta
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -23,17 +23,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds_service.config import Settings
-from cds_service.fhir.allowlist import ServerAllowlist
-from cds_service.fhir.prefetch import resolve_prefetch
-from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.pipeline import handle_hook_call
 from cds_service.knowledge.loader import default_knowledge
-from cds_service.record.builder import build_record
 from cds_service.record.model import SET_ASIDE_FUTURE, SET_ASIDE_OTHER_PATIENT, PatientRecord
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import load_manifest
 from cds_service.sandbox.requests import build_request, load_template
 from tests.conftest import NOW
+from tests.realfeeds.pipeline_record import record_for
 
 MANIFEST = load_manifest()
 # A spread of the library: contraindications, a course of treatment, TRD with full history, pregnancy, esketamine.
@@ -60,13 +57,7 @@ def baseline(name: str) -> tuple[dict[str, Any], PatientRecord, list[tuple[str, 
 
 
 def record_of(body: dict[str, Any]) -> PatientRecord:
-    resolution = resolve_prefetch(
-        SERVICES["ketamine-order-sign"].prefetch, body, settings=SETTINGS, allowlist=ServerAllowlist(()), now=NOW
-    )
-    return build_record(
-        resolution.resources, default_knowledge(), available=resolution.available, gaps=resolution.gaps,
-        patient_id=body["context"]["patientId"], now=NOW, zone=UTC,
-    )  # fmt: skip
+    return record_for(body, default_knowledge(), SETTINGS)[0]
 
 
 def cards_of(body: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -12,19 +12,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from cds_service.config import Settings
-from cds_service.fhir.allowlist import ServerAllowlist
-from cds_service.fhir.prefetch import resolve_prefetch
-from cds_service.hooks.catalog import SERVICES
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import kinds
-from cds_service.record.builder import build_record
 from cds_service.record.model import (
     NORMALISED_BP_DECIMALS,
     NORMALISED_BP_TEXT,
@@ -36,6 +32,7 @@ from cds_service.record.model import (
 from cds_service.sandbox.requests import build_request, load_template, service_id
 from tests.conftest import NOW
 from tests.realfeeds.fhir_server import FhirServer
+from tests.realfeeds.pipeline_record import record_for
 from tests.sandbox.sandbox_support import FHIR_BASE, card_pairs
 
 LOINC, ICD, UCUM = "http://loinc.org", "http://hl7.org/fhir/sid/icd-10-cm", "http://unitsofmeasure.org"
@@ -86,14 +83,14 @@ def phq9(when: str, score: int, category: list[Resource] | None = SURVEY) -> Res
     return observation({"coding": [{"system": LOINC, "code": "44261-6"}]}, when, category, valueInteger=score)
 
 
-def condition(code: str, display: str, subject: str = PATIENT_REF) -> Resource:
+def condition(code: str, display: str, subject: str = PATIENT_REF, onset_days: float = 400) -> Resource:
     return {
         "resourceType": "Condition",
         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
                                        "code": "active"}]},
         "code": {"coding": [{"system": ICD, "code": code, "display": display}]},
         "subject": {"reference": subject},
-        "onsetDateTime": day(400),
+        "onsetDateTime": day(onset_days),
     }  # fmt: skip
 
 
@@ -210,6 +207,13 @@ def _check_future(record: PatientRecord) -> None:
     assert aside.count >= 1 and aside.details[0].startswith("BP 118/76 mmHg dated 2026-12-")
 
 
+def _check_future_critical(record: PatientRecord) -> None:
+    """Set aside (never the latest reading), and kept with its value: the BP rule asks for it to be verified."""
+    assert _bp_values(record) == [(124, 78)]
+    (aside,) = record.set_aside_of(kinds.BLOOD_PRESSURE)
+    assert (aside.reason, aside.details) == (SET_ASIDE_FUTURE, (f"BP 190/120 mmHg dated {day(-3)[:10]}",))
+
+
 def _check_bp_text(record: PatientRecord) -> None:
     assert _bp_values(record)[0] == (160, 100)
     assert any(n.what == NORMALISED_BP_TEXT for n in record.normalised)
@@ -218,6 +222,23 @@ def _check_bp_text(record: PatientRecord) -> None:
 def _check_hcg(record: PatientRecord) -> None:
     (test,) = record.pregnancy_tests
     assert (test.iu_per_l, test.unit_unreadable, test.positive) == (2400, False, None)
+
+
+# Issue 14's codes that hand-written value sets missed (recognised by rules-v2's value sets; read here as sent).
+OUTSIDE_LISTS = [
+    ("O99.341", "Other mental disorders complicating pregnancy, first trimester"),
+    ("Z34.01", "Encounter for supervision of normal first pregnancy, first trimester"),
+    ("K70.31", "Alcoholic cirrhosis of liver with ascites"),
+    ("C71.9", "Malignant neoplasm of brain, unspecified"),
+    ("G91.1", "Obstructive hydrocephalus"),
+    ("F18.20", "Inhalant dependence, uncomplicated"),
+    ("F19.20", "Ketamine use disorder, severe"),  # ICD-10-CM has no ketamine code: recognised by its name
+]
+
+
+def _check_outside_lists(record: PatientRecord) -> None:
+    categories = {c.codes[0].code: c.categories for c in record.conditions if c.codes}
+    assert "ketamine-misuse" in categories["F19.20"] and "pregnancy" in categories["O99.341"]
 
 
 def _check_madrs_item(record: PatientRecord) -> None:
@@ -258,12 +279,18 @@ SHAPES = [
           server_edit=_versions_on_server((122, 76), (182, 112))),
     Shape("future-readings-before-the-cap", [*FUTURE, bp(day(1), 171, 104)], _check_future,
           present=("hypertension-uncontrolled",), prefetch_edit=_every_reading_in_prefetch),
+    Shape("future-critical-reading", [bp(day(-3), 190, 120)], _check_future_critical,
+          present=("hypertension-elevated",), absent=("hypertension-uncontrolled",)),
     Shape("bp-as-text", [observation({"coding": [{"system": LOINC, "code": "85354-9"}]}, day(1), VITALS,
                                      valueString="160/100 mmHg")], _check_bp_text,
           present=("hypertension-uncontrolled",)),
     Shape("quantitative-hcg", [observation({"coding": [{"system": LOINC, "code": "19080-1"}]}, day(2), None,
                                            valueQuantity={"value": 2400, "unit": "mIU/mL", "system": UCUM,
-                                                          "code": "m[IU]/mL"})], _check_hcg),
+                                                          "code": "m[IU]/mL"})], _check_hcg,
+          present=("pregnancy",)),
+    Shape("codes-outside-hand-written-lists", [condition(c, d, onset_days=30) for c, d in OUTSIDE_LISTS],
+          _check_outside_lists, present=("pregnancy", "hepatic-impairment", "intracranial-pressure",
+                                         "substance-use-disorder", "ketamine-misuse-history")),
     Shape("madrs-item-is-not-a-total", [observation(MADRS_ITEM, day(1), valueInteger=3)], _check_madrs_item,
           absent=("depression-severity-insufficient",)),
     Shape("sandbox-lone-reason-code", [condition("G90.50", "Complex regional pain syndrome I, unspecified")],
@@ -335,15 +362,9 @@ def request_for(shape: Shape, hook: str, *, server: FhirServer | None) -> dict[s
 def record_of(body: dict[str, Any], kb: Knowledge, server: FhirServer) -> PatientRecord:
     """The record the pipeline builds for ``body`` (its prefetch, or what it reads from the server)."""
     settings = Settings(auth_enabled=False, fhir_server_allowlist=(server.base_url, FHIR_BASE))
-    resolution = resolve_prefetch(
-        SERVICES["ketamine-order-sign"].prefetch, body, settings=settings,
-        allowlist=ServerAllowlist(settings.fhir_server_allowlist), now=NOW,
-    )  # fmt: skip
+    record, resolution = record_for(body, kb, settings)
     assert resolution.gaps == () and resolution.unobtainable_required == (), resolution.gaps
-    return build_record(
-        resolution.resources, kb, available=resolution.available, gaps=resolution.gaps,
-        patient_id=body["context"]["patientId"], now=NOW, zone=UTC,
-    )  # fmt: skip
+    return record
 
 
 @pytest.mark.parametrize("mode", ["prefetch", "fhir-server"])

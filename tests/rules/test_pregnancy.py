@@ -39,7 +39,9 @@ def hcg(
     unreadable: bool = False,
     raw: float | None = None,
 ) -> PregnancyTest:
-    return PregnancyTest(f"hcg-{age}-{iu}", days_ago(age), positive, raw if unreadable else iu, comparator, unreadable)
+    return PregnancyTest(
+        f"hcg-{age}-{iu}", days_ago(age), positive, iu, comparator, unreadable, raw if unreadable else iu
+    )
 
 
 def woman(age_years: int = 30) -> PatientFacts:
