@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from fhirgen import ANCHOR, CONDITIONS, DRUGS, SNOMED, Chart, coding, qty  # noqa: E402
+from fhirgen import ANCHOR, BP_PANEL, CONDITIONS, DRUGS, LOINC, SNOMED, Chart, coding, qty  # noqa: E402
 
 from cds_service.sandbox.requests import HOOKS, build_request  # noqa: E402
 
@@ -228,6 +228,30 @@ def trd_history(
     return c
 
 
+def real_feed_bp(c: Chart, days_before: float, systolic: float, diastolic: float) -> Chart:
+    """A BP panel as a device feed sends it: decimals kept."""
+    return c.bp(days_before, systolic, diastolic)  # type: ignore[arg-type]
+
+
+def real_feed_bp_text(c: Chart, days_before: float, text: str) -> Chart:
+    """A BP panel with the reading as text and no components."""
+    c.add(c._obs("vital-signs", BP_PANEL, days_before, valueString=text))
+    return c
+
+
+def real_feed_future(c: Chart) -> Chart:
+    """Twelve normal readings dated 10-21 days ahead (a device clock running ahead), and yesterday's 171/104."""
+    for ahead in range(12):
+        c.bp(-10 - ahead, 118, 76)
+    return c.bp(1, 171, 104)
+
+
+def real_feed_phq9(c: Chart, days_before: float, score: int, category: str) -> Chart:
+    code = (LOINC, "44261-6", "Patient Health Questionnaire 9 item (PHQ-9) total score [Reported]")
+    c.add(c._obs(category, code, days_before, valueInteger=score))
+    return c
+
+
 def plain_vitals(c: Chart, weight: float = 80) -> Chart:
     return c.bp(7, 118, 76).weight(7, weight)
 
@@ -325,6 +349,72 @@ SPECS: list[Spec] = [
         notes="176 [lb_av] = 79.8 kg; the order is 40 mg = 0.501 mg/kg (inside the 5% tolerance). Reading lb as kg "
         "would give 0.23 mg/kg and a dose card.",
         person=person("Tomas", "Reyes", "male", "1986-12-01"),
+    ),
+    # --- real-feed shapes (issue 14, real-feeds): what real EHR and device feeds send, §0 and §10. Only shapes
+    # that are valid FHIR (a server must accept the bundle); the others (times without an offset, another
+    # patient's records, duplicates) are tested in tests/realfeeds/test_realfeeds_shapes.py ---
+    Spec(
+        "real-feed-future-readings",
+        "A BP cuff whose clock runs weeks ahead filed twelve normal readings dated in the future; yesterday's real "
+        "reading was 171/104. The future readings are set aside before the newest-ten cap, so 171/104 counts.",
+        lambda c: real_feed_future(trd_history(c, bp=(124, 78), bp_day=20)),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["real-feed:future-readings-before-the-cap", "hypertension-uncontrolled"],
+        person=person("Pavel", "Novak", "male", "1968-07-30"),
+    ),
+    Spec(
+        "real-feed-bp-as-text",
+        "Yesterday's BP arrives as a BP panel with valueString '160/100 mmHg' and no components.",
+        lambda c: real_feed_bp_text(trd_history(c, bp=(124, 78), bp_day=20), 1, "160/100 mmHg"),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["real-feed:bp-valueString", "boundary:bp-160-100"],
+        person=person("Grace", "Owusu", "female", "1983-10-19"),
+    ),
+    Spec(
+        "real-feed-bp-decimals-159.5",
+        "A device sends BP with decimals: 159.5/99.4. Rounded half up to whole mmHg it is 160/99: at the hold line.",
+        lambda c: real_feed_bp(trd_history(c, bp=None), 2, 159.5, 99.4),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["real-feed:bp-decimals", "boundary:bp-159.5-rounds-to-160"],
+        person=person("Hugo", "Lindqvist", "male", "1974-03-08"),
+    ),
+    Spec(
+        "real-feed-bp-decimals-90.2965",
+        "A synthetic feed sends BP 135.4/90.2965. Rounded to whole mmHg it is 135/90: not above 140/90, no card "
+        "(read raw, a diastolic of 90.2965 would have raised one).",
+        lambda c: real_feed_bp(trd_history(c, bp=None), 2, 135.4, 90.2965),
+        [SUMMARY],
+        covers=["real-feed:bp-decimals", "boundary:bp-90.2965-rounds-to-90"],
+        person=person("Aiko", "Tanaka", "female", "1985-12-24"),
+    ),
+    Spec(
+        "real-feed-madrs-item",
+        "Two days ago the clinic filed one MADRS item ('MADRS item 1 - apparent sadness' = 3) under a local code, "
+        "after a PHQ-9 of 19. An item is not a MADRS total: the PHQ-9 decides severity.",
+        lambda c: trd_history(c).named_score(2, "MADRS item 1 - apparent sadness", 3, "MADRS-1"),
+        [SUMMARY],
+        covers=["real-feed:score-item-not-total", "boundary:madrs-item-vs-total"],
+        person=person("Lena", "Hoffmann", "female", "1980-08-02"),
+    ),
+    Spec(
+        "real-feed-phq9-exam-category",
+        "The latest PHQ-9 (19, ten days ago) was filed with category 'exam', not 'survey': found by its code.",
+        lambda c: real_feed_phq9(trd_history(c, latest_phq9=None), 10, 19, "exam"),
+        [SUMMARY],
+        covers=["real-feed:phq9-other-category", "prefetch:scores-by-code"],
+        person=person("Samuel", "Adeyemi", "male", "1976-01-15"),
+    ),
+    Spec(
+        "real-feed-sandbox-reason-object",
+        "The CDS Hooks sandbox sends the order's reasonCode as one object, not a list: CRPS, in a patient who also "
+        "has MDD with no antidepressant trials. Read as one reason, the indication is chronic pain.",
+        lambda c: plain_vitals(
+            c.condition("crps-right-upper", onset=500).condition("mdd-recurrent-severe", onset=300), 75
+        ),
+        [SUMMARY, ("chronic-pain-evidence", INFO)],
+        params={"reason_object": coding(CONDITIONS["crps-right-upper"])},
+        covers=["real-feed:lone-reasonCode", "chronic-pain-evidence", "indication-reasonCode"],
+        person=person("Olga", "Petrova", "female", "1972-06-21"),
     ),
     Spec(
         "medication-requests-only",
@@ -556,16 +646,17 @@ SPECS: list[Spec] = [
         "heart-failure",
         "Heart failure (active) and treated essential hypertension with a normal BP.",
         lambda c: trd_history(c).condition("heart-failure", onset=300).condition("essential-hypertension", onset=2000),
-        [SUMMARY, ("cardiovascular-disease", CRITICAL)],
+        [SUMMARY, ("cardiovascular-disease", WARNING)],
         covers=["cardiovascular-disease"],
-        notes="Essential hypertension alone is not in the cardiovascular-disease list.",
+        notes="Essential hypertension alone is not in the cardiovascular-disease list. Version 2: chronic or "
+        "unspecified heart failure (I50.9) that is not resolved is a warning.",
         person=person("Walter", "Becker", "male", "1961-04-14"),
     ),
     Spec(
         "cirrhosis",
         "Cirrhosis of the liver (active).",
         lambda c: trd_history(c).condition("cirrhosis", onset=500),
-        [SUMMARY, ("hepatic-impairment", CRITICAL)],
+        [SUMMARY, ("hepatic-impairment", WARNING)],
         covers=["hepatic-impairment"],
         person=person("Paul", "Svensson", "male", "1965-09-23"),
     ),
@@ -969,9 +1060,10 @@ SPECS: list[Spec] = [
         "hallucinogen-dependence-active",
         "Active hallucinogen dependence (F16.20).",
         lambda c: trd_history(c).condition("hallucinogen-dependence", onset=200),
-        [SUMMARY, ("ketamine-misuse-history", CRITICAL)],
-        covers=["ketamine-misuse-history"],
-        notes="Covered by ketamine-misuse-history; substance-use-disorder is for *another* disorder, so not twice.",
+        [SUMMARY, ("substance-use-disorder", WARNING)],
+        covers=["substance-use-disorder", "hallucinogen-not-dissociative"],
+        notes="Version 2: a hallucinogen use disorder with no dissociative named is substance-use-disorder "
+        "(F16 without ketamine or phencyclidine), no longer ketamine-misuse-history.",
         person=person("Jasper", "Quinn", "male", "1992-05-30"),
     ),
     Spec(
@@ -1005,6 +1097,440 @@ SPECS: list[Spec] = [
         person=person("Rhys", "Evans", "male", "1987-10-03"),
     ),
 ]
+
+
+# === rules-v2 fixtures (clinical-rules.md v2 §0-§3, §7) ===================================================
+# Boundary pairs of the new and changed rules. Each patient is eligible for IV ketamine (trd_history) but for one
+# fact, so the expected cards are the summary plus the card that fact calls for. Dates are days before the
+# anchor; fixture ages are set for the manifest test's clock (2026-11-23, 326 days after the anchor).
+TEMPLATES.append(
+    {
+        "name": "ketamine-oral",
+        "description": "Ketamine 50 mg by mouth twice weekly: outside the IV/intranasal rules (no dose check).",
+        "parameters": {},
+        "resource": {
+            "resourceType": "MedicationRequest",
+            "status": "draft",
+            "intent": "order",
+            "medicationCodeableConcept": coding(DRUGS["ketamine"]),
+            "dosageInstruction": [
+                {
+                    "route": ORAL_ROUTE,
+                    "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}},
+                    "doseAndRate": [{"doseQuantity": qty(50, "mg")}],
+                }
+            ],
+        },
+    }
+)
+
+
+def administrations(c: Chart, first: float, count: int, every: float = 7) -> Chart:
+    for i in range(count):
+        c.administration(first + i * every, 40)
+    return c
+
+
+RULES_V2_SPECS: list[Spec] = [
+    # --- §0 scope, route, anaesthetic-looking order, suicidal ideation
+    Spec(
+        "v2-scope-procedural-sedation",
+        "Ketamine ordered for procedural sedation (fracture reduction): outside psychiatry and chronic pain, no cards.",
+        trd_history,
+        [],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 80, "duration_min": 2, "reason": {"text": "Procedural sedation for fracture reduction"}},
+        covers=["scope:out-of-scope-no-cards"],
+        person=person("Peter", "Lang", "male", "1979-03-02"),
+    ),
+    Spec(
+        "v2-anaesthetic-dose-no-reason",
+        "80 kg, 80 mg (1 mg/kg) over 5 minutes and no reason on the order: looks like sedation dosing. One "
+        "indication warning naming the dose, no dose card, no rewrite.",
+        trd_history,
+        [SUMMARY, ("indication-undocumented", WARNING)],
+        template="iv-ketamine-fixed-dose",
+        params={"dose_mg": 80, "duration_min": 5},
+        covers=["indication-undocumented", "boundary:anaesthetic-1-mg-per-kg-under-15-min"],
+        person=person("Gustav", "Ek", "male", "1976-07-19"),
+    ),
+    Spec(
+        "v2-oral-ketamine",
+        "Oral ketamine 50 mg twice weekly: the rules cover IV ketamine and intranasal esketamine only; no dose card.",
+        trd_history,
+        [SUMMARY],
+        template="ketamine-oral",
+        covers=["route:oral-not-covered"],
+        person=person("Irene", "Vasquez", "female", "1972-09-09"),
+    ),
+    Spec(
+        "v2-suicidal-ideation-45-days",
+        "Suicidal ideation recorded 45 days ago and still active: older than 30 days, a checklist line, no card.",
+        lambda c: trd_history(c).condition("suicidal-ideation", onset=45),
+        [SUMMARY],
+        covers=["boundary:suicidal-ideation-31-days"],
+        person=person("Moritz", "Hahn", "male", "1990-04-17"),
+    ),
+    # --- §2 bipolar and mania
+    Spec(
+        "v2-bipolar-remission-no-stabiliser",
+        "Bipolar disorder in full remission (F31.76) and recurrent MDD now, no mood stabiliser: a warning.",
+        lambda c: trd_history(c).condition("bipolar-remission-depressed", onset=2000),
+        [SUMMARY, ("bipolar-mood-stabilizer-missing", WARNING)],
+        covers=["bipolar-mood-stabilizer-missing", "bipolar-whatever-status"],
+        person=person("Helga", "Strand", "female", "1980-02-12"),
+    ),
+    Spec(
+        "v2-cyclothymia",
+        "Cyclothymic disorder alongside recurrent MDD, no mood stabiliser: a warning.",
+        lambda c: trd_history(c).condition("cyclothymia", onset=1500),
+        [SUMMARY, ("bipolar-mood-stabilizer-missing", WARNING)],
+        covers=["bipolar-mood-stabilizer-missing", "cyclothymia"],
+        person=person("Oskar", "Blom", "male", "1985-10-21"),
+    ),
+    Spec(
+        "v2-bipolar-quetiapine",
+        "Bipolar depression covered by quetiapine 200 mg only: an antimanic antipsychotic, nonstandard cover.",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe").statement("quetiapine-200", 200, start=400),
+        [SUMMARY, ("bipolar-mood-stabilizer-nonstandard", WARNING)],
+        covers=["bipolar-mood-stabilizer-nonstandard", "antipsychotic-cover"],
+        person=person("Vera", "Lindholm", "female", "1983-05-30"),
+    ),
+    Spec(
+        "v2-mania-3-weeks-on-lithium",
+        "Bipolar disorder on lithium; a manic episode began three weeks ago and is still active: critical.",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe").statement("lithium-300", 900, start=700)
+        .condition("bipolar-manic", onset=21),
+        [SUMMARY, ("mania-current", CRITICAL)],
+        covers=["mania-current", "boundary:mania-8-weeks"],
+        person=person("Anders", "Moe", "male", "1981-01-15"),
+    ),
+    Spec(
+        "v2-mania-undated-on-lithium",
+        "Bipolar disorder on lithium; an undated manic episode is still active on the problem list: a warning.",
+        lambda c: trd_history(c, dx="bipolar-depressed-severe").statement("lithium-300", 900, start=700)
+        .condition("bipolar-manic", onset=None),
+        [SUMMARY, ("mania-current", WARNING)],
+        covers=["mania-current", "mania-undated"],
+        person=person("Linnea", "Dahl", "female", "1986-06-06"),
+    ),
+    # --- §3 acute events that expire, history of haemorrhage, stable disease
+    Spec(
+        "v2-hypertensive-urgency-29-days",
+        "Hypertensive urgency 29 days ago (active Condition), today's BP 128/80: still within 30 days, critical.",
+        lambda c: trd_history(c, bp=(128, 80)).condition("hypertensive-urgency", onset=29),
+        [SUMMARY, ("hypertension-uncontrolled", CRITICAL)],
+        covers=["hypertension-uncontrolled", "boundary:hypertensive-urgency-29-days"],
+        person=person("Rosa", "Ortiz", "female", "1967-12-01"),
+    ),
+    Spec(
+        "v2-hypertensive-urgency-31-days",
+        "Hypertensive urgency 31 days ago, still 'active' on the problem list; BP 128/80 now: no card.",
+        lambda c: trd_history(c, bp=(128, 80)).condition("hypertensive-urgency", onset=31),
+        [SUMMARY],
+        covers=["boundary:hypertensive-urgency-31-days"],
+        person=person("Jonas", "Berger", "male", "1966-03-14"),
+    ),
+    Spec(
+        "v2-nstemi-6-weeks",
+        "NSTEMI six weeks ago: an acute coronary syndrome within 8 weeks, critical.",
+        lambda c: trd_history(c).condition("nstemi", onset=42, clinical="resolved", abated=35),
+        [SUMMARY, ("cardiovascular-disease", CRITICAL)],
+        covers=["cardiovascular-disease", "boundary:mi-6-weeks"],
+        person=person("Bernd", "Keller", "male", "1958-08-08"),
+    ),
+    Spec(
+        "v2-nstemi-10-weeks",
+        "NSTEMI ten weeks ago (marked resolved): older than 8 weeks, a warning.",
+        lambda c: trd_history(c).condition("nstemi", onset=70, clinical="resolved", abated=63),
+        [SUMMARY, ("cardiovascular-disease", WARNING)],
+        covers=["cardiovascular-disease", "boundary:mi-10-weeks"],
+        person=person("Carla", "Neri", "female", "1959-10-10"),
+    ),
+    Spec(
+        "v2-intracerebral-haemorrhage-resolved",
+        "Intracerebral haemorrhage eight years ago, marked resolved: the label says history of, critical.",
+        lambda c: trd_history(c).condition("intracerebral-hemorrhage", onset=2900, clinical="resolved", abated=2800),
+        [SUMMARY, ("cardiovascular-disease", CRITICAL)],
+        covers=["cardiovascular-disease", "history-of-haemorrhage"],
+        person=person("Edith", "Marsh", "female", "1962-02-20"),
+    ),
+    Spec(
+        "v2-stable-angina",
+        "Angina pectoris (unspecified, stable) for years: a warning, not a contraindication.",
+        lambda c: trd_history(c).condition("angina-unspecified", onset=1500),
+        [SUMMARY, ("cardiovascular-disease", WARNING)],
+        covers=["cardiovascular-disease", "stable-disease-warning"],
+        person=person("Ulf", "Sandberg", "male", "1960-11-11"),
+    ),
+    # --- §3 liver, brain, substance use, misuse by name
+    Spec(
+        "v2-cirrhosis-with-ascites",
+        "Alcoholic cirrhosis with ascites (K70.31, active): decompensated, critical.",
+        lambda c: trd_history(c).condition("alcoholic-cirrhosis-ascites", onset=400),
+        [SUMMARY, ("hepatic-impairment", CRITICAL)],
+        covers=["hepatic-impairment", "decompensated-cirrhosis"],
+        person=person("Kurt", "Wallin", "male", "1963-05-05"),
+    ),
+    Spec(
+        "v2-meningioma",
+        "An incidental meningioma (benign neoplasm of the meninges): a warning.",
+        lambda c: trd_history(c).condition("meningioma", onset=600),
+        [SUMMARY, ("intracranial-pressure", WARNING)],
+        covers=["intracranial-pressure", "benign-intracranial"],
+        person=person("Agnes", "Frost", "female", "1964-09-19"),
+    ),
+    Spec(
+        "v2-nicotine-and-alcohol-in-remission",
+        "Nicotine dependence and alcohol dependence in remission: summary lines, no substance-use card.",
+        lambda c: (
+            trd_history(c).condition("nicotine-dependence", onset=5000)
+            .condition("alcohol-dependence-remission", onset=1200)
+        ),
+        [SUMMARY],
+        covers=["substance-use-no-card"],
+        person=person("Rolf", "Engel", "male", "1975-01-25"),
+    ),
+    Spec(
+        "v2-ketamine-use-disorder-f19",
+        "Ketamine use disorder coded F19.20 (other psychoactive substance dependence), named in the text: critical.",
+        lambda c: trd_history(c).condition("ketamine-use-disorder", onset=900, text="Ketamine use disorder, moderate"),
+        [SUMMARY, ("ketamine-misuse-history", CRITICAL)],
+        covers=["ketamine-misuse-history", "ketamine-by-name-under-any-code"],
+        person=person("Tobias", "Krug", "male", "1993-03-03"),
+    ),
+    # --- §3 pregnancy
+    Spec(
+        "v2-pregnancy-entry-299-days",
+        "Supervision of normal pregnancy entered 299 days ago, still active: critical.",
+        lambda c: trd_history(c, weight_kg=70).condition("supervision-pregnancy", onset=299),
+        [SUMMARY, ("pregnancy", CRITICAL)],
+        covers=["pregnancy", "boundary:pregnancy-299-days"],
+        person=person("Lea", "Brandt", "female", "1994-07-07"),
+    ),
+    Spec(
+        "v2-pregnancy-entry-301-days",
+        "The same entry 301 days old: expired, a checklist line.",
+        lambda c: trd_history(c, weight_kg=70).condition("supervision-pregnancy", onset=301),
+        [SUMMARY],
+        covers=["boundary:pregnancy-301-days"],
+        person=person("Mila", "Novak", "female", "1993-08-08"),
+    ),
+    Spec(
+        "v2-pregnancy-ended-by-delivery",
+        "Pregnancy entered 200 days ago and a single live birth 20 days ago: the delivery ends the entry.",
+        lambda c: trd_history(c, weight_kg=70).condition("supervision-pregnancy", onset=200)
+        .condition("single-live-birth", onset=20),
+        [SUMMARY],
+        covers=["pregnancy-ended"],
+        person=person("Selma", "Aydin", "female", "1995-05-15"),
+    ),
+    Spec(
+        "v2-pregnancy-undated-entry",
+        "An undated active 'pregnant state' entry in a 31-year-old woman: confirm, a warning.",
+        lambda c: trd_history(c, weight_kg=70).condition("pregnancy", onset=None),
+        [SUMMARY, ("pregnancy", WARNING)],
+        covers=["pregnancy", "pregnancy-undated"],
+        person=person("Nadia", "Haddad", "female", "1994-11-30"),
+    ),
+    Spec(
+        "v2-old-positive-hcg",
+        "A positive urine hCG 60 days ago and no later test: a warning to confirm.",
+        lambda c: trd_history(c, weight_kg=70).hcg(60, positive=True),
+        [SUMMARY, ("pregnancy", WARNING)],
+        covers=["pregnancy", "boundary:hcg-positive-31-300-days"],
+        person=person("Ines", "Carvalho", "female", "1992-02-02"),
+    ),
+    Spec(
+        "v2-positive-hcg-male",
+        "A positive hCG four days ago in a patient recorded male: pregnancy or an hCG-secreting tumour, a warning.",
+        lambda c: trd_history(c).hcg(4, positive=True),
+        [SUMMARY, ("pregnancy", WARNING)],
+        covers=["pregnancy", "raised-hcg-male"],
+        person=person("Luca", "Ferrari", "male", "1988-12-12"),
+    ),
+    # --- §3 quantitative hCG: thresholds, units and comparators
+    Spec(
+        "v2-hcg-4-iu-per-l",
+        "Serum hCG 4 IU/L three days ago: below 5, negative.",
+        lambda c: trd_history(c, weight_kg=70).hcg_quantitative(3, 4, "[IU]/L"),
+        [SUMMARY],
+        covers=["boundary:hcg-4"],
+        person=person("Ada", "Winter", "female", "1991-01-11"),
+    ),
+    Spec(
+        "v2-hcg-10-iu-per-l",
+        "Serum hCG 10 IU/L three days ago: equivocal, repeat the test (a warning).",
+        lambda c: trd_history(c, weight_kg=70).hcg_quantitative(3, 10, "[IU]/L"),
+        [SUMMARY, ("pregnancy", WARNING)],
+        covers=["pregnancy", "boundary:hcg-10"],
+        person=person("Bea", "Winter", "female", "1991-02-12"),
+    ),
+    Spec(
+        "v2-hcg-25-iu-per-l",
+        "Serum hCG 25 IU/L three days ago: positive, critical.",
+        lambda c: trd_history(c, weight_kg=70).hcg_quantitative(3, 25, "[IU]/L"),
+        [SUMMARY, ("pregnancy", CRITICAL)],
+        covers=["pregnancy", "boundary:hcg-25"],
+        person=person("Cleo", "Winter", "female", "1991-03-13"),
+    ),
+    Spec(
+        "v2-hcg-0.03-iu-per-ml",
+        "Serum hCG 0.03 [IU]/mL (= 30 IU/L) three days ago: positive, critical.",
+        lambda c: trd_history(c, weight_kg=70).hcg_quantitative(3, 0.03, "[IU]/mL"),
+        [SUMMARY, ("pregnancy", CRITICAL)],
+        covers=["pregnancy", "hcg-unit-iu-per-ml"],
+        person=person("Dora", "Winter", "female", "1991-04-14"),
+    ),
+    Spec(
+        "v2-hcg-0.03-miu-per-ml",
+        "Serum hCG 0.03 m[IU]/mL (= 0.03 IU/L) three days ago: negative.",
+        lambda c: trd_history(c, weight_kg=70).hcg_quantitative(3, 0.03, "m[IU]/mL"),
+        [SUMMARY],
+        covers=["hcg-unit-miu-per-ml"],
+        person=person("Eira", "Winter", "female", "1991-05-15"),
+    ),
+    Spec(
+        "v2-hcg-less-than-5",
+        "Serum hCG reported as '<5' m[IU]/mL three days ago: negative.",
+        lambda c: trd_history(c, weight_kg=70).hcg_quantitative(3, 5, "m[IU]/mL", comparator="<"),
+        [SUMMARY],
+        covers=["hcg-comparator-less-than-5"],
+        person=person("Fay", "Winter", "female", "1991-06-16"),
+    ),
+    # --- §3 hypersensitivity (allergies prefetch key)
+    Spec(
+        "v2-ketamine-anaphylaxis",
+        "Allergy list: ketamine, anaphylaxis in 2019: critical.",
+        lambda c: trd_history(c).allergy("ketamine", recorded=2400, reactions=("Anaphylaxis",)),
+        [SUMMARY, ("hypersensitivity", CRITICAL)],
+        covers=["hypersensitivity", "allergies-prefetch"],
+        person=person("Stina", "Holm", "female", "1978-04-04"),
+    ),
+    Spec(
+        "v2-ketamine-intolerance-hallucinations",
+        "Allergy list: ketamine intolerance (hallucinations during sedation): a warning.",
+        lambda c: trd_history(c).allergy("ketamine", recorded=900, kind="intolerance", reactions=("Hallucinations",)),
+        [SUMMARY, ("hypersensitivity", WARNING)],
+        covers=["hypersensitivity", "intolerance"],
+        person=person("Arvid", "Lund", "male", "1977-06-18"),
+    ),
+    Spec(
+        "v2-ketamine-allergy-refuted",
+        "A ketamine allergy entry that was later refuted: no card.",
+        lambda c: trd_history(c).allergy("ketamine", recorded=900, verification="refuted"),
+        [SUMMARY],
+        covers=["hypersensitivity-refuted"],
+        person=person("Petra", "Sjoberg", "female", "1984-10-04"),
+    ),
+    # --- §3 drug-interaction
+    Spec(
+        "v2-phenelzine-stopped-13-days",
+        "Phenelzine stopped 13 days ago: within the 14-day MAOI washout, a warning.",
+        lambda c: trd_history(c).statement("phenelzine-15", 45, start=200, end=13),
+        [SUMMARY, ("drug-interaction", WARNING)],
+        covers=["drug-interaction", "boundary:maoi-13-days"],
+        person=person("Harald", "Wik", "male", "1970-02-28"),
+    ),
+    Spec(
+        "v2-phenelzine-stopped-15-days",
+        "Phenelzine stopped 15 days ago: the washout is over, no card.",
+        lambda c: trd_history(c).statement("phenelzine-15", 45, start=200, end=15),
+        [SUMMARY],
+        covers=["boundary:maoi-15-days"],
+        person=person("Siri", "Aas", "female", "1971-03-31"),
+    ),
+    Spec(
+        "v2-methylphenidate-current",
+        "Current methylphenidate (recorded by name under a local code): a psychostimulant, a warning.",
+        lambda c: trd_history(c).named_medicine("Methylphenidate ER 36 mg tablet", 36, start=300),
+        [SUMMARY, ("drug-interaction", WARNING)],
+        covers=["drug-interaction", "psychostimulant", "mess:name-only-medication"],
+        person=person("Nils", "Berg", "male", "1995-09-09"),
+    ),
+    Spec(
+        "v2-lorazepam-no-card",
+        "Current lorazepam: a benzodiazepine gives no card, the summary names it under sedation.",
+        lambda c: trd_history(c).named_medicine("Lorazepam 1 mg tablet", 1, start=120),
+        [SUMMARY],
+        covers=["benzodiazepine-no-card"],
+        person=person("Ebba", "Falk", "female", "1982-01-01"),
+    ),
+    # --- §3 minor-patient (17 y 364 d vs 18 y on the manifest test's clock)
+    Spec(
+        "v2-age-17-years-364-days",
+        "Turns 18 tomorrow (on the test clock): under 18 today, a warning.",
+        trd_history,
+        [SUMMARY, ("minor-patient", WARNING)],
+        covers=["minor-patient", "boundary:17y364d"],
+        notes="Birth date 2008-01-03 rolls to 2008-11-24 on the manifest test's clock (2026-11-23).",
+        person=person("Ella", "Young", "female", "2008-01-03"),
+    ),
+    Spec(
+        "v2-age-18-years",
+        "18 today (on the test clock): an adult, no card.",
+        trd_history,
+        [SUMMARY],
+        covers=["boundary:18y"],
+        notes="Birth date 2008-01-02 rolls to 2008-11-23 on the manifest test's clock (2026-11-23).",
+        person=person("Emil", "Young", "male", "2008-01-02"),
+    ),
+    # --- §3 genitourinary-toxicity
+    Spec(
+        "v2-cystitis-six-infusions",
+        "Interstitial cystitis and six ketamine infusions last year: repeated ketamine, a warning.",
+        lambda c: administrations(trd_history(c).condition("interstitial-cystitis", onset=100), 200, 6),
+        [SUMMARY, ("genitourinary-toxicity", WARNING)],
+        covers=["genitourinary-toxicity", "boundary:six-administrations"],
+        person=person("Greta", "Ahl", "female", "1979-07-07"),
+    ),
+    Spec(
+        "v2-cystitis-five-infusions",
+        "Interstitial cystitis and five ketamine infusions last year: not repeated ketamine, no card.",
+        lambda c: administrations(trd_history(c).condition("interstitial-cystitis", onset=100), 200, 5),
+        [SUMMARY],
+        covers=["boundary:five-administrations"],
+        person=person("Hanna", "Ahl", "female", "1980-08-08"),
+    ),
+    Spec(
+        "v2-ketamine-cystitis-no-prescription",
+        "'Ketamine-induced cystitis' under a cystitis code and no prescribed ketamine on record: bladder warning and "
+        "a possible-misuse warning.",
+        lambda c: trd_history(c).condition(
+            "interstitial-cystitis", onset=80, text="Ketamine-induced ulcerative cystitis"
+        ),
+        [SUMMARY, ("genitourinary-toxicity", WARNING), ("ketamine-misuse-history", WARNING)],
+        covers=["genitourinary-toxicity", "ketamine-misuse-history", "ketamine-uropathy"],
+        person=person("Ville", "Koski", "male", "1996-02-14"),
+    ),
+    # --- §3 lactation (lactation prefetch key)
+    Spec(
+        "v2-lactating-mother-z39-1",
+        "Seen as a lactating mother (Z39.1) two months ago: a warning.",
+        lambda c: trd_history(c, weight_kg=68).condition("lactating-mother", onset=60),
+        [SUMMARY, ("lactation", WARNING)],
+        covers=["lactation"],
+        person=person("Alma", "Rask", "female", "1991-03-03"),
+    ),
+    Spec(
+        "v2-breastfeeding-observation",
+        "Breastfeeding status 'exclusively breastfeeding' recorded a month ago (social history): a warning.",
+        lambda c: trd_history(c, weight_kg=66).breastfeeding(30, "Exclusively breastfeeding"),
+        [SUMMARY, ("lactation", WARNING)],
+        covers=["lactation", "lactation-prefetch"],
+        person=person("Tove", "Nord", "female", "1992-04-04"),
+    ),
+    Spec(
+        "v2-breastfeeding-observation-400-days",
+        "Breastfeeding recorded 400 days ago: older than 12 months, no card.",
+        lambda c: trd_history(c, weight_kg=66).breastfeeding(400, "Exclusively breastfeeding"),
+        [SUMMARY],
+        covers=["boundary:lactation-12-months"],
+        person=person("Maja", "Ek", "female", "1990-05-05"),
+    ),
+]
+SPECS.extend(RULES_V2_SPECS)
+# === end rules-v2 fixtures ================================================================================
 
 
 def course_six(c: Chart, latest: int) -> None:

@@ -26,6 +26,8 @@ COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
 ANCHOR_TAG = "urn:ketamine-cds:fixture-anchor"
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 
 # Medications: (system, code, display). terminology.md §1a (ingredients), §1b (SCD products), §2, §9.6.
 DRUGS: dict[str, tuple[str, str, str]] = {
@@ -80,6 +82,47 @@ CONDITIONS: dict[str, tuple[str, str, str]] = {
     "suicidal-ideation": (ICD10, "R45.851", "Suicidal ideations"),
     "hallucinogen-dependence": (ICD10, "F16.20", "Hallucinogen dependence, uncomplicated"),
 }
+
+# --- rules-v2 (clinical-rules.md v2 §0-§3): codes from verified rows of terminology.md or named by the catalogue
+DRUGS.update(
+    {
+        "phenelzine-15": (RXNORM, "312347", "phenelzine 15 MG Oral Tablet"),
+        "quetiapine-200": (RXNORM, "317174", "quetiapine 200 MG Oral Tablet"),
+    }
+)
+CONDITIONS.update(
+    {
+        "nstemi": (ICD10, "I21.4", "Non-ST elevation (NSTEMI) myocardial infarction"),
+        "intracerebral-hemorrhage": (ICD10, "I61.9", "Nontraumatic intracerebral hemorrhage, unspecified"),
+        "angina-unspecified": (ICD10, "I20.9", "Angina pectoris, unspecified"),
+        "bipolar-manic": (
+            ICD10,
+            "F31.10",
+            "Bipolar disorder, current episode manic without psychotic features, unspecified",
+        ),
+        "bipolar-remission-depressed": (
+            ICD10,
+            "F31.76",
+            "Bipolar disorder, in full remission, most recent episode depressed",
+        ),
+        "cyclothymia": (ICD10, "F34.0", "Cyclothymic disorder"),
+        "alcoholic-cirrhosis-ascites": (ICD10, "K70.31", "Alcoholic cirrhosis of liver with ascites"),
+        "meningioma": (ICD10, "D32.9", "Benign neoplasm of meninges, unspecified"),
+        "normal-pressure-hydrocephalus": (ICD10, "G91.2", "(Idiopathic) normal pressure hydrocephalus"),
+        "interstitial-cystitis": (ICD10, "N30.10", "Interstitial cystitis (chronic) without hematuria"),
+        "lactating-mother": (ICD10, "Z39.1", "Encounter for care and examination of lactating mother"),
+        "nicotine-dependence": (ICD10, "F17.210", "Nicotine dependence, cigarettes, uncomplicated"),
+        "alcohol-dependence-remission": (ICD10, "F10.21", "Alcohol dependence, in remission"),
+        "ketamine-use-disorder": (ICD10, "F19.20", "Other psychoactive substance dependence, uncomplicated"),
+        "supervision-pregnancy": (
+            ICD10,
+            "Z34.90",
+            "Encounter for supervision of normal pregnancy, unspecified, unspecified trimester",
+        ),
+        "single-live-birth": (ICD10, "Z37.0", "Single live birth"),
+    }
+)
+# --- end rules-v2
 
 ROUTE_IV = {"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous route (qualifier value)"}]}
 ROUTE_ORAL = {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral use"}]}
@@ -149,19 +192,25 @@ class Chart:
         self,
         key: str,
         *,
-        onset: float,
+        onset: float | None,
         clinical: str = "active",
         verification: str | None = "confirmed",
         abated: float | None = None,
+        text: str | None = None,
     ) -> Chart:
+        """A problem-list Condition; ``onset=None`` leaves it undated, ``text`` replaces ``code.text``."""
+        code = coding(CONDITIONS[key])
+        if text is not None:
+            code["text"] = text
         res: dict[str, Any] = {
             "resourceType": "Condition",
             "category": [{"coding": [{"system": COND_CATEGORY, "code": "problem-list-item"}]}],
-            "code": coding(CONDITIONS[key]),
+            "code": code,
             "subject": self.patient_ref,
-            "onsetDateTime": day(onset),
-            "recordedDate": day(onset - 1),
         }
+        if onset is not None:
+            res["onsetDateTime"] = day(onset)
+            res["recordedDate"] = day(onset - 1)
         if verification != "entered-in-error":  # FHIR con-5: no clinicalStatus on an entered-in-error Condition
             status = {"clinicalStatus": {"coding": [{"system": CLINICAL, "code": clinical}]}}
             res = {"resourceType": "Condition", **status, **res}
@@ -335,6 +384,58 @@ class Chart:
             )
         )
         return self
+
+    # --- rules-v2: allergies, breastfeeding, named medicines -------------------------------------------------
+    def allergy(
+        self,
+        drug: str,
+        *,
+        recorded: float,
+        kind: str | None = "allergy",
+        reactions: tuple[str, ...] = (),
+        verification: str = "confirmed",
+    ) -> Chart:
+        """An AllergyIntolerance to ``drug`` (a DRUGS key), with reactions as manifestation texts."""
+        res: dict[str, Any] = {
+            "resourceType": "AllergyIntolerance",
+            "clinicalStatus": {"coding": [{"system": ALLERGY_CLINICAL, "code": "active"}]},
+            "verificationStatus": {"coding": [{"system": ALLERGY_VERIFICATION, "code": verification}]},
+            "code": coding(DRUGS[drug]),
+            "patient": self.patient_ref,
+            "recordedDate": day(recorded),
+        }
+        if verification == "refuted":
+            res["clinicalStatus"] = {"coding": [{"system": ALLERGY_CLINICAL, "code": "inactive"}]}
+        if kind is not None:
+            res["type"] = kind
+        if reactions:
+            res["reaction"] = [{"manifestation": [{"text": r} for r in reactions]}]
+        self.add(res)
+        return self
+
+    def hcg_quantitative(self, when: float, value: float, unit: str, comparator: str | None = None) -> Chart:
+        """A serum quantitative hCG (LOINC 19080-1) in ``unit`` as a UCUM code, optionally with a comparator."""
+        quantity = {"value": value, "unit": unit, "system": UCUM, "code": unit}
+        if comparator:
+            quantity["comparator"] = comparator
+        code = (LOINC, "19080-1", "Choriogonadotropin [Units/volume] in Serum or Plasma")
+        self.add(self._obs("laboratory", code, when, valueQuantity=quantity))
+        return self
+
+    def breastfeeding(self, when: float, answer: str) -> Chart:
+        """A social-history Observation "Breastfeeding status" (no verified LOINC code: recognised by words)."""
+        local = ("urn:oid:2.16.840.1.113883.3.9999.42", "BF-STATUS", "Breastfeeding status")
+        res = self._obs("social-history", local, when)
+        res["code"]["text"] = "Breastfeeding status"
+        res["valueCodeableConcept"] = {"text": answer}
+        self.add(res)
+        return self
+
+    def named_medicine(self, name: str, dose_mg: float, *, start: float, end: float | None = None) -> Chart:
+        """A MedicationStatement whose drug has a local code and its name only (recognised by name)."""
+        local = {"system": "urn:oid:2.16.840.1.113883.3.9999.7", "code": name.upper()[:8], "display": name}
+        concept = {"coding": [local], "text": name}
+        return self.statement("sertraline-50", dose_mg, start=start, end=end, concept=concept)
 
     # --- output -------------------------------------------------------------------------------------------
     def bundle(self) -> dict[str, Any]:

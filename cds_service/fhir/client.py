@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
@@ -161,14 +161,22 @@ class FhirClient:
     def read(self, relative: str) -> dict[str, Any]:
         return self.get_json(self.url_for(relative))
 
-    def search(self, relative: str, *, follow_pages: bool) -> SearchResult:
+    def search(
+        self, relative: str, *, follow_pages: bool, more: Callable[[Sequence[Mapping[str, Any]]], bool] | None = None
+    ) -> SearchResult:
         first = self.get_json(self.url_for(relative))
-        return self.continue_search(first, follow_pages=follow_pages)
+        return self.continue_search(first, follow_pages=follow_pages, more=more)
 
     def continue_search(
-        self, bundle: Mapping[str, Any], *, follow_pages: bool, pages_read: int = 1
+        self,
+        bundle: Mapping[str, Any],
+        *,
+        follow_pages: bool,
+        pages_read: int = 1,
+        more: Callable[[Sequence[Mapping[str, Any]]], bool] | None = None,
     ) -> SearchResult:
-        """Collect a searchset Bundle's resources, following ``next`` links when asked to."""
+        """Collect a searchset Bundle's resources, following ``next`` links when asked to: always
+        (``follow_pages``), or while ``more`` says the resources read so far are not enough."""
         if bundle.get("resourceType") != "Bundle":
             if bundle.get("resourceType") == "OperationOutcome":
                 raise FetchError("operation-outcome", "the FHIR server reported an error")
@@ -178,7 +186,7 @@ class FhirClient:
         problem: str | None = None
         seen: set[str] = set()
         next_url = next_link(bundle)
-        while follow_pages and next_url:
+        while next_url and (follow_pages or (more is not None and more(resources))):
             if next_url in seen:
                 problem = "the FHIR server's paging looped; only the pages before the loop were read"
                 break
@@ -197,9 +205,9 @@ class FhirClient:
             if page.get("resourceType") != "Bundle":
                 problem = "a later page was not a Bundle"
                 break
-            more, more_errors = bundle_resources(page)
-            resources.extend(more)
-            errors += more_errors
+            found, found_errors = bundle_resources(page)
+            resources.extend(found)
+            errors += found_errors
             pages += 1
             next_url = next_link(page)
         return SearchResult(tuple(resources), pages, problem, errors)

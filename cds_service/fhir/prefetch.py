@@ -3,7 +3,8 @@
 | state of key k                         | what happens                                                   |
 |----------------------------------------|----------------------------------------------------------------|
 | present (resource or Bundle)           | used as is                                                      |
-| present, Bundle with a ``next`` link   | next pages read from fhirServer (keys that follow pages), capped |
+| present, Bundle with a ``next`` link   | next pages read from fhirServer (keys that follow pages), capped; |
+|                                        | a latest-value key reads on while every reading is dated after now |
 | ``null``                               | no data exists: kind available and empty, never re-queried      |
 | OperationOutcome (or error OO entries) | a data gap, never re-queried; 412 when k is required            |
 | absent (or no ``prefetch`` at all)     | read from fhirServer (allowlisted only), all such keys in parallel |
@@ -22,6 +23,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -32,6 +34,7 @@ from cds_service.fhir.client import FetchError, FhirClient, bundle_resources, ne
 from cds_service.fhir.templates import TemplateError, fill
 from cds_service.hooks.catalog import PrefetchKey
 from cds_service.observability.audit import RequestAudit
+from cds_service.record.dates import effective_timestamp
 from cds_service.record.fhirdata import is_mapping
 from cds_service.record.model import DataGap
 
@@ -70,8 +73,15 @@ def resolve_prefetch(
     allowlist: ServerAllowlist,
     session: requests.Session | None = None,
     audit: RequestAudit | None = None,
+    now: datetime | None = None,
 ) -> PrefetchResolution:
-    """Resolve every prefetch key of a service for one (already schema-validated) hook request."""
+    """Resolve every prefetch key of a service for one (already schema-validated) hook request.
+
+    ``now``: the evaluation instant. A latest-value search (``_sort=-date&_count=N``, first page only) whose
+    page holds only readings dated after it (a device with a skewed clock) reads the next pages until one is
+    not, so that the reading the rules need is not pushed out by future ones (clinical-rules.md §10).
+    """
+    more = _more_than_the_future(now)
     audit = audit or RequestAudit()
     prefetch = body.get("prefetch")
     supplied: Mapping[str, Any] = prefetch if isinstance(prefetch, Mapping) else {}
@@ -97,7 +107,7 @@ def resolve_prefetch(
         with audit.phase("prefetch"):
             for key in keys:
                 if key.key in supplied:
-                    outcome = _from_supplied(key, supplied[key.key], client)
+                    outcome = _from_supplied(key, supplied[key.key], client, more)
                     if isinstance(outcome, KeyResult):
                         results[key.key] = outcome
                     else:
@@ -105,7 +115,7 @@ def resolve_prefetch(
                 elif client is None:
                     results[key.key] = KeyResult(key, "gap", obtained=False, gap=f"not prefetched, and {refusal}")
                 else:
-                    tasks[key.key] = (key, _fetch_task(key, context, client))
+                    tasks[key.key] = (key, _fetch_task(key, context, client, more))
         doomed = any(k.required and not r.obtained for k in keys if (r := results.get(k.key)))
         if doomed:
             # the call ends in 412 whatever else arrives: do not spend FHIR reads on it
@@ -156,8 +166,24 @@ def _token(body: Mapping[str, Any]) -> str | None:
     return None
 
 
+_More = Callable[[Sequence[Mapping[str, Any]]], bool] | None
+
+
+def _more_than_the_future(now: datetime | None) -> _More:
+    """For latest-value keys: another page is wanted while every reading read so far is dated after ``now``."""
+    if now is None:
+        return None
+    limit = now.timestamp()
+
+    def wanted(resources: Sequence[Mapping[str, Any]]) -> bool:
+        stamps = [effective_timestamp(r) for r in resources]
+        return bool(stamps) and all(t is not None and t > limit for t in stamps)
+
+    return wanted
+
+
 def _from_supplied(
-    key: PrefetchKey, value: Any, client: FhirClient | None
+    key: PrefetchKey, value: Any, client: FhirClient | None, more: _More = None
 ) -> KeyResult | Callable[[], KeyResult]:
     """A prefetched value: a KeyResult now, or a task that reads the remaining pages."""
     if value is None:
@@ -180,7 +206,8 @@ def _from_supplied(
             key, "gap", tuple(resources), obtained=False, gap="the EHR reported an error while prefetching"
         )
     nxt = next_link(value)
-    if not nxt or not key.follow_pages:
+    reads_on = key.follow_pages or (more is not None and more(resources))
+    if not nxt or not reads_on:
         return KeyResult(key, "present", tuple(resources))
     if client is None or not same_server(nxt, client.base_url):
         return KeyResult(
@@ -188,7 +215,8 @@ def _from_supplied(
         )
 
     def follow() -> KeyResult:
-        result = client.continue_search(value, follow_pages=True)  # a page that fails ends paging, no raise
+        # a page that fails ends paging, no raise
+        result = client.continue_search(value, follow_pages=key.follow_pages, more=more)
         if result.outcome_errors:
             return KeyResult(
                 key, "gap", result.resources, obtained=False, gap="the FHIR server reported an error on a page"
@@ -198,7 +226,9 @@ def _from_supplied(
     return follow
 
 
-def _fetch_task(key: PrefetchKey, context: Mapping[str, Any], client: FhirClient) -> Callable[[], KeyResult]:
+def _fetch_task(
+    key: PrefetchKey, context: Mapping[str, Any], client: FhirClient, more: _More = None
+) -> Callable[[], KeyResult]:
     def fetch() -> KeyResult:
         try:
             relative = fill(key.template, context)
@@ -214,7 +244,7 @@ def _fetch_task(key: PrefetchKey, context: Mapping[str, Any], client: FhirClient
                     gap = f"the FHIR server answered with a {_shown(rtype)}, not {_expected(key)}"
                     return KeyResult(key, "gap", obtained=False, gap=gap)
                 return KeyResult(key, "fetched", (resource,))
-            result = client.search(relative, follow_pages=key.follow_pages)
+            result = client.search(relative, follow_pages=key.follow_pages, more=more)
         except FetchError as exc:
             return KeyResult(key, "gap", obtained=False, gap=exc.reason)
         if result.outcome_errors:

@@ -123,6 +123,18 @@ PREFETCH: tuple[PrefetchKey, ...] = (
         kinds.ADMINISTRATIONS,
         required=False,
     ),
+    # clinical-rules.md §3 hypersensitivity: the whole allergy list (a ketamine allergy is found by code or name)
+    PrefetchKey("allergies", "AllergyIntolerance?patient={{context.patientId}}", kinds.ALLERGIES, required=False),
+    PrefetchKey(
+        # clinical-rules.md §3 lactation: breastfeeding status has no verified LOINC code (terminology.md), so
+        # the newest social-history Observations are read and recognised by their words; survey Observations
+        # come with depressionScores.
+        "lactation",
+        "Observation?patient={{context.patientId}}&category=social-history&_sort=-date&_count=50",
+        kinds.LACTATION,
+        required=False,
+        follow_pages=False,
+    ),
 )
 
 _USAGE = (

@@ -79,6 +79,7 @@ def handle_hook_call(
         allowlist=allowlist if allowlist is not None else ServerAllowlist(settings.fhir_server_allowlist),
         session=fhir_session,
         audit=audit,
+        now=now,
     )
     _require(resolution)
     patient_id: str = context["patientId"]

@@ -11,6 +11,7 @@ naming the file, the key and the problem, so the service refuses to start instea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import yaml
 from cds_service.knowledge.model import (
     ICD10CM,
     CardText,
+    CodeRule,
     Ingredient,
     Knowledge,
     MedicationCatalog,
@@ -41,6 +43,9 @@ from cds_service.knowledge.model import (
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "KETAMINE_CDS_RULES_CONFIG"
 TEXT_PATTERN_URL = "urn:ketamine-cds:text-pattern"
+TEXT_REGEX_URL = "urn:ketamine-cds:text-regex"
+TEXT_EXCLUDE_URL = "urn:ketamine-cds:text-exclude"
+NAME_WITH_CODE_URL = "urn:ketamine-cds:name-with-code"
 SOURCE_SECTION_URL = "urn:ketamine-cds:source-section"
 VSAC_OID_URL = "urn:ketamine-cds:vsac-oid"
 NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
@@ -227,23 +232,19 @@ def _load_valuesets(folder: Path) -> dict[str, ValueSet]:
 
 
 def _valueset_from_fhir(key: str, doc: Mapping[str, Any], path: Path) -> ValueSet:
-    codes: set[tuple[str, str]] = set()
-    prefixes: list[tuple[str, str]] = []
-    for inc in doc.get("compose", {}).get("include", []):
-        system = inc.get("system")
-        if not system:
-            raise KnowledgeError(f"{path}: compose.include without system")
-        for concept in inc.get("concept", []):
-            codes.add((system, str(concept["code"])))
-        for flt in inc.get("filter", []):
-            if flt.get("property") != "concept" or flt.get("op") != "is-a":
-                raise KnowledgeError(f"{path}: only 'concept is-a' filters are supported")
-            if system != ICD10CM:
-                raise KnowledgeError(f"{path}: is-a filters are read as prefixes, only for ICD-10-CM")
-            prefixes.append((system, str(flt["value"])))
+    compose = doc.get("compose", {})
+    include = _code_rule(compose.get("include", []), path, "include")
+    exclude = _code_rule(compose.get("exclude", []), path, "exclude")
     extensions = doc.get("extension", [])
-    patterns = tuple(e["valueString"].lower() for e in extensions if e.get("url") == TEXT_PATTERN_URL)
-    sections = [e["valueString"] for e in extensions if e.get("url") == SOURCE_SECTION_URL]
+
+    def strings(url: str) -> list[str]:
+        return [str(e["valueString"]) for e in extensions if e.get("url") == url]
+
+    patterns = tuple(p.lower() for p in strings(TEXT_PATTERN_URL))
+    regexes = tuple(_regex(r, path, "text") for r in strings(TEXT_REGEX_URL))
+    text_excludes = tuple(_regex(r, path, "text") for r in strings(TEXT_EXCLUDE_URL))
+    name_with_code = any(e.get("valueBoolean") is True for e in extensions if e.get("url") == NAME_WITH_CODE_URL)
+    sections = strings(SOURCE_SECTION_URL)
     oids = [e["valueOid"].removeprefix("urn:oid:") for e in extensions if e.get("url") == VSAC_OID_URL]
     source = "; ".join(sections) + (f"; VSAC {', '.join(oids)}" if oids else "")
     return ValueSet(
@@ -252,10 +253,47 @@ def _valueset_from_fhir(key: str, doc: Mapping[str, Any], path: Path) -> ValueSe
         version=str(doc.get("version", "")),
         title=str(doc.get("title", key)),
         source=source or str(doc.get("description", "")),
-        codes=frozenset(codes),
-        prefixes=tuple(prefixes),
+        codes=include.codes,
+        prefixes=include.prefixes,
         text_patterns=patterns,
+        patterns=include.patterns,
+        exclude=exclude,
+        text_regexes=regexes,
+        text_excludes=text_excludes,
+        name_with_code=name_with_code,
     )
+
+
+def _code_rule(parts: list[Mapping[str, Any]], path: Path, where: str) -> CodeRule:
+    """``compose.include`` or ``compose.exclude``: concepts, ``concept is-a`` (ICD-10-CM prefixes) and
+    ``code regex`` filters (a regular expression the whole code must match)."""
+    codes: set[tuple[str, str]] = set()
+    prefixes: list[tuple[str, str]] = []
+    patterns: list[tuple[str, re.Pattern[str]]] = []
+    for part in parts:
+        system = part.get("system")
+        if not system:
+            raise KnowledgeError(f"{path}: compose.{where} without system")
+        for concept in part.get("concept", []):
+            codes.add((system, str(concept["code"])))
+        for flt in part.get("filter", []):
+            prop, op, value = flt.get("property"), flt.get("op"), str(flt.get("value", ""))
+            if prop == "concept" and op == "is-a":
+                if system != ICD10CM:
+                    raise KnowledgeError(f"{path}: is-a filters are read as prefixes, only for ICD-10-CM")
+                prefixes.append((system, value))
+            elif prop == "code" and op == "regex":
+                patterns.append((system, _regex(value, path, "code", ignore_case=False)))
+            else:
+                raise KnowledgeError(f"{path}: only 'concept is-a' and 'code regex' filters are supported")
+    return CodeRule(frozenset(codes), tuple(prefixes), tuple(patterns))
+
+
+def _regex(pattern: str, path: Path, what: str, *, ignore_case: bool = True) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.IGNORECASE if ignore_case else 0)
+    except re.error as exc:
+        raise KnowledgeError(f"{path}: {what} regular expression {pattern!r} is invalid: {exc}") from exc
 
 
 def _load_medications(path: Path) -> MedicationCatalog:
@@ -566,11 +604,9 @@ def _extend_valuesets(valuesets: Mapping[str, ValueSet], extra: Mapping[str, Any
     result = dict(valuesets)
     for key, add in extra.items():
         vs = result[key]
-        result[key] = ValueSet(
-            key=vs.key,
-            url=vs.url,
+        result[key] = dataclasses.replace(
+            vs,
             version=vs.version + "+site",
-            title=vs.title,
             source=vs.source + "; plus codes from the deployment file",
             codes=vs.codes | {(c["system"], c["code"]) for c in add.get("codes", ())},
             prefixes=vs.prefixes + tuple((p["system"], p["prefix"]) for p in add.get("prefixes", ())),

@@ -15,12 +15,42 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class CodeRule:
+    """Which codes a value set takes (``compose.include``) or leaves out (``compose.exclude``).
+
+    ``codes``: exact (system, code) pairs. ``prefixes``: (system, prefix) pairs from ``concept is-a`` filters
+    (ICD-10-CM categories match their descendants: "F33" matches "F33.1"). ``patterns``: (system, compiled
+    regex) pairs from ``code regex`` filters, matched against the whole code (structural rules such as "the
+    final character denotes the puerperium").
+    """
+
+    codes: frozenset[tuple[str, str]] = frozenset()
+    prefixes: tuple[tuple[str, str], ...] = ()
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+
+    def matches(self, code: Code) -> bool:
+        if (code.system, code.code) in self.codes:
+            return True
+        for system, prefix in self.prefixes:
+            if code.system == system and code.code.startswith(prefix):
+                return True
+        return any(code.system == system and pattern.fullmatch(code.code) for system, pattern in self.patterns)
+
+    def __bool__(self) -> bool:
+        return bool(self.codes or self.prefixes or self.patterns)
+
+
+@dataclass(frozen=True)
 class ValueSet:
     """A FHIR ValueSet reduced to a matcher.
 
-    ``codes``: exact (system, code) pairs. ``prefixes``: (system, prefix) pairs from ``is-a`` filters
-    (ICD-10-CM categories match their descendants: "F33" matches "F33.1"). ``text_patterns``: lower-case
-    substrings matched against display/text when no code matches (name fallback, reported as such).
+    ``codes``/``prefixes``/``patterns``: what ``compose.include`` takes (see ``CodeRule``); ``exclude`` what
+    ``compose.exclude`` leaves out again (an excluded code is a deliberate decision: it also stops the name
+    fallback for this value set). ``text_patterns``: lower-case substrings, and ``text_regexes`` regular
+    expressions, matched against display/text for the name fallback (reported as such); ``text_excludes``:
+    regular expressions that stop the name fallback when they match (e.g. "normal pressure" for hydrocephalus).
+    ``name_with_code``: the words are matched even when the condition carries a code outside this value set
+    (clinical-rules.md §3: every contraindication); otherwise only when no code is recognised at all.
     """
 
     key: str  # e.g. "psychosis"
@@ -31,23 +61,37 @@ class ValueSet:
     codes: frozenset[tuple[str, str]]
     prefixes: tuple[tuple[str, str], ...] = ()
     text_patterns: tuple[str, ...] = ()
+    patterns: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    exclude: CodeRule = field(default_factory=CodeRule)
+    text_regexes: tuple[re.Pattern[str], ...] = ()
+    text_excludes: tuple[re.Pattern[str], ...] = ()
+    name_with_code: bool = False
+
+    @cached_property
+    def include(self) -> CodeRule:
+        return CodeRule(self.codes, self.prefixes, self.patterns)
+
+    def code_verdict(self, code: Code) -> bool | None:
+        """True: the value set takes the code; False: it excludes it explicitly; None: it says nothing."""
+        if self.exclude and self.exclude.matches(code):
+            return False
+        return True if self.include.matches(code) else None
 
     def matches_code(self, codes: Iterable[Code]) -> bool:
-        for c in codes:
-            if (c.system, c.code) in self.codes:
-                return True
-            for system, prefix in self.prefixes:
-                if c.system == system and c.code.startswith(prefix):
-                    return True
-        return False
+        return any(self.code_verdict(c) for c in codes)
+
+    def excludes_code(self, codes: Iterable[Code]) -> bool:
+        return any(self.code_verdict(c) is False for c in codes)
 
     def matches_text(self, texts: Iterable[str | None]) -> bool:
-        for t in texts:
-            if t:
-                low = t.lower()
-                if any(p in low for p in self.text_patterns):
-                    return True
-        return False
+        """The words of the concept in one of ``texts`` (already lower-case and cleaned by the caller, or raw)."""
+        return any(t and self.text_fits(t.lower()) for t in texts)
+
+    def text_fits(self, low: str) -> bool:
+        """``low`` (lower case) names the concept and no exclusion pattern applies."""
+        if not (any(p in low for p in self.text_patterns) or any(r.search(low) for r in self.text_regexes)):
+            return False
+        return not any(r.search(low) for r in self.text_excludes)
 
 
 @dataclass(frozen=True)

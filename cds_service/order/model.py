@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from cds_service.record.model import Code, Recognition
@@ -73,6 +74,8 @@ class MedicationOrder:
     # of the dose (those are ``problems``), named so that nothing is dropped in silence (clinical-rules.md §0).
     normalised: tuple[str, ...] = ()
     unreadable: tuple[str, ...] = ()
+    # the first planned administration: dosageInstruction[0].timing.repeat.boundsPeriod.start (None: not given)
+    first_planned: datetime | None = None
 
     @property
     def is_iv_ketamine(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from importlib import resources as importlib_resources
 from typing import Any, Final
@@ -43,6 +44,7 @@ from cds_service.order.units import (
     read_time_code,
     read_unit,
 )
+from cds_service.record.dates import parse_fhir_datetime
 from cds_service.record.model import Code, Recognition
 
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -651,5 +653,12 @@ def parse_order(
         reason_references=reason_refs,
         normalised=tuple(dict.fromkeys(notes.normalised)),
         unreadable=tuple(dict.fromkeys(notes.unreadable)),
+        first_planned=_first_planned(repeat),
     )
+
+
+def _first_planned(repeat: Mapping[str, Any]) -> datetime | None:
+    """The start of ``timing.repeat.boundsPeriod``: the first planned administration (clinical-rules.md §3)."""
+    bounds = repeat.get("boundsPeriod")
+    return parse_fhir_datetime(bounds.get("start")) if isinstance(bounds, Mapping) else None
 

@@ -27,16 +27,17 @@ knowledge base (``Knowledge.derived``). Nothing about a patient outlives the bui
 
 from __future__ import annotations
 
+import calendar
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from operator import attrgetter
 from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge
+from cds_service.record import allergies, intake, kinds, lactation
 from cds_service.record import conditions as cond
-from cds_service.record import intake, kinds
 from cds_service.record import medications as meds
 from cds_service.record import observations as obs
 from cds_service.record.dates import (
@@ -54,8 +55,10 @@ from cds_service.record.model import (
     SET_ASIDE_OTHER_PATIENT,
     SET_ASIDE_UNREADABLE,
     Administration,
+    AllergyFact,
     ConditionFact,
     DataGap,
+    LactationFact,
     MedicationUse,
     Normalisation,
     PatientFacts,
@@ -68,7 +71,9 @@ from cds_service.record.normalise import MAX_REPAIRS, Repairs
 from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
-_RECORD_TYPES: Final = frozenset({"Patient", "Condition", "Observation", "Medication", *_MEDICATION_TYPES})
+_RECORD_TYPES: Final = frozenset(
+    {"Patient", "Condition", "Observation", "Medication", "AllergyIntolerance", *_MEDICATION_TYPES}
+)
 # The record kind of each resource type but Observation (whose kind depends on its code).
 _KIND_OF_TYPE: Final = {
     "Patient": kinds.PATIENT,
@@ -77,6 +82,7 @@ _KIND_OF_TYPE: Final = {
     "MedicationStatement": kinds.MEDICATIONS,
     "MedicationRequest": kinds.MEDICATIONS,
     "MedicationAdministration": kinds.ADMINISTRATIONS,
+    "AllergyIntolerance": kinds.ALLERGIES,
 }
 # How a record of each kind is named in a set-aside detail ("a blood pressure record dated 2026-11-29: ...").
 _NOUN: Final = {
@@ -88,6 +94,8 @@ _NOUN: Final = {
     kinds.WEIGHT: "a weight record",
     kinds.SCORES: "a depression score",
     kinds.PREGNANCY_TESTS: "an hCG test",
+    kinds.ALLERGIES: "an allergy record",
+    kinds.LACTATION: "a breastfeeding record",
 }
 _WHEN: Final = attrgetter("when")  # of observation facts and administrations
 _START: Final = attrgetter("start")  # of medication uses and exposure periods
@@ -134,6 +142,8 @@ class _Builder:
         self.latest_allowed: float | None = None if now is None else (now + tolerance).timestamp()
         self.patient: PatientFacts | None = None
         self.conditions: list[ConditionFact] = []
+        self.allergies: list[AllergyFact] = []
+        self.lactation: list[LactationFact] = []
         self.medication_raw: list[tuple[str, Mapping[str, Any]]] = []
         self.medications_by_id: dict[str, Mapping[str, Any]] = {}
         self.vitals: list[tuple[str, Mapping[str, Any]]] = []
@@ -209,11 +219,12 @@ class _Builder:
             self._add_cautious_reading(distinct)
         elif rtype == "Patient":
             self._add_youngest_patient(distinct)
-        elif rtype == "Medication":
-            self._add(rtype, distinct[0])  # a definition, not a record: the first one received
+        elif rtype == "Medication":  # a definition, not a record: one of them, never by arrival
+            self._add(rtype, min(distinct, key=lambda c: content_key(dict(c)) or b""))
         else:
-            kind = _KIND_OF_TYPE[rtype]
-            self.normalised[(kind, NORMALISED_CONFLICTING_COPIES)] += 1
+            kind = _KIND_OF_TYPE.get(rtype)
+            if kind is not None:
+                self.normalised[(kind, NORMALISED_CONFLICTING_COPIES)] += 1
             for copy in distinct:  # every copy is read: a rule that finds cause for caution in one sees it
                 self._add(rtype, copy)
 
@@ -253,6 +264,7 @@ class _Builder:
         if rtype == "Observation":  # most of a heavy record: first
             kind = self.observations_index.kind_of(resource)
             if kind is None:
+                self._add_lactation(resource)
                 return
             record_kind = obs.RECORD_KIND[kind]
             resource = self.repairs.observation_dates(resource, record_kind)
@@ -266,6 +278,8 @@ class _Builder:
                     obs.read_observation(valid, kind, self.observations_index, self.observations)
         elif rtype == "Condition":
             self._add_condition(resource)
+        elif rtype == "AllergyIntolerance":
+            self._add_allergy(resource)
         elif rtype in _MEDICATION_TYPES:
             self.medication_raw.append((rtype, resource))  # after all Medication resources are known
         elif rtype == "Medication":
@@ -280,11 +294,28 @@ class _Builder:
     def _add_condition(self, resource: Mapping[str, Any]) -> None:
         if cond.is_ignored(resource):
             return
-        categories, recognition = cond.raw_categories(resource, self.conditions_index)
-        if categories:
+        categories = cond.raw_categories(resource, self.conditions_index)
+        if categories.all:
             valid = self._valid(resource, kinds.CONDITIONS)
             if valid is not None:
-                self.conditions.append(cond.condition_fact(valid, categories, recognition))
+                self.conditions.append(cond.condition_fact(valid, categories))
+
+    def _add_allergy(self, resource: Mapping[str, Any]) -> None:
+        if cond.is_ignored(resource):
+            return
+        found = allergies.ketamine_drug(resource, self.kb)
+        if found is not None:
+            valid = self._valid(resource, kinds.ALLERGIES)
+            if valid is not None:
+                self.allergies.append(allergies.allergy_fact(valid, *found))
+
+    def _add_lactation(self, resource: Mapping[str, Any]) -> None:
+        if lactation.lactation_fact(resource, self.kb) is None:
+            return
+        valid = self._valid(resource, kinds.LACTATION)
+        fact = lactation.lactation_fact(valid, self.kb) if valid is not None else None
+        if fact is not None:
+            self.lactation.append(fact)
 
     def _valid(self, resource: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
         """The resource as validated (repaired where it can be read safely), or None when it is skipped."""
@@ -351,6 +382,10 @@ class _Builder:
 
     def finish(self, available: frozenset[str], gaps: tuple[DataGap, ...]) -> PatientRecord:
         uses, administrations, unresolved = self._medications()
+        # the order received never decides between facts of the same date (ties): their ids do
+        uses.sort(key=lambda u: (u.resource_type, u.resource_id or "", u.ingredient))
+        administrations.sort(key=lambda a: a.resource_id or "")
+        conditions = sorted(self.conditions, key=lambda c: c.resource_id or "")
         self._read_vitals()
         facts = self.observations
         index = self.observations_index
@@ -370,7 +405,7 @@ class _Builder:
             )
         return PatientRecord(
             patient=self.patient or PatientFacts(None, None),
-            conditions=tuple(newest_first(self.conditions, lambda c: c.onset or c.recorded)),
+            conditions=tuple(newest_first(conditions, lambda c: c.onset or c.recorded)),
             medication_uses=tuple(newest_first(uses, _START)),
             exposures=tuple(newest_first(meds.merge_exposures(uses, self.kb), _START)),
             blood_pressures=tuple(self._newest_first_cautious(pressures)),
@@ -378,6 +413,8 @@ class _Builder:
             scores=tuple(self._newest_first_cautious(facts.scores)),
             pregnancy_tests=tuple(self._newest_first_cautious(facts.pregnancy_tests)),
             administrations=tuple(newest_first(administrations, _WHEN)),
+            allergies=tuple(newest_first(self.allergies, attrgetter("recorded"))),
+            lactation=tuple(newest_first(self.lactation, _WHEN)),
             data_gaps=tuple(all_gaps),
             skipped=tuple(self.skipped + facts.skipped),
             available=available,
@@ -469,9 +506,22 @@ def max_vitals_per_kind(kb: Knowledge) -> int:
 
 
 def _patient_facts(resource: Mapping[str, Any]) -> PatientFacts:
-    birth = parse_fhir_datetime(resource.get("birthDate"))
+    raw = resource.get("birthDate")
+    birth = parse_fhir_datetime(raw)
     gender = resource.get("gender")
-    return PatientFacts(birth.date() if birth else None, gender if isinstance(gender, str) else None)
+    born = birth.date() if birth else None
+    return PatientFacts(born, gender if isinstance(gender, str) else None, _latest_birth_day(raw, born))
+
+
+def _latest_birth_day(raw: object, born: date | None) -> date | None:
+    """The latest day a partial FHIR date allows: "1990" -> 1990-12-31, "1990-06" -> 1990-06-30."""
+    if born is None or not isinstance(raw, str):
+        return born
+    if len(raw.strip()) == 4:
+        return date(born.year, 12, 31)
+    if len(raw.strip()) == 7:
+        return date(born.year, born.month, calendar.monthrange(born.year, born.month)[1])
+    return born
 
 
 def _noun(kind: str, when: datetime | None) -> str:

@@ -1,13 +1,19 @@
-"""Conditions: knowledge-base categories by code (ICD-10-CM prefix, exact codes) or, failing that, by name.
+"""Conditions: knowledge-base categories by code (ICD-10-CM prefix, exact codes, code patterns) or by name.
 
-Rules of recognition (documented on the rules page and in the value sets):
+Rules of recognition (clinical-rules.md §3 and §10; documented on the rules page and in the value sets):
 * ICD-10-CM categories match their descendants by prefix; a code sent without its dot (``F331``) is read
-  with it (``F33.1``).
-* The name fallback (value-set text patterns over ``code.text`` and ``coding.display``) runs only when no
-  code of the condition is in any condition value set **and** the condition carries no ICD-10-CM code:
-  ICD-10-CM is covered completely by the category prefixes, so an ICD-10-CM code outside them (``F32.A``,
-  ``G54.7``) is a deliberate exclusion, not a gap. Negated phrases ("without psychotic features",
-  "not pregnant") are removed before matching.
+  with it (``F33.1``). A value set's ``compose.exclude`` takes codes out again (``F30.3`` is a manic episode
+  in remission); an excluded code is a deliberate decision and also stops the name fallback for that set.
+* Names: the words of a concept in ``code.text`` / ``coding.display``. For a contraindication value set
+  (``name_with_code``) the words count even when the condition carries a code outside the set (the card says
+  "recognised by name"); for the other value sets only when no code of the condition is in any condition
+  value set and the condition carries no ICD-10-CM code (ICD-10-CM is covered by the category prefixes, so an
+  ICD-10-CM code outside them, ``G54.7``, is a deliberate exclusion, not a gap).
+* Names never match negated or non-personal text: the words after "without", "no", "not", "negative for",
+  "denies" (up to the next comma, semicolon or bracket), a clause that says "ruled out" or "rule out",
+  family-history or screening text ("family history of", "screening for") and conditions coded as family
+  history or screening (``condition-not-personal``: Z80-Z84, Z03, Z13, Z32.02). Words that appear only after
+  "history of" count, but never as an active disorder (``ConditionFact.history_categories``).
 * Refuted and entered-in-error conditions are dropped; an absent verificationStatus counts as confirmed.
 """
 
@@ -16,16 +22,35 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from cds_service.knowledge.model import ICD10CM, Knowledge
+from cds_service.knowledge.model import ICD10CM, Knowledge, ValueSet
 from cds_service.record.dates import parse_fhir_datetime, period_bounds
 from cds_service.record.fhirdata import codes_of, resource_id, status_code, texts_of
 from cds_service.record.model import Code, ConditionFact, Recognition
 
-NON_CONDITION_PREFIXES = ("obs-", "result-", "score-")  # observation/result value sets live beside them
+NON_CONDITION_PREFIXES = ("obs-", "result-", "score-", "order-", "reaction-")  # value sets that are not conditions
+NOT_PERSONAL: Final = "condition-not-personal"  # family history and screening: never a category
 IGNORED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
-_NEGATION = re.compile(r"\b(?:without|w/o|not|no|negative for|denies|ruled out)\b[^,;()]*")
+_NEGATION = re.compile(r"\b(?:without|w/o|not|no|negative for|denies|denied)\b[^,;()]*")
+_RULED_OUT = re.compile(r"[^,;()]*\b(?:ruled out|rule out|r/o)\b[^,;()]*")
+_HISTORY = re.compile(r"\b(?:history of|hx of|h/o)\b[^,;()]*")
+
+
+@dataclass(frozen=True)
+class Categories:
+    """How one condition was recognised: every category, those by name only, those from "history of" words."""
+
+    all: frozenset[str]
+    named: frozenset[str]
+    history: frozenset[str]
+
+    @property
+    def recognition(self) -> Recognition:
+        return Recognition.NAME if self.all and self.all == self.named else Recognition.CODE
+
+
+_NONE: Final = Categories(frozenset(), frozenset(), frozenset())
 
 
 @dataclass(frozen=True)
@@ -34,7 +59,11 @@ class ConditionIndex:
 
     exact: Mapping[tuple[str, str], frozenset[str]]
     icd_prefixes: Mapping[str, frozenset[str]]
-    text_patterns: tuple[tuple[str, tuple[str, ...]], ...]
+    by_pattern: tuple[ValueSet, ...]  # value sets with code patterns (checked one by one)
+    with_exclusions: tuple[ValueSet, ...]  # value sets with compose.exclude
+    named: tuple[ValueSet, ...]  # value sets with words to match
+    any_words: re.Pattern[str]  # cheap pre-check: does a text hold any word of any value set at all?
+    not_personal: ValueSet | None
 
     @classmethod
     def for_knowledge(cls, kb: Knowledge) -> ConditionIndex:
@@ -45,38 +74,86 @@ class ConditionIndex:
     def of(cls, kb: Knowledge) -> ConditionIndex:
         exact: dict[tuple[str, str], set[str]] = {}
         prefixes: dict[str, set[str]] = {}
-        patterns: list[tuple[str, tuple[str, ...]]] = []
-        for key, vs in kb.valuesets.items():
-            if key.startswith(NON_CONDITION_PREFIXES):
-                continue
+        sets = [vs for key, vs in kb.valuesets.items() if not key.startswith(NON_CONDITION_PREFIXES)]
+        categories = [vs for vs in sets if vs.key != NOT_PERSONAL]
+        for vs in categories:
             for system, code in vs.codes:
-                exact.setdefault((system, normalize_icd(code) if system == ICD10CM else code), set()).add(key)
+                exact.setdefault((system, normalize_icd(code) if system == ICD10CM else code), set()).add(vs.key)
             for system, prefix in vs.prefixes:
                 if system == ICD10CM:
-                    prefixes.setdefault(normalize_icd(prefix), set()).add(key)
-            if vs.text_patterns:
-                patterns.append((key, vs.text_patterns))
+                    prefixes.setdefault(normalize_icd(prefix), set()).add(vs.key)
+        named = tuple(vs for vs in categories if vs.text_patterns or vs.text_regexes)
+        words = [re.escape(p) for vs in named for p in vs.text_patterns]
+        words += [r.pattern for vs in named for r in vs.text_regexes]
         return cls(
             exact={k: frozenset(v) for k, v in exact.items()},
             icd_prefixes={k: frozenset(v) for k, v in prefixes.items()},
-            text_patterns=tuple(patterns),
+            by_pattern=tuple(vs for vs in categories if vs.patterns),
+            with_exclusions=tuple(vs for vs in categories if vs.exclude),
+            named=named,
+            any_words=re.compile("|".join(words) or r"(?!)", re.IGNORECASE),
+            not_personal=kb.valuesets.get(NOT_PERSONAL),
         )
 
     def categories_for_codes(self, codes: tuple[Code, ...]) -> frozenset[str]:
+        return self._by_code(tuple(_normalized(c) for c in codes))[0]
+
+    def _by_code(self, codes: tuple[Code, ...]) -> tuple[frozenset[str], frozenset[str]]:
+        """(categories taken by code, categories whose value set excludes one of the codes)."""
         found: set[str] = set()
         for c in codes:
             if c.system == ICD10CM:
-                code = normalize_icd(c.code)
-                found |= self.exact.get((ICD10CM, code), frozenset())
-                for end in range(1, len(code) + 1):
-                    found |= self.icd_prefixes.get(code[:end], frozenset())
+                found |= self.exact.get((ICD10CM, c.code), frozenset())
+                for end in range(1, len(c.code) + 1):
+                    found |= self.icd_prefixes.get(c.code[:end], frozenset())
             else:
                 found |= self.exact.get((c.system, c.code), frozenset())
-        return frozenset(found)
+        for vs in self.by_pattern:
+            if vs.key not in found and vs.matches_code(codes):
+                found.add(vs.key)
+        excluded = {vs.key for vs in self.with_exclusions if vs.excludes_code(codes)}
+        return frozenset(found - excluded), frozenset(excluded)
 
     def categories_for_text(self, texts: tuple[str, ...]) -> frozenset[str]:
-        cleaned = [strip_negations(t) for t in texts]
-        return frozenset(key for key, patterns in self.text_patterns if any(p in t for t in cleaned for p in patterns))
+        """Categories named by ``texts`` (negated, ruled-out and non-personal text never counts)."""
+        return self.classify((), texts).all
+
+    def classify(self, codes: tuple[Code, ...], texts: tuple[str, ...]) -> Categories:
+        """Every category of a condition with these codes and texts (see the module docstring)."""
+        codes = tuple(_normalized(c) for c in codes)
+        if self.not_personal is not None and self.not_personal.matches_code(codes):
+            return _NONE
+        by_code, excluded = self._by_code(codes)
+        current, past = _cleaned(texts)
+        if not any(self.any_words.search(t) for t in past) or self._not_personal_text(past):
+            return Categories(by_code, frozenset(), frozenset()) if by_code else _NONE
+        name_only = not by_code and not excluded and not any(c.system == ICD10CM for c in codes)
+        named: set[str] = set()
+        history: set[str] = set()
+        for vs in self.named:
+            if vs.key in by_code or vs.key in excluded or not (vs.name_with_code or name_only):
+                continue
+            if any(vs.text_fits(t) for t in current):
+                named.add(vs.key)
+            elif any(vs.text_fits(t) for t in past):
+                named.add(vs.key)
+                history.add(vs.key)
+        if not named:
+            return Categories(by_code, frozenset(), frozenset()) if by_code else _NONE
+        return Categories(by_code | named, frozenset(named), frozenset(history))
+
+    def _not_personal_text(self, texts: tuple[str, ...]) -> bool:
+        return self.not_personal is not None and any(self.not_personal.text_fits(t) for t in texts)
+
+
+def _normalized(code: Code) -> Code:
+    return Code(ICD10CM, normalize_icd(code.code), code.display) if code.system == ICD10CM else code
+
+
+def _cleaned(texts: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(texts without negated, ruled-out and "history of" phrases; texts without negated/ruled-out ones)."""
+    past = tuple(strip_negations(t) for t in texts)
+    return tuple(_HISTORY.sub(" ", t) for t in past), past
 
 
 def normalize_icd(code: str) -> str:
@@ -88,20 +165,14 @@ def normalize_icd(code: str) -> str:
 
 
 def strip_negations(text: str) -> str:
-    """Lower-case text with negated phrases removed (for the name fallback only)."""
-    return _NEGATION.sub(" ", text.lower())
+    """Lower-case text with negated and ruled-out phrases removed (for the name fallback only)."""
+    return _NEGATION.sub(" ", _RULED_OUT.sub(" ", text.lower()))
 
 
-def raw_categories(resource: Mapping[str, Any], index: ConditionIndex) -> tuple[frozenset[str], Recognition]:
+def raw_categories(resource: Mapping[str, Any], index: ConditionIndex) -> Categories:
     """Categories of a raw Condition (cheap: used as the pre-filter before validation)."""
     code = resource.get("code")
-    codes = codes_of(code)
-    by_code = index.categories_for_codes(codes)
-    if by_code:
-        return by_code, Recognition.CODE
-    if any(c.system == ICD10CM for c in codes):
-        return frozenset(), Recognition.CODE
-    return index.categories_for_text(texts_of(code)), Recognition.NAME
+    return index.classify(codes_of(code), texts_of(code))
 
 
 def is_ignored(resource: Mapping[str, Any]) -> bool:
@@ -109,7 +180,7 @@ def is_ignored(resource: Mapping[str, Any]) -> bool:
     return status_code(resource.get("verificationStatus")) in IGNORED_VERIFICATION
 
 
-def condition_fact(resource: Mapping[str, Any], categories: frozenset[str], recognition: Recognition) -> ConditionFact:
+def condition_fact(resource: Mapping[str, Any], categories: Categories) -> ConditionFact:
     onset = parse_fhir_datetime(resource.get("onsetDateTime")) or period_bounds(resource.get("onsetPeriod"))[0]
     abatement = parse_fhir_datetime(resource.get("abatementDateTime"))
     if abatement is None:
@@ -126,6 +197,8 @@ def condition_fact(resource: Mapping[str, Any], categories: frozenset[str], reco
         onset=onset,
         abatement=abatement,
         recorded=parse_fhir_datetime(resource.get("recordedDate")),
-        categories=categories,
-        recognition=recognition,
+        categories=categories.all,
+        recognition=categories.recognition,
+        named_categories=categories.named,
+        history_categories=categories.history,
     )

@@ -10,7 +10,12 @@ WEIGHT: Final = "weight"
 SCORES: Final = "scores"
 PREGNANCY_TESTS: Final = "pregnancy-tests"
 ADMINISTRATIONS: Final = "administrations"
+ALLERGIES: Final = "allergies"
+LACTATION: Final = "lactation"  # observations that say the patient is breastfeeding
 
 ALL: Final = frozenset(
-    {PATIENT, CONDITIONS, MEDICATIONS, BLOOD_PRESSURE, WEIGHT, SCORES, PREGNANCY_TESTS, ADMINISTRATIONS}
-)
+    {
+        PATIENT, CONDITIONS, MEDICATIONS, BLOOD_PRESSURE, WEIGHT, SCORES, PREGNANCY_TESTS, ADMINISTRATIONS,
+        ALLERGIES, LACTATION,
+    }
+)  # fmt: skip

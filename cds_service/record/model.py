@@ -55,11 +55,24 @@ class ConditionFact:
     recorded: datetime | None
     categories: frozenset[str]  # knowledge-base condition categories this condition belongs to
     recognition: Recognition = Recognition.CODE
+    # categories recognised from the words of code.text/display only (the card says "recognised by name")
+    named_categories: frozenset[str] = frozenset()
+    # categories whose words appear only after "history of" ("History of psychosis"): never an active disorder
+    history_categories: frozenset[str] = frozenset()
 
     @property
     def is_active(self) -> bool:
         """Active per clinical-rules.md §3: active/recurrence/relapse or absent status, not refuted."""
         return self.clinical_status in (None, "active", "recurrence", "relapse")
+
+    def is_active_for(self, category: str) -> bool:
+        """Active, and not recognised for ``category`` only from "history of ..." words."""
+        return self.is_active and category not in self.history_categories
+
+    @property
+    def when(self) -> datetime | None:
+        """The date the entry speaks for: onset, else the date it was recorded (None: undated)."""
+        return self.onset or self.recorded
 
     @property
     def label(self) -> str:
@@ -169,6 +182,7 @@ class PregnancyTest:
     iu_per_l: float | None = None  # quantitative result in IU/L (mIU/mL = IU/L); the rules apply the thresholds
     comparator: str | None = None  # "<", "<=", ">=", ">" as sent with a quantitative result
     unit_unreadable: bool = False  # a quantitative value whose unit could not be read ("hCG not readable")
+    value_as_sent: float | None = None  # the quantitative number as sent, whatever its unit (also when unreadable)
 
     def evidence(self) -> Evidence:
         if self.iu_per_l is not None and not self.unit_unreadable:
@@ -176,7 +190,9 @@ class PregnancyTest:
             if self.positive is not None:
                 shown += f" ({'positive' if self.positive else 'negative'})"
         elif self.unit_unreadable:
-            shown = "hCG result with a unit that could not be read"
+            shown = "hCG result not readable"
+            if self.value_as_sent is not None:
+                shown += f" ({self.comparator or ''}{self.value_as_sent:g} in a unit not read)"
         else:
             shown = "hCG test " + {True: "positive", False: "negative", None: "result unreadable"}[self.positive]
         return Evidence("Observation", self.resource_id, self.when, shown)
@@ -196,6 +212,38 @@ class Administration:
 
 Reading = BloodPressure | BodyWeight | SeverityScore | PregnancyTest
 """An Observation as the record reads it."""
+
+
+@dataclass(frozen=True, slots=True)
+class AllergyFact:
+    """An AllergyIntolerance to ketamine or esketamine (the only substances the rules read)."""
+
+    resource_id: str | None
+    drug: str  # "ketamine" | "esketamine"
+    substance: str  # as recorded, e.g. "Ketamine hydrochloride" or "Spravato"
+    clinical_status: str | None  # active | inactive | resolved, None when absent
+    verification_status: str | None  # unconfirmed | presumed | confirmed | refuted | entered-in-error
+    type: str | None  # allergy | intolerance, None when absent
+    reactions: tuple[str, ...]  # manifestation and description texts, as recorded
+    recorded: datetime | None
+    recognition: Recognition = Recognition.CODE
+
+    def evidence(self) -> Evidence:
+        kind = self.type or "allergy or intolerance"
+        reaction = f"; reaction: {', '.join(self.reactions)}" if self.reactions else "; no reaction recorded"
+        return Evidence("AllergyIntolerance", self.resource_id, self.recorded, f"{self.substance} ({kind}{reaction})")
+
+
+@dataclass(frozen=True, slots=True)
+class LactationFact:
+    """An Observation that says the patient is breastfeeding (a Condition saying so is a ConditionFact)."""
+
+    resource_id: str | None
+    when: datetime | None
+    text: str  # what it says, e.g. "Breastfeeding status: exclusively breastfeeding"
+
+    def evidence(self) -> Evidence:
+        return Evidence("Observation", self.resource_id, self.when, self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +310,15 @@ NORMALISED_CONFLICTING_COPIES: Final = "conflicting copies of one record, each r
 class PatientFacts:
     birth_date: date | None
     gender: str | None
+    # the latest day a partial birthDate allows ("1990" -> 1990-12-31, "1990-06" -> 1990-06-30)
+    birth_date_latest: date | None = None
+
+    def age_at_least(self, day: date) -> int | None:
+        """Age in whole years on ``day`` counted from the latest possible birth date (never over-estimated)."""
+        b = self.birth_date_latest or self.birth_date
+        if b is None:
+            return None
+        return day.year - b.year - ((day.month, day.day) < (b.month, b.day))
 
     def age_on(self, day: date) -> int | None:
         if self.birth_date is None:
@@ -288,6 +345,8 @@ class PatientRecord:
     scores: tuple[SeverityScore, ...] = ()
     pregnancy_tests: tuple[PregnancyTest, ...] = ()
     administrations: tuple[Administration, ...] = ()
+    allergies: tuple[AllergyFact, ...] = ()
+    lactation: tuple[LactationFact, ...] = ()
     data_gaps: tuple[DataGap, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
     available: frozenset[str] = field(default_factory=frozenset)
@@ -296,7 +355,7 @@ class PatientRecord:
 
     def conditions_in(self, category: str, *, active_only: bool = True) -> tuple[ConditionFact, ...]:
         return tuple(
-            c for c in self.conditions if category in c.categories and (c.is_active or not active_only)
+            c for c in self.conditions if category in c.categories and (not active_only or c.is_active_for(category))
         )
 
     def exposures_with_role(self, role: str) -> tuple[ExposurePeriod, ...]:

@@ -321,9 +321,10 @@ def _read_hcg(
     if number is None:
         return PregnancyTest(rid, when, positive)
     factor = hcg_iu_per_l_factor(unit)
-    if factor is None:
-        return PregnancyTest(rid, when, positive, iu_per_l=number, comparator=comparator, unit_unreadable=True)
-    return PregnancyTest(rid, when, positive, iu_per_l=round(number * factor, 6), comparator=comparator)
+    if factor is None:  # never a number in an assumed unit
+        return PregnancyTest(rid, when, positive, comparator=comparator, unit_unreadable=True, value_as_sent=number)
+    iu_per_l = round(number * factor, 6)
+    return PregnancyTest(rid, when, positive, iu_per_l=iu_per_l, comparator=comparator, value_as_sent=number)
 
 
 def hcg_result(raw: Mapping[str, Any], index: ObservationIndex, *, qualitative: bool) -> bool | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.fhirresourcemodel import FHIRResourceModel
 from fhir.resources.R4B.medication import Medication
@@ -32,6 +33,7 @@ _MODELS: dict[str, type[FHIRResourceModel]] = {
     "MedicationStatement": MedicationStatement,
     "MedicationRequest": MedicationRequest,
     "MedicationAdministration": MedicationAdministration,
+    "AllergyIntolerance": AllergyIntolerance,
 }
 _MAX_PROBLEM = 160
 # Elements the record reads (plus what R4 requires): only these are validated, so narrative, extensions,
@@ -59,6 +61,10 @@ _READ_ELEMENTS: dict[str, frozenset[str]] = {
     "MedicationAdministration": frozenset(
         {"status", "subject", "medicationCodeableConcept", "medicationReference", "effectiveDateTime",
          "effectivePeriod", "contained"}
+    ),
+    "AllergyIntolerance": frozenset(
+        {"patient", "code", "clinicalStatus", "verificationStatus", "type", "reaction", "recordedDate",
+         "onsetDateTime"}
     ),
 }  # fmt: skip
 # Elements whose validated instances are not reused (contained resources are whole resources).

@@ -1,8 +1,9 @@
 """Section 7 of clinical-rules.md: evidence cards for the order's indication.
 
 Driven by ``determine_indication`` (order reason first, else the problem list): chronic pain (CRPS and
-spinal cord injury pain: info; other pain syndromes: warning), PTSD, and active suicidal ideation (from the
-problem list or the order's reason).
+spinal cord injury pain: info; other pain syndromes: warning), PTSD, and the suicidal-ideation indication of
+§0 (the order's reason, or an active entry dated within ``indication.suicidal_ideation_days``; older entries
+are a checklist line of ``indication_rule``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import datetime
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.order.units import fmt
-from cds_service.record.model import Evidence, PatientRecord
+from cds_service.record.model import PatientRecord
 from cds_service.rules.findings import EMPTY, Finding, Indicator, Rule, RuleOutcome
-from cds_service.rules.indication import IndicationKind, PainKind, conditions_in, determine_indication
+from cds_service.rules.indication import IndicationKind, PainKind, determine_indication, suicidal_ideation
 
 _PAIN_VARIANTS = {
     PainKind.CRPS: ("crps", Indicator.INFO),
@@ -25,7 +26,7 @@ _PAIN_VARIANTS = {
 
 def chronic_pain_evidence(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
     """``chronic-pain-evidence``: CRPS (grade B) and SCI pain (grade C) info; other pain (grade D) warning."""
-    indication = determine_indication(record, order, kb)
+    indication = determine_indication(record, order, kb, now)
     if indication.kind is not IndicationKind.CHRONIC_PAIN:
         return EMPTY
     variant, indicator = _PAIN_VARIANTS[indication.pain_kind or PainKind.OTHER]
@@ -46,32 +47,25 @@ def chronic_pain_evidence(record: PatientRecord, order: MedicationOrder, kb: Kno
 
 def ptsd_evidence(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
     """``ptsd-evidence``: the order is for PTSD."""
-    indication = determine_indication(record, order, kb)
+    indication = determine_indication(record, order, kb, now)
     if indication.kind is not IndicationKind.PTSD:
         return EMPTY
     facts = {"source": indication.source or "record"}
     return RuleOutcome(findings=(Finding("ptsd-evidence", Indicator.INFO, facts, (), indication.evidence),))
 
 
-def suicidal_ideation(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> RuleOutcome:
-    """``suicidal-ideation``: an active suicidal-ideation condition, or the order's reason names it."""
-    evidence: list[Evidence] = [c.evidence() for c in conditions_in(record, "suicidal-ideation")]
-    sources: list[str] = ["problem list"] if evidence else []
-    valueset = kb.valuesets.get("suicidal-ideation")
-    if valueset is not None and (
-        valueset.matches_code(order.reason_codes) or valueset.matches_text([order.reason_text])
-    ):
-        sources.insert(0, "order reason")
-        reason = order.reason_text or next((c.display or c.code for c in order.reason_codes), "suicidal ideation")
-        evidence.insert(0, Evidence("MedicationRequest", _rid(order), None, f"reason: {reason}"))
-    if not sources:
+def suicidal_ideation_evidence(
+    record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime
+) -> RuleOutcome:
+    """``suicidal-ideation``: the suicidal-ideation indication holds (the order's reason, or an active entry
+    dated within ``indication.suicidal_ideation_days``)."""
+    ideation = suicidal_ideation(record, order, kb, now)
+    if not ideation.current:
         return EMPTY
-    facts = {"source": " and ".join(sources)}
-    return RuleOutcome(findings=(Finding("suicidal-ideation", Indicator.INFO, facts, (), tuple(evidence)),))
+    source = "order reason" if ideation.source == "order" else "problem list"
+    return RuleOutcome(
+        findings=(Finding("suicidal-ideation", Indicator.INFO, {"source": source}, (), ideation.evidence),)
+    )
 
 
-def _rid(order: MedicationOrder) -> str | None:
-    return order.reference.split("/", 1)[1] if order.reference else None
-
-
-RULES: tuple[Rule, ...] = (chronic_pain_evidence, ptsd_evidence, suicidal_ideation)
+RULES: tuple[Rule, ...] = (chronic_pain_evidence, ptsd_evidence, suicidal_ideation_evidence)

@@ -109,7 +109,8 @@ def materialize_order(
 
     Template parameters (overridable by ``params``): ``mg_per_kg`` (dose = mg/kg x weight, rounded to 1 mg)
     or ``dose_mg``; ``dose_mg_per_kg`` (dose written in mg/kg); ``rate_mg_per_h``; ``duration_min``;
-    ``frequency_per_week``; ``reason`` (a CodeableConcept for ``reasonCode``).
+    ``frequency_per_week``; ``reason`` (a CodeableConcept for ``reasonCode``); ``reason_object`` (the same,
+    sent as one object instead of a list, as the CDS Hooks sandbox does).
     """
     p = {**(template.get("parameters") or {}), **(params or {})}
     res = copy.deepcopy(dict(template["resource"]))
@@ -140,6 +141,8 @@ def materialize_order(
         res["dosageInstruction"] = [dosage]
     if "reason" in p:
         res["reasonCode"] = [p["reason"]]
+    if "reason_object" in p:
+        res["reasonCode"] = p["reason_object"]
     return res
 
 

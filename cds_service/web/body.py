@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from flask import Request
+from werkzeug.exceptions import ClientDisconnected
 
 from cds_service.hooks.body import HookBody, decode_hook_body
 from cds_service.hooks.errors import HookError, Issue
@@ -41,11 +42,15 @@ def read_json_body(request: Request, *, max_bytes: int, max_depth: int) -> Any:
 def read_hook_body(request: Request, *, max_bytes: int, max_depth: int) -> HookBody:
     """A hook call's body: the envelope decoded, the prefetch kept raw until read
     (``hooks.body.decode_hook_body``); the errors of :func:`read_json_body`."""
-    return decode_hook_body(read_json_bytes(request, max_bytes=max_bytes), max_depth)
+    return decode_hook_body(read_json_bytes(request, max_bytes=max_bytes, in_one_read=True), max_depth)
 
 
-def read_json_bytes(request: Request, *, max_bytes: int) -> bytes:
-    """The raw body of a JSON request; ``HookError`` 415 (not JSON), 413 (too large), 400 (empty)."""
+def read_json_bytes(request: Request, *, max_bytes: int, in_one_read: bool = False) -> bytes:
+    """The raw body of a JSON request; ``HookError`` 415 (not JSON), 413 (too large), 400 (empty).
+
+    ``in_one_read``: a body with a Content-Length is read from the server's input stream in one call
+    (werkzeug's ``get_data`` reads it 64 KiB at a time and copies it three more times: 1-2 ms for 2.5 MB).
+    """
     if not is_json_content_type(request.mimetype):
         raise HookError(
             415,
@@ -57,9 +62,20 @@ def read_json_bytes(request: Request, *, max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise HookError(413, Issue(f"Request body is larger than {max_bytes} bytes", code="too-long"))
-    raw = request.get_data(cache=False)  # MAX_CONTENT_LENGTH also guards chunked bodies
+    # without a Content-Length (chunked), werkzeug's stream stops at MAX_CONTENT_LENGTH
+    one_read = in_one_read and length is not None
+    raw = _read_exactly(request, length or 0) if one_read else request.get_data(cache=False)
     if len(raw) > max_bytes:
         raise HookError(413, Issue(f"Request body is larger than {max_bytes} bytes", code="too-long"))
     if not raw.strip():
         raise HookError(400, Issue("The request body is empty", code="structure"))
+    return raw
+
+
+def _read_exactly(request: Request, length: int) -> bytes:
+    """The ``length`` bytes of the body; ``ClientDisconnected`` (400) when fewer arrive, as werkzeug's own
+    stream answers."""
+    raw: bytes = request.environ["wsgi.input"].read(length) if length else b""
+    if len(raw) < length:
+        raise ClientDisconnected()
     return raw

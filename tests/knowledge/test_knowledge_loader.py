@@ -26,7 +26,10 @@ BRIEF_KEYS = {
     "substance-use", "cardiovascular", "hypertensive-crisis", "hepatic", "intracranial-pressure",
     "intraocular-pressure", "pregnancy",
 }  # fmt: skip
-ROLES = {"antidepressant", "mood-stabilizer-standard", "mood-stabilizer-other", "ketamine", "esketamine"}
+ROLES = {
+    "antidepressant", "mood-stabilizer-standard", "mood-stabilizer-other", "bipolar-depression-agent", "ketamine",
+    "esketamine", "maoi", "psychostimulant", "benzodiazepine", "opioid",
+}  # fmt: skip
 
 
 def test_every_brief_valueset_key_is_present(kb: Knowledge) -> None:
@@ -55,17 +58,31 @@ def _terminology_codes() -> set[str]:
     return found
 
 
+def _catalogue_codes() -> set[str]:
+    """Every ICD-10-CM code or category clinical-rules.md (v2) names itself ("F31.81", "K70.4x", "G91")."""
+    text = (SHARED / "clinical-rules.md").read_text()
+    return {m.rstrip("x-") for m in re.findall(r"\b[A-Z][0-9][0-9A-Z](?:\.[0-9A-Zx]{1,4})?-?", text)}
+
+
 @pytest.mark.skipif(not (SHARED / "terminology.md").exists(), reason="shared terminology reference not present")
-def test_every_code_comes_from_a_verified_terminology_row() -> None:
+def test_every_code_comes_from_a_verified_terminology_row_or_the_catalogue() -> None:
     verified = _terminology_codes()
+    named = _catalogue_codes()
     for path in sorted((DATA_DIR / "valuesets").glob("*.json")):
         doc = json.loads(path.read_text())
-        for inc in doc["compose"]["include"]:
+        compose = doc["compose"]
+        for inc in (*compose["include"], *compose.get("exclude", ())):
             for concept in inc.get("concept", []):
-                assert concept["code"] in verified, f"{path.stem}: {concept['code']}"
+                assert concept["code"] in verified | named, f"{path.stem}: {concept['code']}"
             for flt in inc.get("filter", []):
-                # a category prefix is a verified code itself or the stem of verified billable codes
-                assert any(v.startswith(flt["value"]) for v in verified), f"{path.stem}: {flt['value']}"
+                if flt["op"] == "regex":  # a structural rule: its description cites where it was checked
+                    assert "ICD-10-CM" in doc["description"], f"{path.stem}: {flt['value']}"
+                    continue
+                # a category prefix is a verified code itself, the stem of verified billable codes, or named by
+                # the catalogue; otherwise (R18, I85) its description says it was checked against the tabular
+                value = flt["value"]
+                known = any(v.startswith(value) for v in verified | named)
+                assert known or "tabular" in doc["description"], f"{path.stem}: {value}"
     meds = json.loads((DATA_DIR / "medications.json").read_text())
     for ing in meds["ingredients"]:
         if ing["rxcui"]:
@@ -78,13 +95,16 @@ def test_icd_categories_match_by_prefix_and_exclusions_hold(kb: Knowledge) -> No
     depression = kb.valueset("depression")
     assert depression.matches_code([Code(ICD, "F33.1")])
     assert depression.matches_code([Code(ICD, "F32.9")])
-    assert not depression.matches_code([Code(ICD, "F32.A")])  # "Depression, unspecified" is not MDD
+    assert depression.matches_code([Code(ICD, "F32.A")])  # v2 §1: "depression, type not specified" counts
+    assert depression.matches_code([Code(ICD, "F34.1")])  # dysthymia
     assert not depression.matches_code([Code(ICD, "F32.81")])  # PMDD
     assert kb.valueset("bipolar").matches_code([Code(ICD, "F31.76")])  # bipolar in remission is bipolar
+    assert kb.valueset("bipolar-depression").matches_code([Code(ICD, "F31.81")])  # bipolar II
     assert not kb.valueset("bipolar-depression").matches_code([Code(ICD, "F31.76")])
     assert not kb.valueset("substance-use").matches_code([Code(ICD, "F17.210")])  # nicotine
-    assert kb.valueset("ketamine-misuse").matches_code([Code(ICD, "F16.20")])
-    assert not kb.valueset("substance-use").matches_code([Code(ICD, "F16.20")])
+    assert kb.valueset("substance-use").excludes_code([Code(ICD, "F10.21")])  # remission, deliberately out
+    assert not kb.valueset("ketamine-misuse").matches_code([Code(ICD, "F16.20")])  # hallucinogen, not named
+    assert kb.valueset("substance-use").matches_code([Code(ICD, "F16.20")])
     pain = kb.valueset("chronic-pain-other")
     assert pain.matches_code([Code(ICD, "G43.909")])
     assert not pain.matches_code([Code(ICD, "G43.A0")])  # cyclical vomiting
@@ -104,7 +124,7 @@ def test_medication_catalog_roles_classes_and_floors(kb: Knowledge) -> None:
     assert meds.ingredients["levomilnacipran"].rxcui is None  # UNVERIFIED in terminology.md
     assert meds.ingredients["lithium"].roles == {"mood-stabilizer-standard"}
     assert meds.ingredients["valproate"].roles == {"mood-stabilizer-standard"}
-    assert meds.ingredients["lamotrigine"].roles == {"mood-stabilizer-other"}
+    assert meds.ingredients["lamotrigine"].roles == {"bipolar-depression-agent"}
     # product-level codes map to ingredients with a strength per unit
     assert meds.ingredients_for_codes([Code(RX, "312940")]) == ("sertraline",)
     assert meds.products[(RX, "312940")].strength_mg["sertraline"] == 25
@@ -206,5 +226,5 @@ def test_every_medication_entry_names_its_source_and_condition_sets_have_name_pa
     meds = json.loads((DATA_DIR / "medications.json").read_text())
     assert all(entry["source"] for entry in meds["ingredients"] + meds["products"])
     for key in BRIEF_KEYS:
-        assert kb.valueset(key).text_patterns, key
+        assert kb.valueset(key).text_patterns or kb.valueset(key).text_regexes, key
         assert kb.valueset(key).source.startswith("terminology.md"), key

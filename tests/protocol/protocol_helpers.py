@@ -83,6 +83,8 @@ def full_prefetch() -> dict[str, Any]:
         "depressionScoresByCode": bundle(),
         "pregnancyTests": bundle(),
         "administrations": bundle(),
+        "allergies": bundle(),
+        "lactation": bundle(),
     }
 
 

@@ -167,3 +167,15 @@ def test_a_ketamine_order_decodes_the_members_the_templates_name(kb: Any, monkey
     response = client.post(SIGN, data=_raw(hook_request(prefetch=full_prefetch())), content_type="application/json")
     assert response.status_code == 200
     assert asked == [set(full_prefetch())]
+
+
+@pytest.mark.parametrize(("declared", "status"), [(-10, 400), (0, 200), (10, 400)])
+def test_the_body_is_read_to_its_content_length(kb: Any, declared: int, status: int) -> None:
+    """Fewer bytes than the Content-Length: 400 (the client went away); more: only the declared ones count."""
+    client = create_app(settings(), kb=kb).test_client()
+    raw = _raw(hook_request(orders=[other_order()]))
+    response = client.post(SIGN, data=raw, content_type="application/json",
+                           environ_overrides={"CONTENT_LENGTH": str(len(raw) + declared)})  # fmt: skip
+    assert response.status_code == status
+    assert response.get_json()["resourceType" if status == 400 else "cards"] == (
+        "OperationOutcome" if status == 400 else [])

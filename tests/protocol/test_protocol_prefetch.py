@@ -149,12 +149,15 @@ def test_absent_keys_are_fetched_in_parallel_with_the_token() -> None:
 @responses.activate
 def test_no_prefetch_at_all_fetches_every_key_and_reads_patient() -> None:
     responses.get(f"{FHIR}/Patient/{PATIENT_ID}", json=patient())
-    for rtype in ("Condition", "MedicationRequest", "MedicationStatement", "Observation", "MedicationAdministration"):
+    for rtype in (
+        "Condition", "MedicationRequest", "MedicationStatement", "Observation", "MedicationAdministration",
+        "AllergyIntolerance",
+    ):  # fmt: skip
         responses.get(f"{FHIR}/{rtype}", json=bundle())
     res = resolve(hook_request(fhir_server=FHIR))
     assert set(res.states.values()) == {"fetched"}
     assert res.available == kinds.ALL
-    assert len(responses.calls) == len(KEYS) == 10
+    assert len(responses.calls) == len(KEYS) == 12
     assert not any("Authorization" in c.request.headers for c in responses.calls)  # no token, none sent
 
 

@@ -118,3 +118,28 @@ def test_without_prefetch_both_score_queries_go_to_the_server() -> None:
         queries = sorted(dict(parse_qsl(c.request.url.split("?", 1)[1])).get("category", "by code") for c in mock.calls)
     assert queries == ["by code", "survey"]
     assert res.states["depressionScores"] == res.states["depressionScoresByCode"] == "fetched"
+
+
+def _reading(rid: str, when: str) -> dict[str, Any]:
+    return {"resourceType": "Observation", "id": rid, "effectiveDateTime": when}
+
+
+@pytest.mark.parametrize(
+    ("first_page", "reads_on"), [(["2026-12-20T09:00:00Z"], True), (["2026-11-23T11:00:00Z"], False)]
+)
+def test_a_latest_value_page_of_only_future_readings_reads_on(first_page: list[str], reads_on: bool) -> None:
+    """A device clock weeks ahead fills the ``_count`` of a latest-value search: the next page is read (S2.0.1
+    paging), until a reading dated before now is found; otherwise only the first page is (as the template says)."""
+    prefetch = full_prefetch()
+    prefetch["bloodPressure"] = bundle(*(_reading(f"f{i}", w) for i, w in enumerate(first_page)),
+                                       next_url=f"{FHIR}/Observation?page=2")  # fmt: skip
+    s = settings()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(f"{FHIR}/Observation", json=bundle(_reading("yesterday", "2026-11-22T09:00:00Z")))
+        res = resolve_prefetch(
+            tuple(KEYS.values()), hook_request(prefetch=prefetch, fhir_server=FHIR), settings=s,
+            allowlist=ServerAllowlist(s.fhir_server_allowlist), session=requests.Session(), now=NOW,
+        )  # fmt: skip
+        calls = len(mock.calls)
+    assert calls == (1 if reads_on else 0)
+    assert ("yesterday" in {r["id"] for r in res.resources}) is reads_on

@@ -35,7 +35,8 @@ def test_card_text_source_and_detail_come_from_the_topic(kb: Any) -> None:
                       detail=("- line from the rule",), evidence=(evidence,))
     card = render_one(kb, finding)
     topic = kb.topics["hypertension-uncontrolled"]
-    assert card["summary"] == "Blood pressure 172/104 on 2026-11-20 is at or above the 160/100 hold line"
+    expected = "Blood pressure 172/104 on 2026-11-20 is at or above 160/100: hold the dose and treat first"
+    assert card["summary"] == expected
     assert card["indicator"] == "critical"
     assert card["source"]["label"] == topic.source_label
     assert card["source"]["url"] == "https://cds.example.org/docs/rules#hypertension-uncontrolled"

@@ -76,14 +76,29 @@ def test_name_fallback_ignores_negated_phrases(kb: Knowledge) -> None:
     assert cats == {"t1": {"depression"}}
 
 
-def test_icd_codes_outside_the_categories_are_not_read_by_name(kb: Knowledge) -> None:
+def test_icd_codes_outside_the_indication_categories_are_not_read_by_indication_words(kb: Knowledge) -> None:
     record = _record(
         kb,
-        condition("a", ICD, "F32.A", "Depression, unspecified", text="Major depression"),
+        condition("a", ICD, "F41.1", "Generalized anxiety disorder", text="Major depression"),
         condition("b", ICD, "G43.D0", "Abdominal migraine, not intractable"),
-        condition("c", ICD, "F17.210", "Nicotine dependence, cigarettes, uncomplicated"),
     )
     assert record.conditions == ()
+
+
+def test_depression_unspecified_dysthymia_and_bipolar_ii_are_depressive_indications(kb: Knowledge) -> None:
+    record = _record(
+        kb,
+        condition("a", ICD, "F32.A", "Depression, unspecified"),
+        condition("b", ICD, "F34.1", "Dysthymic disorder"),
+        condition("c", ICD, "F31.81", "Bipolar II disorder"),
+    )
+    cats = {c.resource_id: c.categories for c in record.conditions}
+    assert cats == {"a": {"depression"}, "b": {"depression"}, "c": {"bipolar", "bipolar-depression"}}
+
+
+def test_nicotine_is_a_summary_line_category_not_a_substance_use_disorder(kb: Knowledge) -> None:
+    record = _record(kb, condition("c", ICD, "F17.210", "Nicotine dependence, cigarettes, uncomplicated"))
+    assert record.conditions[0].categories == {"substance-use-no-card"}
 
 
 def test_conditions_without_a_category_are_not_validated(kb: Knowledge) -> None:

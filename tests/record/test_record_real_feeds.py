@@ -343,6 +343,7 @@ def _hcg(value: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
 def test_quantitative_hcg_is_read_in_iu_per_litre(kb: Knowledge, unit: str, iu_per_l: float) -> None:
     (test,) = _record(kb, _hcg({"value": 2400, "unit": unit, "system": UCUM, "code": unit})).pregnancy_tests
     assert (test.iu_per_l, test.comparator, test.unit_unreadable, test.positive) == (iu_per_l, None, False, None)
+    assert test.value_as_sent == 2400
 
 
 def test_quantitative_hcg_comparator_text_and_unreadable_units(kb: Knowledge) -> None:
@@ -353,7 +354,8 @@ def test_quantitative_hcg_comparator_text_and_unreadable_units(kb: Knowledge) ->
     assert (as_text.iu_per_l, as_text.comparator, as_text.unit_unreadable) == (5, "<", False)
     for value in ({"value": 30, "unit": "ng/mL"}, {"value": 30}):
         odd = _record(kb, _hcg(value)).pregnancy_tests[0]
-        assert (odd.iu_per_l, odd.unit_unreadable) == (30, True)
+        assert (odd.iu_per_l, odd.value_as_sent, odd.unit_unreadable) == (None, 30, True)
+        assert odd.evidence().value == "hCG result not readable (30 in a unit not read)"
     interpreted = _hcg(
         {"value": 2400, "unit": "mIU/mL"},
         interpretation=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",

@@ -70,11 +70,13 @@ def test_pain_kind_crps_outranks_spinal_cord_injury_outranks_other(kb):
     assert found.pain_kind is PainKind.SPINAL_CORD_INJURY
 
 
-def test_bipolar_active_turns_depression_into_bipolar_depression(kb):
+def test_bipolar_on_record_turns_depression_into_bipolar_depression(kb):
     active = record(conditions=[cond("b", "bipolar")])
     assert determine_indication(active, order(), kb).kind is IndicationKind.BIPOLAR_DEPRESSION
-    resolved = record(conditions=[cond("b", "bipolar", status="resolved")])
-    assert determine_indication(resolved, order(), kb).kind is IndicationKind.DEPRESSION
+    resolved = record(conditions=[cond("b", "bipolar", status="resolved")])  # v2 §2: whatever its status
+    assert determine_indication(resolved, order(), kb).kind is IndicationKind.BIPOLAR_DEPRESSION
+    refuted = record(conditions=[cond("b", "bipolar", verification="refuted")])
+    assert determine_indication(refuted, order(), kb).kind is IndicationKind.DEPRESSION
     by_order = determine_indication(active, order(reasons=[(ICD, "F33.1")]), kb)
     assert by_order.kind is IndicationKind.BIPOLAR_DEPRESSION
 
@@ -90,11 +92,11 @@ def test_inactive_or_refuted_conditions_are_no_indication(kb):
         assert determine_indication(record(depressed=False, conditions=[c]), order(), kb).kind is IndicationKind.NONE
 
 
-def test_indication_undocumented_fires_without_indication(kb):
-    out = indication_rule(record(depressed=False), order(reason_text="sedation"), kb, NOW)
+def test_indication_undocumented_fires_for_an_unrecognised_reason(kb):
+    out = indication_rule(record(depressed=False), order(reason_text="Dx 4471 per clinic protocol"), kb, NOW)
     (f,) = out.findings
     assert (f.topic, f.indicator, f.variant) == ("indication-undocumented", Indicator.WARNING, "default")
-    assert f.facts["order_reason"] == "sedation"
+    assert "Dx 4471 per clinic protocol" in f.detail[0]
     assert out.checks[0].status is CheckStatus.NOT_MET
 
 

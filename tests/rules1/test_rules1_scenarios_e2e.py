@@ -7,6 +7,7 @@ import logging
 import pytest
 from qa_fhir import (
     administration,
+    ago,
     bp,
     cards,
     condition,
@@ -44,7 +45,7 @@ def test_bipolar_on_lithium_is_quiet_and_never_dose_unverified(kb):
     rendered = cards(kb, resources, iv_order(_mg(40)))
     assert topics(rendered) == [SUMMARY]
     assert "dose unverified" not in rendered[0]["detail"]
-    (line,) = [ln for ln in rendered[0]["detail"].splitlines() if ln.startswith("- **Mood stabiliser")]
+    (line,) = [ln for ln in rendered[0]["detail"].splitlines() if ln.startswith("- **Bipolar disorder")]
     assert "taking lithium" in line and "unverified" not in line and "dose" not in line
 
 
@@ -82,10 +83,12 @@ def test_responding_patient_mid_course_is_not_warned_about_severity(kb):
 
 
 def test_pregnant_patient_card_names_the_condition(kb):
-    resources = [*eligible_trd(), condition("Z33.1", "Pregnant state, incidental"), hcg_positive(3)]
+    pregnant = {**condition("Z33.1", "Pregnant state, incidental"), "recordedDate": ago(60)[:10]}
+    resources = [*eligible_trd(), pregnant, hcg_positive(3)]
     rendered = cards(kb, resources, iv_order(_mg(40)))
     assert topics(rendered) == [SUMMARY, ("pregnancy", "critical")]
-    expected = "Pregnancy on the problem list (Pregnant state, incidental): ketamine is not recommended"
+    when = ago(60)[:10]
+    expected = f"Pregnancy on the problem list since {when} (Pregnant state, incidental): ketamine is not recommended"
     assert rendered[1]["summary"] == expected
 
 

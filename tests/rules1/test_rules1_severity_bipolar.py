@@ -121,10 +121,14 @@ def test_bipolar_depression_category_counts_as_bipolar(kb):
     assert bipolar_rule(rec, order(), kb, NOW).findings[0].topic == "bipolar-mood-stabilizer-missing"
 
 
-def test_resolved_bipolar_does_not_fire(kb):
-    out = bipolar_rule(record(conditions=[cond("b", "bipolar", status="resolved")]), order(), kb, NOW)
-    assert out.findings == ()
-    assert out.checks[0].status is CheckStatus.NOT_APPLICABLE
+@pytest.mark.parametrize("status", ["resolved", "inactive", "remission"])
+def test_bipolar_counts_whatever_its_status_and_inactive_is_a_warning(kb, status):
+    out = bipolar_rule(record(conditions=[cond("b", "bipolar", status=status)]), order(), kb, NOW)
+    (f,) = out.findings
+    assert (f.topic, f.indicator, f.variant) == ("bipolar-mood-stabilizer-missing", Indicator.WARNING, "inactive")
+    assert f.suggestions == ()
+    refuted = record(conditions=[cond("b", "bipolar", verification="refuted")])
+    assert bipolar_rule(refuted, order(), kb, NOW).findings == ()
 
 
 def test_bipolar_medications_unobtainable_is_a_warning_without_delete(kb):

@@ -29,26 +29,12 @@ from cds_service.rules.engine import evaluate
 from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator
 from cds_service.rules.summary import summarise
 
+# The texts of the §0-§3 and §7 topics (rules-v2) are tested in tests/rules/test_topic_texts.py.
 MY_TOPICS = {
     "eligibility-summary": {"iv-ketamine", "esketamine", "ketamine-other-route"},
-    "indication-undocumented": {"default", "unobtainable"},
-    "antidepressant-not-concurrent": {"default", "unobtainable"},
     "trd-criteria-unmet": {"default", "unobtainable"},
     "depression-severity-undocumented": {"default", "unobtainable"},
     "depression-severity-insufficient": {"default"},
-    "bipolar-mood-stabilizer-missing": {"default", "unobtainable"},
-    "bipolar-mood-stabilizer-nonstandard": {"default"},
-    "hypertension-uncontrolled": {"default", "condition"},
-    "hypertension-elevated": {"default"},
-    "blood-pressure-undocumented": {"default", "unobtainable"},
-    "psychosis": {"active", "history"},
-    "ketamine-misuse-history": {"default"},
-    "substance-use-disorder": {"default"},
-    "cardiovascular-disease": {"default"},
-    "hepatic-impairment": {"default"},
-    "intracranial-pressure": {"default"},
-    "intraocular-pressure": {"default"},
-    "pregnancy": {"condition", "test"},
 }
 MY_RULES = (*indication.RULES, *trd.RULES, *severity.RULES, *bipolar.RULES, *contraindications.RULES)
 LONG = "Schizoaffective disorder, bipolar type, with a very long free-text description from the EHR"
@@ -139,7 +125,7 @@ def test_eligible_patient_has_no_rules1_findings(kb):
     statuses = {c.criterion: c.status for c in ev.checks}
     assert statuses["Treatment resistance"] is CheckStatus.MET
     assert statuses["Blood pressure"] is CheckStatus.MET
-    assert statuses["Mood stabiliser (bipolar disorder)"] is CheckStatus.NOT_APPLICABLE
+    assert statuses["Bipolar disorder"] is CheckStatus.MET
 
 
 def test_engine_orders_summary_first_then_by_urgency(kb):
@@ -160,7 +146,7 @@ def test_summary_checklist_lists_every_criterion_with_evidence(kb):
         "Concurrent antidepressant",
         "Treatment resistance",
         "Depression severity",
-        "Mood stabiliser (bipolar disorder)",
+        "Bipolar disorder",
         "Blood pressure",
         "Psychosis",
         "Pregnancy",
@@ -168,7 +154,8 @@ def test_summary_checklist_lists_every_criterion_with_evidence(kb):
     ):
         assert f"**{criterion}**" in text
     assert (
-        "- **Blood pressure**: met — 128/82 on 2026-11-21. Evidence: BP 128/82 mmHg (Observation/bp1, 2026-11-21)"
+        "- **Blood pressure**: met — 128/82 on 2026-11-21, below 140/90. "
+        "Evidence: BP 128/82 mmHg (Observation/bp1, 2026-11-21)"
         in text
     )
     assert summary.facts["indication"] == "depression"

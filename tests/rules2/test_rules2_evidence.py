@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from rules2_support import SNOMED, by_topic, condition, iv_order, record, run, topics, weight
+from rules2_support import SNOMED, by_topic, condition, days_ago, iv_order, record, run, topics, weight
 
 from cds_service.record.model import Code
 from cds_service.rules import engine
@@ -53,7 +55,8 @@ def test_ptsd_evidence(kb):  # type: ignore[no-untyped-def]
 
 
 def test_suicidal_ideation_from_problem_list(kb):  # type: ignore[no-untyped-def]
-    rec = record(weights=W, conditions=[condition("c-mdd", "depression", "F33.2"), SI])
+    recent = dataclasses.replace(SI, onset=days_ago(3), recorded=days_ago(3))  # §0: dated within 30 days
+    rec = record(weights=W, conditions=[condition("c-mdd", "depression", "F33.2"), recent])
     f = by_topic(run(rec, iv_order(35), kb)[0], "suicidal-ideation")
     assert f.facts["source"] == "problem list" and f.evidence
 

@@ -31,6 +31,8 @@ CATALOGUE_TOPICS = {
     "dose-below-range", "infusion-too-fast", "frequency-above-protocol", "dose-standard-suggestion",
     "esketamine-dose-low", "esketamine-dose-high", "esketamine-rems", "nonresponse-after-infusions",
     "acute-course-complete", "chronic-pain-evidence", "ptsd-evidence", "suicidal-ideation",
+    # version 2 (rules-v2)
+    "mania-current", "hypersensitivity", "drug-interaction", "minor-patient", "genitourinary-toxicity", "lactation",
 }  # fmt: skip
 MESS = {
     "mess:product-rxnorm", "mess:medicationReference", "mess:medicationrequest-only", "mess:legacy-bp-panel",
@@ -41,6 +43,13 @@ BOUNDARY_PAIRS = [
     ("boundary:bp-159-99", "boundary:bp-160-100"), ("boundary:trd-1-adequate-trial", "boundary:trd-2-adequate-trials"),
     ("boundary:phq9-14", "boundary:phq9-15"), ("boundary:dose-0.5-mg-per-kg", "boundary:dose-0.526-mg-per-kg"),
     ("boundary:esketamine-84mg", "boundary:esketamine-85mg"), ("boundary:age-64", "boundary:age-65"),
+    # version 2 (rules-v2)
+    ("boundary:17y364d", "boundary:18y"), ("boundary:mi-6-weeks", "boundary:mi-10-weeks"),
+    ("boundary:pregnancy-299-days", "boundary:pregnancy-301-days"),
+    ("boundary:hypertensive-urgency-29-days", "boundary:hypertensive-urgency-31-days"),
+    ("boundary:maoi-13-days", "boundary:maoi-15-days"),
+    ("boundary:five-administrations", "boundary:six-administrations"),
+    ("boundary:hcg-4", "boundary:hcg-10"), ("boundary:hcg-10", "boundary:hcg-25"),
 ]  # fmt: skip
 
 
@@ -73,7 +82,7 @@ def test_every_expectation_is_well_formed() -> None:
     for e in MANIFEST.entries:
         cards = [c.as_tuple() for c in e.expected]
         assert all(ind in ("info", "warning", "critical") for _, ind in cards), e.name
-        if e.order_template == "oral-sertraline-50mg":
+        if e.order_template == "oral-sertraline-50mg" or "scope:out-of-scope-no-cards" in e.covers:
             assert cards == [], e.name
         else:
             assert cards[0] == ("eligibility-summary", "info"), e.name
