@@ -18,11 +18,16 @@ resource says happened later. Which date counts, per resource type:
 |                          |                                                            | ``stopped`` status becomes  |
 |                          |                                                            | ``active``                  |
 | MedicationAdministration | ``effective[x]`` (a period's start, else its end)          |                             |
-| any other type           | never left out                                             |                             |
+| any other type (e.g.     | the later of when it was recorded (``recordedDate``,       |                             |
+| AllergyIntolerance)      | ``recorded``, ``dateAsserted``, ``authoredOn``, ``date``,  |                             |
+|                          | ``issued``) and when it happened (``effective[x]``,        |                             |
+|                          | ``onset[x]``, ``occurrence[x]``, ``performed[x]``)         |                             |
 
 Why these dates:
 - A Condition or MedicationStatement recorded after the instant was not known then, whatever onset it states
-  (history taken later), and one that starts after the instant had not happened: the later date counts.
+  (history taken later), and one that starts after the instant had not happened: the later date counts. The
+  same holds for the types the service may come to read (an allergy recorded after the order was not known
+  at it): a type without a row of its own is dated the same way, from the elements FHIR gives it.
 - An Observation counts from when it was taken, as the rules read it: ``issued`` moves on each amendment, and
   a result the prescriber saw must not vanish because it was corrected later.
 - A condition that resolved, or a medication that stopped, after the instant was still active then: the end
@@ -50,6 +55,9 @@ from cds_service.record.dates import effective_time, parse_fhir_datetime
 from cds_service.record.fhirdata import is_mapping, status_code
 from cds_service.record.normalise import Repairs
 
+_RECORDED: Final = ("recordedDate", "recorded", "dateAsserted", "authoredOn", "date", "issued")
+_HAPPENED: Final = ("effective", "onset", "occurrence", "performed")  # choice elements: DateTime, Instant, Period
+_UNDATED_TYPES: Final = frozenset({"Patient", "Medication"})
 _CONDITION_ENDED: Final = frozenset({"resolved", "inactive", "remission"})
 _STATEMENT_ENDED: Final = frozenset({"completed", "stopped"})
 _CLINICAL_STATUS_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -108,7 +116,23 @@ class _Dates:
             return _later(onset, self.at(resource.get("recordedDate")))
         if rtype == "MedicationStatement":
             return _later(self.effective(resource), self.at(resource.get("dateAsserted")))
-        return None
+        if rtype in _UNDATED_TYPES:
+            return None
+        return self.generic(resource)
+
+    def generic(self, resource: Mapping[str, Any]) -> datetime | None:
+        """The later of the first recorded date and the first "happened" date a resource has."""
+        recorded = next((w for name in _RECORDED if (w := self.at(resource.get(name))) is not None), None)
+        happened = None
+        for name in _HAPPENED:
+            happened = (
+                self.at(resource.get(f"{name}DateTime"))
+                or self.at(resource.get(f"{name}Instant"))
+                or self.period(resource.get(f"{name}Period"))
+            )
+            if happened is not None:
+                break
+        return _later(happened, recorded)
 
 
 def _later(a: datetime | None, b: datetime | None) -> datetime | None:

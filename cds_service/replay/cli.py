@@ -21,6 +21,7 @@ from cds_service.replay.report import FORMATS, render
 from cds_service.replay.shard import WHOLE, Shard
 
 if TYPE_CHECKING:
+    from cds_service.knowledge.model import Knowledge
     from cds_service.replay.patient import Plan
 
 USAGE = (
@@ -133,22 +134,26 @@ def _replay(args: argparse.Namespace, err: TextIO) -> int:
         summary = run(options, kb, with_ids=Path(args.with_ids) if args.with_ids else None, err=err)
     except (SourceError, RunError) as exc:
         raise UsageError(str(exc)) from exc
-    titles = {code: topic.title for code, topic in kb.topics.items()}
-    _write(render(summary.document, args.format, titles), args.output)
+    _write(render(summary.document, args.format, _titles(kb)), args.output)
     if not args.quiet:
-        doc = summary.document
-        seconds = sum(summary.seconds.values())
-        rate = f"; {summary.replayed_now / summary.seconds['replay']:,.0f} patients/s" if summary.seconds.get(
-            "replay") and summary.replayed_now else ""  # fmt: skip
+        doc, seconds = summary.document, summary.seconds
+        replaying = seconds.get("replay", 0.0)
+        rate = f"; {summary.replayed_now / replaying:,.0f} patients/s" if replaying and summary.replayed_now else ""
         err.write(
             f"replay: {summary.patients:,} patients ({doc['patients']:,} evaluated), {doc['orders']:,} orders, "
-            f"{doc['cards']:,} cards in {seconds:,.1f} s (reading {summary.seconds.get('index', 0):,.1f} s{rate})\n"
+            f"{doc['cards']:,} cards in {sum(seconds.values()):,.1f} s (reading {seconds.get('index', 0):,.1f} s"
+            f"{rate})\n"
         )
     return 0
 
 
+def _titles(kb: Knowledge) -> dict[str, str]:
+    """Rule titles by topic code, for the text and HTML reports."""
+    return {code: topic.title for code, topic in kb.topics.items()}
+
+
 def _merge(args: argparse.Namespace, err: TextIO) -> int:
-    from cds_service.knowledge.loader import default_knowledge
+    from cds_service.knowledge.loader import KnowledgeError, default_knowledge
     from cds_service.replay import ids
     from cds_service.replay.merge import MergeError, collect, merge_reports
 
@@ -173,7 +178,10 @@ def _merge(args: argparse.Namespace, err: TextIO) -> int:
             raise MergeError("id lists given: name the merged list with --with-ids FILE")
     except (MergeError, ids.IdsError) as exc:
         raise UsageError(str(exc)) from exc
-    titles = {code: topic.title for code, topic in default_knowledge().topics.items()}
+    try:
+        titles = _titles(default_knowledge())
+    except (KnowledgeError, OSError):  # titles only label the rows: the codes stand on their own
+        titles = {}
     _write(render(document, args.format, titles), args.output)
     if not args.quiet:
         err.write(f"replay merge: {len(inputs.reports)} shard report(s), {document['orders']:,} orders\n")

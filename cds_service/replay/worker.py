@@ -8,6 +8,7 @@ the report needs). Started by ``run`` through a ``spawn`` process pool: nothing 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -20,7 +21,6 @@ from cds_service.knowledge.loader import load_knowledge
 from cds_service.replay.evaluate import ReplayService
 from cds_service.replay.index import ExportIndex
 from cds_service.replay.patient import Plan, referenced_medications, replay_patient
-from cds_service.replay.tally import PatientResult
 
 
 class Worker:
@@ -42,7 +42,7 @@ class Worker:
                 result = replay_patient(key, stored, medications, self.service, self.plan, self.places)
                 counts = self.log.take()
                 if counts:
-                    result = PatientResult(result.in_export, result.left_out, result.orders, result.problems, counts)
+                    result = dataclasses.replace(result, log=counts)
                 out.append((key, json.dumps(result.to_json(), separators=(",", ":"))))
         return out
 

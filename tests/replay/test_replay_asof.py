@@ -116,9 +116,25 @@ def test_an_administration_counts_from_its_effective_time(when: str, expected: b
     assert kept({"resourceType": "MedicationAdministration", "effectiveDateTime": when}) is expected
 
 
-@pytest.mark.parametrize("rtype", ["Patient", "Medication", "Encounter"])
-def test_types_without_a_clinical_date_are_always_kept(rtype: str) -> None:
+@pytest.mark.parametrize("rtype", ["Patient", "Medication"])
+def test_patients_and_medications_are_always_kept(rtype: str) -> None:
     assert kept({"resourceType": rtype, "id": "x", "effectiveDateTime": "2099-01-01", "authoredOn": "2099-01-01"})
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        ({"recordedDate": "2025-06-10T12:00:00Z", "onsetDateTime": "2019-01-01"}, True),
+        ({"recordedDate": "2025-06-10T12:00:01Z", "onsetDateTime": "2019-01-01"}, False),  # recorded later
+        ({"recordedDate": "2025-06-01", "onsetPeriod": {"start": "2025-06-11"}}, False),  # happened later
+        ({"onsetString": "childhood"}, True),  # no usable date
+        ({}, True),
+    ],
+)
+def test_other_types_count_from_the_later_of_recorded_and_happened(dates: dict[str, Any], expected: bool) -> None:
+    allergy = {"resourceType": "AllergyIntolerance", "id": "a", "patient": {"reference": "Patient/p"}, **dates}
+    assert kept(allergy) is expected
+    assert kept({"resourceType": "Procedure", "performedDateTime": "2025-06-11"}) is False
 
 
 @pytest.mark.parametrize("when", [None, "", "next tuesday", "2025-13-45", 20250611])
