@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import jsonschema
 import yaml
@@ -526,7 +527,9 @@ def _override_schema(defs: Mapping[str, ThresholdDef], valueset_keys: list[str])
     threshold_props: dict[str, Any] = {}
     for name, d in defs.items():
         is_flag = isinstance(d.default, bool)
-        threshold_props[name] = {"type": "boolean"} if is_flag else {"type": "number", "minimum": d.minimum}
+        threshold_props[name] = (
+            {"type": "boolean"} if is_flag else {"type": "number", "minimum": d.minimum, "maximum": override_maximum(d)}
+        )
     valueset_extension = {
         "type": "object",
         "additionalProperties": False,
@@ -564,16 +567,30 @@ def _override_schema(defs: Mapping[str, ThresholdDef], valueset_keys: list[str])
     }
 
 
+# The largest override a threshold may take, by unit: a look-back window or duration of a century at most
+# (added to a record's date it stays in the calendar), any other number at most 1e9. YAML's .nan passes
+# JSON Schema's bounds (every comparison with NaN is false), so _validate_override refuses it by name.
+_MAXIMUM_BY_UNIT: Final = {"days": 36_500, "weeks": 5_200, "hours": 876_000, "minutes": 52_560_000, "years": 150}
+
+
+def override_maximum(definition: ThresholdDef) -> float:
+    """The largest value a deployment may set for ``definition`` (at least its default)."""
+    return max(float(definition.default), _MAXIMUM_BY_UNIT.get(definition.unit, 1e9))
+
+
 def _validate_override(
     file: str, doc: Mapping[str, Any], defs: Mapping[str, ThresholdDef], valuesets: Mapping[str, ValueSet]
 ) -> None:
     schema = _override_schema(defs, sorted(valuesets))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if not errors:
-        return
     problems = [_describe_error(e) for e in errors]
-    raise KnowledgeError(f"{file}: " + "; ".join(problems))
+    thresholds = doc.get("thresholds")
+    if isinstance(thresholds, Mapping):
+        problems += [f"thresholds.{name}: nan is not a number" for name, value in thresholds.items()
+                     if isinstance(value, float) and math.isnan(value)]
+    if problems:
+        raise KnowledgeError(f"{file}: " + "; ".join(problems))
 
 
 def _describe_error(error: jsonschema.ValidationError) -> str:

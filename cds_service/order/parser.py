@@ -45,6 +45,7 @@ from cds_service.order.units import (
     read_unit,
 )
 from cds_service.record.dates import parse_fhir_datetime
+from cds_service.record.fhirdata import usable_number
 from cds_service.record.model import Code, Recognition
 
 RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -513,14 +514,8 @@ def _repeat(dosage: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return repeat if isinstance(repeat, Mapping) else {}
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _read_duration(repeat: Mapping[str, Any], problems: list[str]) -> float | None:
-    duration = _number(repeat.get("duration"))
+    duration = usable_number(repeat.get("duration"))
     if duration is None:
         return None
     reading = read_time_code(repeat.get("durationUnit"), "duration")
@@ -532,14 +527,15 @@ def _read_duration(repeat: Mapping[str, Any], problems: list[str]) -> float | No
 
 
 def _read_frequency(dosage: Mapping[str, Any] | None, repeat: Mapping[str, Any], problems: list[str]) -> float | None:
-    period = _number(repeat.get("period"))
+    period = usable_number(repeat.get("period"))
     if period is not None:
         reading = read_time_code(repeat.get("periodUnit"), "period")
         if reading.unit is None or period <= 0:
             problems.append(f"dosing period '{fmt(period)} {reading.written}' not understood")
             return None
         _note(reading, problems)
-        frequency = max(_number(repeat.get("frequency")) or 1.0, _number(repeat.get("frequencyMax")) or 0.0)
+        frequency = max(usable_number(repeat.get("frequency")) or 1.0,
+                        usable_number(repeat.get("frequencyMax")) or 0.0)
         return frequency * MINUTES_PER_WEEK / (period * reading.unit.factor)
     days = repeat.get("dayOfWeek")
     if isinstance(days, list) and days:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from cds_service.record.fhirdata import usable_number
+
 UCUM: Final = "http://unitsofmeasure.org"
 
 
@@ -147,14 +149,9 @@ def _read_token(written: str, table: Mapping[str, Unit], what: str, *, case_sens
 
 
 def quantity_value(quantity: Mapping[str, Any]) -> float | None:
-    """A finite numeric ``Quantity.value`` (bools and strings are not numbers), else None."""
-    value = quantity.get("value")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    if number != number or number in (float("inf"), float("-inf")):
-        return None
-    return number
+    """A usable numeric ``Quantity.value`` (``record.fhirdata.usable_number``: no bools, strings, NaN,
+    infinities or values beyond 1e-9..1e9 in size), else None."""
+    return usable_number(quantity.get("value"))
 
 
 def fmt(value: float) -> str:

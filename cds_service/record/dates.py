@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Final, TypeVar
 
 from cds_service.record.fhirdata import is_mapping
@@ -12,6 +12,8 @@ from cds_service.record.fhirdata import is_mapping
 _PARTIAL = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$")
 T = TypeVar("T")
 _UNDATED: Final = float("inf")  # sorts after every (negated) timestamp
+FIRST_YEAR: Final = 1000  # the years a record's date may have (usable_year)
+LAST_YEAR: Final = 8999
 # Between these instants a POSIX timestamp (a float) keeps every microsecond apart (|t| < 2**33 s), so the
 # order of datetimes and the order of their timestamps are the same, ties included.
 _EXACT_FROM: Final = datetime(1900, 1, 1, tzinfo=UTC)
@@ -23,7 +25,9 @@ _EXACT_UNTIL_NAIVE: Final = _EXACT_UNTIL.replace(tzinfo=None)
 def parse_fhir_datetime(value: object) -> datetime | None:
     """``2024``, ``2024-05``, ``2024-05-01`` (midnight UTC) or a full dateTime with offset; None if unusable.
 
-    A dateTime without an offset (not valid FHIR, but sent) is read as UTC.
+    A dateTime without an offset (not valid FHIR, but sent) is read as UTC. A date outside the years
+    1000-8999 is unusable (``usable_year``): 0001-01-01 and 9999-12-31 are "no date" placeholders, and the
+    rules' look-back windows and supply durations added to them would leave the calendar.
     """
     if not isinstance(value, str) or not value:
         return None
@@ -31,18 +35,36 @@ def parse_fhir_datetime(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)  # also YYYY-MM-DD, as the pattern below reads it, 5x cheaper
     except ValueError:
         m = _PARTIAL.match(value) if len(value) <= 10 else None  # a partial date is at most YYYY-MM-DD
-        if m is None:
+        if m is None or not usable_year(int(m.group(1))):
             return None
         try:
             return datetime(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1), tzinfo=UTC)
         except ValueError:
             return None
-    if parsed.tzinfo is None:
-        return as_utc(parsed)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # an offset moving year 1 or 9999 out of range
+    if not usable_year(parsed.year):
         return None
+    return as_utc(parsed) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def usable_year(year: int) -> bool:
+    """A year a record's date may have: 1000-8999. Every window the rules compute (at most a century) and
+    every supply added to such a date stays inside the calendar."""
+    return FIRST_YEAR <= year <= LAST_YEAR
+
+
+def parse_instant(value: str) -> datetime:
+    """An instant an operator types (``--now``): ``YYYY-MM-DD`` (noon UTC) or an ISO date-time (UTC when it
+    has no offset), in a year a record may have (``usable_year``); ``ValueError`` saying why otherwise."""
+    try:
+        if "T" not in value:
+            parsed = datetime.combine(date.fromisoformat(value), time(12), tzinfo=UTC)
+        else:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a date or ISO date-time: {value!r}") from None
+    if not usable_year(parsed.year):
+        raise ValueError(f"{value!r} is outside the years {FIRST_YEAR}-{LAST_YEAR}")
+    return parsed.astimezone(UTC) if parsed.tzinfo else as_utc(parsed)
 
 
 def as_utc(naive: datetime) -> datetime:
@@ -80,7 +102,7 @@ def effective_timestamp(resource: Mapping[str, Any]) -> float | None:
             parsed: datetime | None = datetime.fromisoformat(value)
         except ValueError:
             parsed = None
-        if parsed is not None and 1 < parsed.year < 9999:
+        if parsed is not None and usable_year(parsed.year):
             return (parsed if parsed.tzinfo is not None else as_utc(parsed)).timestamp()
     when = effective_time(resource)
     return None if when is None else when.timestamp()

@@ -93,15 +93,37 @@ def status_code(concept: object) -> str | None:
     return None
 
 
+# Every clinical quantity (a dose, a weight, a score, a duration, a count) is 0 or lies far inside this range.
+# Outside it a JSON number is junk that arithmetic cannot survive: a 400-digit integer (float() overflows),
+# 1e-320 (dividing by it overflows; a unit factor rounds it to 0), 1e300 (products become infinite).
+NUMBER_MIN, NUMBER_MAX = 1e-9, 1e9
+
+
+def usable_number(value: object) -> float | None:
+    """A JSON number as a float fit for arithmetic: not a bool, and 0 or between 1e-9 and 1e9 in size.
+
+    Anything else (NaN, infinities, huge or vanishing values) is None, so the caller reports the element as
+    not understood, as for a string.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if value == 0:
+        return 0.0
+    if not NUMBER_MIN <= abs(value) <= NUMBER_MAX:  # compares an int exactly, never converting it; NaN fails
+        return None
+    return float(value)
+
+
 def quantity(value: object) -> tuple[float | None, str | None]:
-    """(value, unit code) of a Quantity; the unit falls back to ``unit`` when ``code`` is absent."""
+    """(value, unit code) of a Quantity; the unit falls back to ``unit`` when ``code`` is absent. A value
+    that is not a usable number (``usable_number``) is None."""
     if not is_mapping(value):
         return None, None
-    number = value.get("value")
-    if isinstance(number, bool) or not isinstance(number, int | float):
+    number = usable_number(value.get("value"))
+    if number is None:
         return None, None
     unit = value.get("code") or value.get("unit")
-    return float(number), unit if isinstance(unit, str) else None
+    return number, unit if isinstance(unit, str) else None
 
 
 def resource_id(resource: Mapping[str, Any]) -> str | None:

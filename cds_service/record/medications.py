@@ -18,9 +18,18 @@ from typing import Any, Final
 from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
 from cds_service.knowledge.model import Knowledge
 from cds_service.record.dates import effective_time, newest_first, parse_fhir_datetime, period_bounds
-from cds_service.record.fhirdata import codes_of, content_key, is_mapping, quantity, resource_id, texts_of
+from cds_service.record.fhirdata import (
+    NUMBER_MAX,
+    codes_of,
+    content_key,
+    is_mapping,
+    quantity,
+    resource_id,
+    texts_of,
+    usable_number,
+)
 from cds_service.record.model import Administration, Code, ExposurePeriod, MedicationUse, Recognition
-from cds_service.record.units import duration_days, mass_to_mg
+from cds_service.record.units import bounded_days, duration_days, mass_to_mg
 
 FLAG_DURATION_UNKNOWN: Final = "duration-unknown"
 FLAG_START_UNKNOWN: Final = "start-unknown"
@@ -257,7 +266,7 @@ def _supply_days(dispense: Mapping[str, Any]) -> float | None:
         return None
     repeats = dispense.get("numberOfRepeatsAllowed")
     fills = 1 + (repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0)
-    return days * fills
+    return bounded_days(days * fills) if fills <= NUMBER_MAX else None
 
 
 def _timing_bounds(dosages: object) -> tuple[datetime | None, datetime | None, float | None]:
@@ -354,14 +363,14 @@ def _times_per_day(dosage: Mapping[str, Any]) -> tuple[float | None, bool]:
     repeat = _repeat(dosage)
     if not repeat or (repeat.get("frequency") is None and repeat.get("period") is None):
         return 1.0, True
-    frequency = repeat.get("frequency", 1)
-    period = repeat.get("period", 1)
-    if not isinstance(frequency, int | float) or not isinstance(period, int | float) or period <= 0:
+    frequency = usable_number(repeat.get("frequency", 1))
+    period = usable_number(repeat.get("period", 1))
+    if frequency is None or period is None or period <= 0:
         return None, False
-    days = duration_days(float(period), repeat.get("periodUnit") or "d")
+    days = duration_days(period, repeat.get("periodUnit") or "d")
     if not days:
         return None, False
-    return float(frequency) / days, False
+    return frequency / days, False
 
 
 def _repeat(dosage: Mapping[str, Any]) -> Mapping[str, Any]:

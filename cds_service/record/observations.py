@@ -18,7 +18,16 @@ from typing import Any, Final
 from cds_service.knowledge.model import Knowledge, ValueSet
 from cds_service.record import kinds
 from cds_service.record.dates import effective_time
-from cds_service.record.fhirdata import code_keys, codes_of, codings_of, is_mapping, quantity, resource_id, texts_of
+from cds_service.record.fhirdata import (
+    code_keys,
+    codes_of,
+    codings_of,
+    is_mapping,
+    quantity,
+    resource_id,
+    texts_of,
+    usable_number,
+)
 from cds_service.record.model import (
     NORMALISED_BP_DECIMALS,
     NORMALISED_BP_TEXT,
@@ -317,7 +326,7 @@ def _read_hcg(
     elif isinstance(raw.get("valueString"), str):
         match = _RESULT_TEXT.match(raw["valueString"])
         if match:
-            comparator, number, unit = match.group(1), float(match.group(2)), match.group(3)
+            comparator, number, unit = match.group(1), usable_number(float(match.group(2))), match.group(3)
     if number is None:
         return PregnancyTest(rid, when, positive)
     factor = hcg_iu_per_l_factor(unit)
@@ -398,7 +407,7 @@ def _read_score(
     value: float | None = None
     integer = raw.get("valueInteger")
     if isinstance(integer, int) and not isinstance(integer, bool):
-        value = float(integer)
+        value = usable_number(integer)
     else:
         value, _unit = quantity(raw.get("valueQuantity"))
     what = f"a {instrument.value} record"

@@ -53,12 +53,23 @@ def weight_to_kg(value: float, unit: str | None) -> float | None:
     return value * factor if factor else None
 
 
+# A supply or a dosing period longer than a century is not a clinical duration, and added to a record's date
+# (years 1000-8999, ``record.dates``) it would leave the calendar.
+MAX_DURATION_DAYS: Final = 36_500.0
+
+
+def bounded_days(days: float) -> float | None:
+    """``days`` when it is a duration a record can hold (at most ``MAX_DURATION_DAYS``), else None."""
+    return days if abs(days) <= MAX_DURATION_DAYS else None
+
+
 def duration_days(value: float, unit: str | None) -> float | None:
-    """A duration (expectedSupplyDuration, Timing period) in days; None when the unit is not a time unit."""
+    """A duration (expectedSupplyDuration, Timing period) in days; None when the unit is not a time unit or
+    the duration is longer than ``MAX_DURATION_DAYS``."""
     if unit is None:
         return None
     factor = _DAYS.get(unit) or _DAYS.get(unit.lower())
-    return value * factor if factor else None
+    return bounded_days(value * factor) if factor else None
 
 
 def mass_to_mg(value: float, unit: str | None) -> float | None:

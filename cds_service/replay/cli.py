@@ -12,10 +12,11 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from cds_service.record.dates import parse_instant as read_operator_instant
 from cds_service.replay.report import FORMATS, render
 from cds_service.replay.shard import WHOLE, Shard
 
@@ -233,14 +234,11 @@ def _template(value: str, fixtures_dir: str | None) -> tuple[str, dict[str, Any]
 
 
 def parse_instant(value: str) -> datetime:
-    """``YYYY-MM-DD`` (noon UTC) or an ISO date-time (UTC when it has no offset)."""
+    """``YYYY-MM-DD`` (noon UTC) or an ISO date-time (UTC when it has no offset): ``record.dates.parse_instant``."""
     try:
-        if "T" not in value:
-            return datetime.combine(date.fromisoformat(value), time(12), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return read_operator_instant(value)
     except ValueError as exc:
-        raise UsageError(f"--now: not a date or ISO date-time: {value!r}") from exc
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise UsageError(f"--now: {exc}") from None
 
 
 def _shard(value: str | None) -> Shard:

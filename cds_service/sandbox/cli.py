@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import requests
 
+from cds_service.record.dates import parse_instant
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import (
     FixtureEntry,
@@ -107,12 +108,9 @@ def register(sub: Any) -> None:
 
 def _instant(value: str) -> datetime:
     try:
-        if "T" not in value:
-            return datetime.combine(date.fromisoformat(value), time(12, 0), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_instant(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a date or ISO date-time: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # --- evaluate ---------------------------------------------------------------------------------------------

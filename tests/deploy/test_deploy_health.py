@@ -10,6 +10,7 @@ from deploy_support import deployment_app, small_knowledge
 
 from cds_service.feedback import blueprint
 from cds_service.feedback.store import CardShown
+from cds_service.hooks.schemas import schema_issues
 from cds_service.web import health
 
 
@@ -40,6 +41,7 @@ def test_readyz_503_when_the_feedback_store_never_opened(tmp_path: Path, monkeyp
     body = resp.get_json()
     assert body["status"] == "not-ready"
     assert body["checks"] == {"knowledge": "ok", "feedbackStore": "connection refused"}
+    assert schema_issues("Readiness", body) == []  # the body openapi.yaml documents
 
 
 def test_readyz_503_when_the_readiness_check_raises_and_hides_the_message(
@@ -91,6 +93,7 @@ def test_a_database_outage_after_start_leaves_the_pod_ready_and_reports_it(tmp_p
     assert resp.status_code == 200
     assert resp.get_json()["status"] == "ready"
     assert resp.get_json()["checks"]["feedbackStore"] == "degraded: the last card write failed (ConnectionRefusedError)"
+    assert schema_issues("Readiness", resp.get_json()) == []
 
 
 def test_readyz_503_without_feedback_registered(tmp_path: Path) -> None:

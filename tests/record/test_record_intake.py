@@ -139,9 +139,11 @@ def test_malformed_values_before_validation_never_raise(kb: Knowledge, value: An
     ("when", "dated"),
     [
         ("0001-01-01T00:30:00+01:00", False),  # before year 1 in UTC: not a usable date
-        ("0001-01-01T00:30:00-01:00", True),
+        ("0001-01-01T00:30:00-01:00", False),  # year 1: a "no date" placeholder (record dates are 1000-8999)
         ("9999-12-31T23:30:00-01:00", False),  # after year 9999 in UTC
-        ("9999-12-31T23:30:00+01:00", True),
+        ("9999-12-31T23:30:00+01:00", False),  # year 9999: a placeholder too
+        ("1000-01-01T00:30:00-01:00", True),
+        ("8999-12-31T23:30:00+01:00", True),
     ],
 )
 def test_dates_at_the_edge_of_the_calendar_never_raise(kb: Knowledge, when: str, dated: bool) -> None:
