@@ -8,6 +8,10 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# Upper bounds that keep every later computation in range (a byte count, a datetime minus a number of days).
+_MAX_BYTES = 1024**3
+MAX_RETENTION_DAYS = 36_500  # 100 years: a retention cut-off is always a representable date
+
 
 class ConfigError(ValueError):
     """A setting is missing or malformed: the service refuses to start and says which."""
@@ -25,32 +29,37 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be on/off (got {raw!r})")
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
+    """A whole number within [minimum, maximum]: a value out of range stops the start, never a later crash."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be an integer (got {raw!r})") from exc
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum} (got {raw.strip()})")
+    return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    """A finite number within [minimum, maximum] (``nan``, ``inf`` and ``1e400`` are refused)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number (got {raw!r})") from exc
-
-
-def _seconds(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
-    """A whole number of seconds, at least ``minimum``."""
-    value = _int(env, name, default)
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum} second(s) (got {value})")
+    if not minimum <= value <= maximum:  # False for nan
+        raise ConfigError(f"{name} must be a number between {minimum:g} and {maximum:g} (got {raw.strip()})")
     return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int = 86_400) -> int:
+    """A whole number of seconds within [minimum, maximum]."""
+    return int_setting(env, name, default, minimum=minimum, maximum=maximum)
 
 
 def time_zone(name: str, setting: str = "KETAMINE_CDS_LOCAL_TIMEZONE") -> tzinfo:
@@ -127,21 +136,24 @@ class Settings:
             trusted_clients_file=env.get("KETAMINE_CDS_TRUSTED_CLIENTS") or None,
             public_base_url=(env.get("KETAMINE_CDS_PUBLIC_BASE_URL") or "").rstrip("/") or None,
             jwt_algorithms=_list(env, "KETAMINE_CDS_JWT_ALGORITHMS") or ("ES384", "RS384"),
-            jwt_max_lifetime_seconds=_int(env, "KETAMINE_CDS_JWT_MAX_LIFETIME", 3600),
-            jwt_leeway_seconds=_int(env, "KETAMINE_CDS_JWT_LEEWAY", 30),
+            jwt_max_lifetime_seconds=_seconds(env, "KETAMINE_CDS_JWT_MAX_LIFETIME", 3600),
+            jwt_leeway_seconds=_seconds(env, "KETAMINE_CDS_JWT_LEEWAY", 30, minimum=0, maximum=3600),
             jwks_cache_ttl_seconds=jwks_ttl,
             jwks_min_refresh_interval_seconds=jwks_refresh,
             fhir_server_allowlist=_list(env, "KETAMINE_CDS_FHIR_SERVER_ALLOWLIST"),
-            fhir_connect_timeout=_float(env, "KETAMINE_CDS_FHIR_CONNECT_TIMEOUT", 2.0),
-            fhir_read_timeout=_float(env, "KETAMINE_CDS_FHIR_READ_TIMEOUT", 5.0),
-            fhir_max_pages=_int(env, "KETAMINE_CDS_FHIR_MAX_PAGES", 10),
-            fhir_max_response_bytes=_int(env, "KETAMINE_CDS_FHIR_MAX_RESPONSE_BYTES", 20 * 1024 * 1024),
-            max_request_bytes=_int(env, "KETAMINE_CDS_MAX_REQUEST_BYTES", 10 * 1024 * 1024),
-            max_json_depth=_int(env, "KETAMINE_CDS_MAX_JSON_DEPTH", 64),
+            fhir_connect_timeout=_float(env, "KETAMINE_CDS_FHIR_CONNECT_TIMEOUT", 2.0, minimum=0.001, maximum=300),
+            fhir_read_timeout=_float(env, "KETAMINE_CDS_FHIR_READ_TIMEOUT", 5.0, minimum=0.001, maximum=300),
+            fhir_max_pages=int_setting(env, "KETAMINE_CDS_FHIR_MAX_PAGES", 10, minimum=1, maximum=1000),
+            fhir_max_response_bytes=int_setting(env, "KETAMINE_CDS_FHIR_MAX_RESPONSE_BYTES", 20 * 1024 * 1024,
+                                                minimum=1024, maximum=_MAX_BYTES),
+            max_request_bytes=int_setting(env, "KETAMINE_CDS_MAX_REQUEST_BYTES", 10 * 1024 * 1024,
+                                          minimum=1024, maximum=_MAX_BYTES),
+            max_json_depth=int_setting(env, "KETAMINE_CDS_MAX_JSON_DEPTH", 64, minimum=8, maximum=512),
             cors_allowed_origins=_list(env, "KETAMINE_CDS_CORS_ORIGINS"),
             rules_config_file=env.get("KETAMINE_CDS_RULES_CONFIG") or None,
             local_timezone=_zone_name(env),
             database_url=env.get("DATABASE_URL") or "sqlite:///ketamine-cds-feedback.sqlite3",
-            feedback_retention_days=_int(env, "KETAMINE_CDS_FEEDBACK_RETENTION_DAYS", 730),
+            feedback_retention_days=int_setting(env, "KETAMINE_CDS_FEEDBACK_RETENTION_DAYS", 730,
+                                                minimum=0, maximum=MAX_RETENTION_DAYS),
             log_level=env.get("KETAMINE_CDS_LOG_LEVEL", "INFO"),
         )

@@ -2,8 +2,11 @@
 
 ``register`` opens the store named by ``Settings.database_url`` and adds
 ``POST /cds-services/<id>/feedback``. A database that is down at start does not stop the CDS service:
-the store is retried in the background, ``ping`` (used by /readyz) says why it is unavailable, and the
-endpoint answers 503 meanwhile. Authentication is installed globally by the security layer.
+the store is retried in the background, ``readiness`` (used by /readyz) says why it is unavailable, and
+the endpoint answers 503 meanwhile. Once the store has opened, a later outage of the (shared) database
+leaves the worker ready: the calls that need the database answer 503 with ``Retry-After`` themselves,
+rather than every replica leaving the load balancer at once. Authentication is installed globally by the
+security layer.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from cds_service.config import ConfigError, Settings
 from cds_service.feedback.store import CardShown, FeedbackStore, FeedbackStoreError, engine_url
 from cds_service.feedback.validation import FeedbackInvalid, feedback_validator, parse_feedback
-from cds_service.feedback.writer import CardWriter, WriterStats
+from cds_service.feedback.writer import SILENT, CardWriter, WriterObserver, WriterStats
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.errors import HookError, Issue, operation_outcome
+from cds_service.observability import metrics
 from cds_service.observability.audit import current_audit
 from cds_service.web.body import read_json_body
 
@@ -38,10 +42,12 @@ RETRY_OPEN_SECONDS = 10.0
 class FeedbackRuntime:
     """The app's store and card writer; opens (and re-tries opening) the database in the background."""
 
-    def __init__(self, database_url: str, *, retry_seconds: float = RETRY_OPEN_SECONDS) -> None:
+    def __init__(self, database_url: str, *, retry_seconds: float = RETRY_OPEN_SECONDS,
+                 observer: WriterObserver = SILENT) -> None:
         engine_url(database_url)  # a malformed URL is a configuration error: fail at start
         self.database_url = database_url
         self.retry_seconds = retry_seconds
+        self.observer = observer
         self._store: FeedbackStore | None = None
         self._writer: CardWriter | None = None
         self._error: str | None = "feedback store not opened yet"
@@ -65,7 +71,7 @@ class FeedbackRuntime:
             if self._closed.is_set():
                 store.close()
                 return True
-            self._store, self._writer, self._error = store, CardWriter(store), None
+            self._store, self._writer, self._error = store, CardWriter(store, observer=self.observer), None
         return True
 
     def _retry_loop(self) -> None:
@@ -87,6 +93,7 @@ class FeedbackRuntime:
         if writer is None:
             with self._lock:
                 self._dropped_while_closed += len(cards)
+            self.observer.unrecorded("store-unavailable", len(cards))
             return
         writer.submit(cards)
 
@@ -103,6 +110,16 @@ class FeedbackRuntime:
             return self._error or "feedback store unavailable"
         return store.ping()
 
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, what /readyz reports). Not ready until the store has opened once; after that, never
+        because of the database (no live ping, which could outlast the probe's timeout), but the last card
+        write's failure is reported as ``degraded``."""
+        if self._store is None:
+            return False, self._error or "feedback store not opened yet"
+        writer = self._writer
+        failure = writer.last_failure() if writer is not None else None
+        return True, "ok" if failure is None else f"degraded: the last card write failed ({failure})"
+
     def close(self) -> None:
         """Flush queued cards and release connections. Idempotent."""
         with self._lock:
@@ -114,14 +131,15 @@ class FeedbackRuntime:
             store.close()
 
 
-def register(app: Flask, settings: Settings) -> None:
-    """Register POST /cds-services/<id>/feedback and open the feedback store."""
+def register(app: Flask, settings: Settings, *, start: bool = True) -> None:
+    """Register POST /cds-services/<id>/feedback and open the feedback store (``start=False``: not yet)."""
     try:
-        runtime = FeedbackRuntime(settings.database_url)
+        runtime = FeedbackRuntime(settings.database_url, observer=metrics.FEEDBACK_WRITER)
     except FeedbackStoreError as exc:
         raise ConfigError(str(exc)) from exc
     feedback_validator()  # openapi.yaml must define FeedbackRequest: fail at start, not at the first POST
-    runtime.start()
+    if start:
+        runtime.start()
     app.extensions[EXTENSION_KEY] = runtime
     atexit.register(_close_at_exit, weakref.ref(runtime))
     app.add_url_rule(
@@ -176,6 +194,14 @@ def ping(app: Flask) -> str | None:
     if not isinstance(runtime, FeedbackRuntime):
         return "feedback store not configured"
     return runtime.ping()
+
+
+def readiness(app: Flask) -> tuple[bool, str]:
+    """(ready, what /readyz reports) for the app's feedback store: see ``FeedbackRuntime.readiness``."""
+    runtime = runtime_of(app)
+    if runtime is None:
+        return False, "feedback store not configured"
+    return runtime.readiness()
 
 
 def runtime_of(app: Flask) -> FeedbackRuntime | None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from cds_service.config import ConfigError, Settings
+from cds_service.config import MAX_RETENTION_DAYS, ConfigError, Settings
 from cds_service.feedback.report import build_report, render
 from cds_service.feedback.store import FeedbackStore, FeedbackStoreError, sqlite_file
 from cds_service.feedback.validation import parse_rfc3339
@@ -69,8 +69,8 @@ def _days(value: str) -> int:
         days = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number of days: {value!r}") from None
-    if days < 0:
-        raise argparse.ArgumentTypeError("the number of days cannot be negative")
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        raise argparse.ArgumentTypeError(f"the number of days must be between 0 and {MAX_RETENTION_DAYS}")
     return days
 
 

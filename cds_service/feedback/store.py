@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -271,6 +272,11 @@ class FeedbackStore:
             raise FeedbackStoreError(
                 f"feedback store {_safe_url(url)} unavailable: {_reason(exc, detail=True)}"
             ) from exc
+        except (sqlite3.Error, OSError) as exc:  # the WAL switch on a raw connection; a file SQLite cannot write
+            engine.dispose()
+            raise FeedbackStoreError(
+                f"feedback store {_safe_url(url)} unavailable: {type(exc).__name__}: {exc}"
+            ) from exc
         return store
 
     def close(self) -> None:
@@ -516,7 +522,8 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     if in_memory:
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        Path(database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        with suppress(OSError):  # a directory that cannot be made: SQLite names the problem when it connects
+            Path(database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

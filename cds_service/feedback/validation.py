@@ -3,7 +3,8 @@
 The JSON Schema is ``components/schemas/FeedbackRequest`` of ``openapi.yaml`` (one contract for the docs,
 the conformance tests and this endpoint). After the schema, the rules every client must meet are checked
 in code whatever the schema says: ``acceptedSuggestions`` when accepted (cds-fb-2) and an RFC 3339
-``outcomeTimestamp``. Messages name the field and never echo values from the body.
+``outcomeTimestamp`` that has a UTC value (years 1-9999: ``0001-01-01T00:00:00+09:07`` is a 400, not a
+500). Messages name the field and never echo values from the body.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from cds_service.feedback.store import FeedbackEntry
 
 _OPENAPI_URI = "urn:ketamine-cds:openapi"
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:(?P<second>\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
 )
 MAX_PROBLEMS = 10
 
@@ -62,14 +63,21 @@ def parse_feedback(body: Any) -> list[FeedbackEntry]:
 
 
 def parse_rfc3339(value: str) -> datetime | None:
-    """An aware UTC datetime for an RFC 3339 date-time, or None when it is not one."""
-    if not _RFC3339.match(value):
+    """An aware UTC datetime for an RFC 3339 date-time, or None when it is not one or has no UTC value.
+
+    A leap second (``23:59:60``, RFC 3339 §5.6) is read as the second before it. An instant that UTC
+    cannot hold in years 1-9999 (``0001-01-01T00:00:00+09:07`` is in year 0) is None, like a malformed one.
+    """
+    match = _RFC3339.match(value)
+    if not match:
         return None
+    text = value.replace("z", "Z").replace("t", "T", 1)
+    if match.group("second") == "60":
+        text = text[: match.start("second")] + "59" + text[match.end("second"):]
     try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T", 1))
-    except ValueError:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):  # day 31 of a 30-day month, hour 24; an offset leaving years 1-9999
         return None
-    return parsed.astimezone(UTC)
 
 
 class FeedbackSchemaError(RuntimeError):
@@ -102,7 +110,8 @@ def _entry(item: Mapping[str, Any], where: str, problems: list[Problem]) -> Feed
     stamp = parse_rfc3339(stamp_raw) if isinstance(stamp_raw, str) else None
     if stamp is None:
         problems.append(
-            Problem(f"{where}.outcomeTimestamp", "must be an RFC 3339 date-time such as 2026-11-23T12:00:00Z")
+            Problem(f"{where}.outcomeTimestamp", "must be an RFC 3339 date-time such as 2026-11-23T12:00:00Z, "
+                    "between years 1 and 9999 once converted to UTC")
         )
     accepted: list[str] = []
     raw_accepted = item.get("acceptedSuggestions")

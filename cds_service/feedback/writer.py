@@ -5,6 +5,9 @@ first call's cards arrive it waits up to ``linger_seconds`` for more, so that un
 carries many calls: the thread then holds the interpreter (GIL) and the database far less per hook call.
 When the queue is full the cards are dropped and counted (a warning is logged, rate-limited), because
 answering the EHR quickly matters more than a complete override report. ``close`` flushes at shutdown.
+
+What the writer could not record, and how many calls wait in its queue, go to a :class:`WriterObserver`
+(the service's is its Prometheus metrics; by default nothing).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cds_service.feedback.store import CardShown, FeedbackStore
 
@@ -25,6 +29,34 @@ DEFAULT_MAX_PENDING_CALLS = 10_000  # hook calls whose cards wait to be written
 DEFAULT_BATCH_CARDS = 500
 DEFAULT_LINGER_SECONDS = 0.2  # how long a card may wait to be batched with others (never the hook response)
 _DROP_LOG_INTERVAL_S = 60.0
+
+
+class WriterObserver(Protocol):
+    """Where the writer reports what happened to the cards it was given. Implementations never raise."""
+
+    def recorded(self, cards: int) -> None:
+        """``cards`` were written to the store."""
+
+    def unrecorded(self, reason: str, cards: int) -> None:
+        """``cards`` will never be written: ``reason`` is ``queue-full``, ``write-failed``, ``closed`` or
+        (from the runtime) ``store-unavailable``."""
+
+    def queue_depth(self, calls: int) -> None:
+        """``calls`` hook calls' cards wait in the queue now."""
+
+
+class _Silent:
+    def recorded(self, cards: int) -> None:
+        pass
+
+    def unrecorded(self, reason: str, cards: int) -> None:
+        pass
+
+    def queue_depth(self, calls: int) -> None:
+        pass
+
+
+SILENT: WriterObserver = _Silent()
 
 
 @dataclass(frozen=True)
@@ -45,13 +77,16 @@ class CardWriter:
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
         batch_cards: int = DEFAULT_BATCH_CARDS,
         linger_seconds: float = DEFAULT_LINGER_SECONDS,
+        observer: WriterObserver = SILENT,
     ) -> None:
         self.store = store
+        self.observer = observer
         self.max_pending_calls = max_pending_calls
         self.batch_cards = batch_cards
         self.linger_seconds = linger_seconds
         self._lock = threading.Lock()
         self._written = self._dropped = self._failed = 0
+        self._last_failure: str | None = None  # exception type of the last write, if it failed
         self._last_drop_log = 0.0
         self._closed = False
         # One queue item is one hook call's cards (a call returns at most a few dozen).
@@ -74,7 +109,10 @@ class CardWriter:
 
     def submit(self, cards: Sequence[CardShown]) -> bool:
         """Queue cards for writing without blocking; False (and counted) when they had to be dropped."""
-        if not cards or self._closed:
+        if not cards:
+            return False
+        if self._closed:
+            self.observer.unrecorded("closed", len(cards))
             return False
         self._ensure_thread()
         try:
@@ -82,6 +120,7 @@ class CardWriter:
         except queue.Full:
             self._note_dropped(len(cards))
             return False
+        self.observer.queue_depth(self._queue.qsize())
         return True
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -108,11 +147,17 @@ class CardWriter:
             return
         thread.join(timeout)
 
+    def last_failure(self) -> str | None:
+        """The exception type of the most recent write if it failed; None after a write succeeds."""
+        with self._lock:
+            return self._last_failure
+
     def stats(self) -> WriterStats:
         with self._lock:
             return WriterStats(self._written, self._dropped, self._failed, self._queue.qsize())
 
     def _note_dropped(self, n: int) -> None:
+        self.observer.unrecorded("queue-full", n)
         now = time.monotonic()
         with self._lock:
             self._dropped += n
@@ -149,6 +194,7 @@ class CardWriter:
                 self._write(batch)
             for _ in range(items):
                 self._queue.task_done()
+            self.observer.queue_depth(self._queue.qsize())
             if stop:
                 return
 
@@ -158,7 +204,11 @@ class CardWriter:
         except Exception as exc:  # the thread must survive a database outage
             with self._lock:
                 self._failed += len(batch)
+                self._last_failure = type(exc).__name__
+            self.observer.unrecorded("write-failed", len(batch))
             log.warning("card writer: %d cards not recorded: %s", len(batch), type(exc).__name__)
         else:
             with self._lock:
                 self._written += len(batch)
+                self._last_failure = None
+            self.observer.recorded(len(batch))

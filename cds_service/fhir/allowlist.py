@@ -3,7 +3,8 @@
 An entry is a URL prefix. https servers match https entries; plain http is allowed only for a server
 matching an entry that itself says ``http://`` (local sandboxes). Matching is on scheme, host, port and
 whole path segments, so ``https://fhir.example.org`` does not admit ``https://fhir.example.org.evil.net``
-or ``https://fhir.example.org/r4-other`` when the entry is ``https://fhir.example.org/r4``.
+or ``https://fhir.example.org/r4-other`` when the entry is ``https://fhir.example.org/r4``. A refusal names
+the first difference from the entries for the server's host: scheme, then port, then path.
 """
 
 from __future__ import annotations
@@ -69,9 +70,22 @@ class ServerAllowlist:
         for p in self._prefixes:
             if p.scheme == parts.scheme and p.host == host and p.port == port and _path_within(path, p.path):
                 return None
-        if parts.scheme == "http":
-            return "fhirServer uses plain http and is not explicitly allowlisted for http"
-        return "fhirServer is not on this service's allowlist"
+        return _mismatch(parts.scheme, port, [p for p in self._prefixes if p.host == host])
+
+
+def _mismatch(scheme: str, port: int, entries: list[_Prefix]) -> str:
+    """Why no entry admits a server: the first difference from the entries for its host, in plain words."""
+    if not entries:
+        return "fhirServer's host is not on this service's allowlist"
+    same_scheme = [p for p in entries if p.scheme == scheme]
+    if not same_scheme:
+        if scheme == "http":
+            return "fhirServer uses plain http, and the allowlist admits its host only over https"
+        return "fhirServer uses https, and the allowlist admits its host only over plain http"
+    if all(p.port != port for p in same_scheme):
+        allowed = ", ".join(str(n) for n in sorted({p.port for p in same_scheme}))
+        return f"fhirServer's port {port} is not the allowlisted port of its host ({allowed})"
+    return "fhirServer's path is outside the allowlisted path of its host"
 
 
 def _path_within(path: str, prefix: str) -> bool:

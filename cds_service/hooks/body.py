@@ -5,7 +5,7 @@ Most calls are for drugs other than ketamine, and their answer (``{"cards": []}`
 nothing of the prefetch, which holds nearly all of the bytes. :func:`decode_hook_body` reads the request
 bytes in one pass of a typed decoder (msgspec, reasons in ``pyproject.toml``): it checks the syntax of
 every byte, builds Python objects for the envelope, and keeps each prefetch member as its raw JSON text.
-:meth:`HookBody.prefetch_members` decodes the members a service reads, once a ketamine or esketamine
+:meth:`HookBody.with_prefetch` decodes the members a service reads, once a ketamine or esketamine
 order has been found.
 
 What a client sees, whichever part of the body holds the problem (``openapi.yaml`` documents it):

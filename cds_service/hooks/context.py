@@ -13,7 +13,7 @@ from cds_service.hooks.schemas import is_valid_json, schema_issues
 def validate_request(service: ServiceDefinition, body: Any, *, parsed_json: bool = False) -> None:
     """Raise ``HookError(400)`` naming every problem of ``body`` for ``service``; return when it is valid.
 
-    ``parsed_json``: ``body`` is what ``json.loads`` made of the request, so the compiled schema check may
+    ``parsed_json``: ``body`` is what a JSON decoder made of the request, so the compiled schema check may
     pass it (``schemas.is_valid_json``); the issues of an invalid body always come from ``schema_issues``.
     """
     if not isinstance(body, Mapping):

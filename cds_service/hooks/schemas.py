@@ -69,10 +69,11 @@ def fast_validator(schema_name: str) -> jsonschema_rs.Validator:
 
 
 def is_valid_json(schema_name: str, instance: Any) -> bool:
-    """True only when ``instance``, a value made by ``json.loads``, is valid: then :func:`schema_issues`
+    """True only when ``instance``, a value made by a JSON decoder, is valid: then :func:`schema_issues`
     would return []. False means "not shown valid here": ask :func:`schema_issues`.
 
-    Only for ``json.loads`` output (dict, list, str, int, float, bool, None): ``jsonschema_rs`` takes a
+    Only for a JSON decoder's output (dict, list, str, int, float, bool, None: ``json.loads``, msgspec's
+    untyped decoder, ``hooks.body``'s view of a request): ``jsonschema_rs`` takes a
     tuple for an array, ``jsonschema`` does not. A few valid values are not passed here (the fast
     validator's patterns follow ECMA-262, where ``$`` does not match before a final newline as Python's
     ``re`` does; a lone surrogate in a string that a pattern checks cannot be converted): they only take

@@ -26,6 +26,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -34,6 +35,7 @@ from prometheus_client import (
 
 from cds_service.config import Settings
 from cds_service.observability.audit import current_audit
+from cds_service.observability.filesystem import directory_write_problem
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _log = logging.getLogger(__name__)
@@ -74,11 +76,33 @@ JWT_REJECTIONS = Counter(
     ["reason"],
 )
 
+FEEDBACK_CARDS = Counter(
+    "ketamine_cds_feedback_cards",
+    "Cards returned, by what became of their record in the feedback store: recorded, or not (their feedback "
+    "will be unattributed) because the writer's queue was full, the write failed, the store was unavailable "
+    "or the worker was shutting down.",
+    ["outcome"],
+)
+FEEDBACK_OUTCOMES = ("recorded", "queue-full", "write-failed", "store-unavailable", "closed")
+
+
+@functools.cache
+def _feedback_queue_depth() -> Gauge:
+    """The queue-depth gauge, made on first use: a metric without labels opens its multi-process file when
+    it is made, and this module is imported by the gunicorn master before the directory exists."""
+    return Gauge(
+        "ketamine_cds_feedback_queue_depth",
+        "Hook calls whose cards wait in the feedback writer's queue (summed over the live workers).",
+        multiprocess_mode="livesum",
+    )
+
+
 _LABEL_OK = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # Per-call label children, keyed by the raw label values. ``Metric.labels`` checks and locks on every call;
 # these dictionaries skip that for label sets already seen. Bounded: the values come from bounded sets
 # (endpoints, service ids, status codes, topic codes, indicators), and past the cap nothing more is cached.
 _MAX_CACHED_CHILDREN = 1024
+_MULTIPROC_PROBLEM: str | None = None  # set by install(): why this worker's samples cannot be kept
 _REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _CARD_CHILDREN: dict[tuple[str, str, str], Any] = {}
 
@@ -92,6 +116,18 @@ def _label(value: object, default: str = "other") -> str:
 def multiprocess_enabled() -> bool:
     """True when samples are shared between worker processes (``PROMETHEUS_MULTIPROC_DIR`` is set)."""
     return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def multiprocess_problem() -> str | None:
+    """Why the multi-process directory cannot hold this process's samples (created if missing), or None.
+
+    Without a writable directory prometheus_client records nothing, and a scrape would find no files:
+    an empty 200 that looks like an idle service.
+    """
+    if not multiprocess_enabled():
+        return None
+    problem = directory_write_problem(Path(os.environ[MULTIPROC_ENV]))
+    return f"{MULTIPROC_ENV}={problem}" if problem else None
 
 
 def _registry() -> CollectorRegistry:
@@ -110,9 +146,15 @@ def render_metrics() -> bytes:
 def install(app: Flask, settings: Settings) -> None:
     """Register /metrics and the request count/latency instrumentation."""
     del settings
-    if multiprocess_enabled():
-        # Workers never clear the directory (other workers' files live there), but create it if missing
-        Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
+    global _MULTIPROC_PROBLEM
+    # Workers never clear the directory (other workers' files live there), but create it if missing
+    _MULTIPROC_PROBLEM = multiprocess_problem()
+    if _MULTIPROC_PROBLEM:
+        _log.error("%s: /metrics answers 503 until this is fixed", _MULTIPROC_PROBLEM)
+    else:  # every feedback-card outcome and the queue depth are exported from the start, at 0
+        for outcome in FEEDBACK_OUTCOMES:
+            FEEDBACK_CARDS.labels(outcome)
+        _feedback_queue_depth()
     if multiprocess_enabled() and values.ValueClass is values.MutexValue:
         _log.warning(
             "%s is set but prometheus_client was imported before it: each worker reports only its own "
@@ -148,7 +190,10 @@ def install(app: Flask, settings: Settings) -> None:
 
 
 def _metrics_view() -> Response:
-    response = Response(render_metrics(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+    if _MULTIPROC_PROBLEM:  # not an empty 200: the scrape fails, so the monitoring sees it
+        response = Response(f"# metrics unavailable: {_MULTIPROC_PROBLEM}\n", status=503, mimetype="text/plain")
+    else:
+        response = Response(render_metrics(), mimetype=None, content_type=CONTENT_TYPE_LATEST)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -210,6 +255,28 @@ def observe_jwt_rejection(reason: str) -> None:
         _log.debug("JWT rejection metric not recorded", exc_info=True)
 
 
+class _FeedbackWriterMetrics:
+    """The feedback card writer's observer (``feedback.writer.WriterObserver``): counts and queue depth."""
+
+    def recorded(self, cards: int) -> None:
+        self.unrecorded("recorded", cards)
+
+    def unrecorded(self, reason: str, cards: int) -> None:
+        try:
+            FEEDBACK_CARDS.labels(reason if reason in FEEDBACK_OUTCOMES else "other").inc(cards)
+        except Exception:
+            _log.debug("feedback card metric not recorded", exc_info=True)
+
+    def queue_depth(self, calls: int) -> None:
+        try:
+            _feedback_queue_depth().set(calls)
+        except Exception:
+            _log.debug("feedback queue metric not recorded", exc_info=True)
+
+
+FEEDBACK_WRITER = _FeedbackWriterMetrics()
+
+
 # --- gunicorn integration (multi-process mode) -------------------------------------------------------
 
 
@@ -217,13 +284,17 @@ def prepare_multiprocess_dir(path: str | None = None) -> Path | None:
     """Create the multi-process directory and clear samples left by an earlier server run.
 
     Call once in the gunicorn master before workers start (``on_starting`` hook). Returns the directory,
-    or None when multi-process mode is off.
+    or None when multi-process mode is off or the directory is not writable (logged as an error).
     """
     raw = path or os.environ.get(MULTIPROC_ENV)
     if not raw:
         return None
     directory = Path(raw)
-    directory.mkdir(parents=True, exist_ok=True)
+    problem = directory_write_problem(directory)
+    if problem:
+        _log.error("%s=%s: the workers cannot record metrics and /metrics will answer 503. Point it at a "
+                   "directory this user can write (an emptyDir or tmpfs, one per server).", MULTIPROC_ENV, problem)
+        return None
     for stale in directory.glob("*.db"):
         stale.unlink(missing_ok=True)
     return directory

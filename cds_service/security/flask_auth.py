@@ -128,7 +128,7 @@ def install(app: Flask, settings: Settings, *, verifier: Verifier | None = None)
         except AuthError as exc:
             observe_jwt_rejection(exc.reason)
             log.warning(
-                "client JWT rejected: %s", exc.reason,
+                "client JWT rejected: %s%s", exc.reason, f" ({exc.detail})" if exc.detail else "",
                 extra={"cds": {"event": "jwt-rejected", "reason": exc.reason,
                                "iss": (exc.iss or "")[:200] or None, "path": request.path}},
             )

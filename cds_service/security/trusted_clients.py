@@ -10,6 +10,8 @@ File format (YAML shown; the same structure in JSON works)::
         jku_allowlist: [https://ehr.example.org/jwks]   # optional: JWK Set URLs a token may name in ``jku``
 
 A top-level list of clients is accepted too. ``jwks_url`` is implicitly on the client's ``jku`` allowlist.
+A token is verified with the configured key its ``kid`` names; its ``jku`` is fetched only when the key is
+not among them and the ``jku`` is allowlisted (key rotation), and is otherwise ignored (``verifier.py``).
 Only ``http``/``https`` URLs are accepted; ``http`` is allowed because configuration says so (local
 sandboxes), never because a token asks for it.
 """
@@ -51,6 +53,11 @@ class TrustedClient:
     def allows_jku(self, jku: str) -> bool:
         """Exact match against the configured JWK Set URLs (no prefix or pattern matching)."""
         return jku in self.jku_allowlist or (self.jwks_url is not None and jku == self.jwks_url)
+
+    def inline_key(self, kid: str) -> Mapping[str, Any] | None:
+        """The key named ``kid`` in the inline ``jwks``, if the client has one and it holds that key."""
+        keys = self.jwks.get("keys", ()) if self.jwks is not None else ()
+        return next((k for k in keys if k.get("kid") == kid), None)
 
 
 @dataclass(frozen=True)

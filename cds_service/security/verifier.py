@@ -3,16 +3,31 @@
 Checks, cheapest and attacker-independent first, so a forged token never causes a JWK Set fetch:
 
 1. header: ``typ`` is ``JWT``, ``alg`` is on the asymmetric allowlist (never ``none`` or HMAC, whatever
-   the configuration says), ``kid`` present;
-2. ``iss`` is a trusted client; ``jku``, when present, is on that client's allowlist (never fetched otherwise);
+   the configuration says), ``kid`` present, ``jku`` (optional) a string;
+2. ``iss`` is a trusted client;
 3. ``aud`` equals the public URL of the endpoint called;
 4. ``exp`` not passed, ``iat`` (and ``nbf``) not in the future, with a small leeway; ``exp - iat`` within the
    maximum lifetime; ``jti`` present;
 5. ``tenant`` allowed for that client (when the client is restricted to tenants);
-6. the signature, by PyJWT, with the ``kid`` key of the client's JWK Set and an explicit ``algorithms`` list;
+6. the signature, by PyJWT, with the key named by ``kid`` (see "Where the key comes from") and an explicit
+   ``algorithms`` list;
 7. ``jti`` never seen before while the token is valid (replay cache) — last, so only genuine tokens are recorded.
 
 Every failure raises ``AuthError(reason)``; the reason is for logs and metrics, never for the client.
+
+Where the key comes from (CDS Hooks 2.0: ``jku`` is optional, and a service keeps an allowlist of ``iss``
+and ``jku``):
+
+| the token's ``jku`` | ``kid`` in the client's configured keys (``jwks`` or ``jwks_url``) | key used |
+|---|---|---|
+| absent | yes / no | the configured key / ``unknown-kid`` |
+| on the client's ``jku_allowlist`` (or its ``jwks_url``) | yes | the configured key; ``jku`` not fetched |
+| on the allowlist | no | the set at ``jku`` (key rotation), fetched and cached; else ``unknown-kid`` |
+| not on the allowlist | yes | the configured key; ``jku`` ignored, never fetched |
+| not on the allowlist | no | ``unknown-kid``; ``jku`` never fetched |
+
+The CDS Hooks sandbox, like many clients, names its own JWK Set in ``jku`` on every token: a client entry
+with the sandbox's public key in ``jwks`` verifies those tokens without any fetch.
 """
 
 from __future__ import annotations
@@ -42,19 +57,21 @@ MAX_TOKEN_CHARS = 16 * 1024
 # Every reason AuthError may carry (bounded, so it can label a metric).
 REASONS = frozenset({
     "missing-token", "malformed", "bad-typ", "alg-not-allowed", "missing-kid", "missing-claim",
-    "untrusted-iss", "jku-not-allowed", "wrong-aud", "expired", "iat-in-future", "nbf-in-future",
+    "untrusted-iss", "wrong-aud", "expired", "iat-in-future", "nbf-in-future",
     "lifetime-too-long", "wrong-tenant", "unknown-kid", "bad-key", "bad-signature", "invalid-claims",
     "replayed-jti",
 })
 
 
 class AuthError(Exception):
-    """The client is not authenticated; ``reason`` (one of ``REASONS``) says why, for the log only."""
+    """The client is not authenticated; ``reason`` (one of ``REASONS``) says why, ``detail`` (optional, plain
+    words) what an operator can do about it: both for the log only."""
 
-    def __init__(self, reason: str, *, iss: str | None = None) -> None:
+    def __init__(self, reason: str, *, iss: str | None = None, detail: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.iss = iss
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -83,8 +100,16 @@ def allowed_algorithms(configured: Iterable[str]) -> tuple[str, ...]:
     return allowed
 
 
+# NumericDate claims outside this range are not times a client means (year 9999 is ~2.5e11 s): a bound that
+# also keeps NaN, infinities and integers too large for a float out of the arithmetic below.
+_MAX_NUMERIC_DATE = 1e12
+
+
 def _number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A JSON number that is a usable NumericDate (finite, |value| below ``_MAX_NUMERIC_DATE``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -_MAX_NUMERIC_DATE < value < _MAX_NUMERIC_DATE  # False for NaN; ints compared exactly, never converted
 
 
 class Verifier:
@@ -125,8 +150,8 @@ class Verifier:
         client = self.clients.get(iss)
         if client is None:
             raise AuthError("untrusted-iss", iss=iss)
+        jku: str | None = header.get("jku")
         try:
-            jku = self._jku(header, client)
             self._check_aud(claims.get("aud"), audience_url)
             exp, jti = self._check_times(claims)
             tenant = self._check_tenant(claims, client)
@@ -143,6 +168,8 @@ class Verifier:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
             raise AuthError("malformed") from None
+        if "jku" in header and not isinstance(header["jku"], str):
+            raise AuthError("malformed")
         typ = header.get("typ")
         if not isinstance(typ, str) or typ.upper() != "JWT":
             raise AuthError("bad-typ")
@@ -152,15 +179,6 @@ class Verifier:
         if not isinstance(kid, str) or not kid:
             raise AuthError("missing-kid")
         return header
-
-    @staticmethod
-    def _jku(header: Mapping[str, Any], client: TrustedClient) -> str | None:
-        if "jku" not in header:
-            return None
-        jku = header["jku"]
-        if not isinstance(jku, str) or not client.allows_jku(jku):
-            raise AuthError("jku-not-allowed")
-        return jku
 
     @staticmethod
     def _check_aud(aud: Any, audience_url: str) -> None:
@@ -175,8 +193,10 @@ class Verifier:
 
     def _check_times(self, claims: Mapping[str, Any]) -> tuple[float, str]:
         raw_exp, raw_iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
-        if not _number(raw_exp) or not _number(raw_iat) or not isinstance(jti, str) or not jti:
+        if raw_exp is None or raw_iat is None or not isinstance(jti, str) or not jti:
             raise AuthError("missing-claim")
+        if not _number(raw_exp) or not _number(raw_iat):  # a string, NaN, 1e400, an integer of 400 digits ...
+            raise AuthError("invalid-claims")
         exp, iat = float(raw_exp), float(raw_iat)
         now = self.clock()
         if now >= exp + self.leeway:
@@ -200,13 +220,17 @@ class Verifier:
         return tenant
 
     def _jwk(self, client: TrustedClient, jku: str | None, kid: str) -> Mapping[str, Any]:
-        url = jku or client.jwks_url
-        if url is not None:
-            jwk = self.jwks.key(url, kid)
-        else:
-            jwk = next((k for k in (client.jwks or {}).get("keys", ()) if k.get("kid") == kid), None)
+        """The key named ``kid``: the client's configured keys first, then an allowlisted ``jku`` (module doc)."""
+        jwk = self.jwks.key(client.jwks_url, kid) if client.jwks_url is not None else client.inline_key(kid)
+        if jwk is None and jku is not None and jku != client.jwks_url:
+            if not client.allows_jku(jku):
+                raise AuthError("unknown-kid", detail=(
+                    "the key id is not among the client's configured keys, and the token's jku is not on the "
+                    "client's jku_allowlist, so it was not fetched"
+                ))
+            jwk = self.jwks.key(jku, kid)
         if jwk is None:
-            raise AuthError("unknown-kid")
+            raise AuthError("unknown-kid", detail="the key id is in none of the client's key sets")
         if jwk.get("kty") not in ASYMMETRIC_KTY:
             raise AuthError("bad-key")
         return jwk

@@ -37,9 +37,10 @@ _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found"
                 413: "too-long", 415: "not-supported", 429: "throttled"}  # fmt: skip
 
 
-def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None, open_store: bool = True) -> Flask:
     """The WSGI application. ``settings`` default to the environment; ``kb`` to the bundled knowledge
-    base with the deployment override (``KETAMINE_CDS_RULES_CONFIG``)."""
+    base with the deployment override (``KETAMINE_CDS_RULES_CONFIG``). ``open_store=False`` builds it as a
+    configuration check only: no database connection, no background thread (the gunicorn master's check)."""
     settings = settings or Settings.from_env()
     if kb is None:
         from cds_service.knowledge.loader import default_knowledge
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None)
     metrics.install(app, settings)
     _register_routes(app)
     _register_error_handlers(app)
-    feedback_blueprint.register(app, settings)
+    feedback_blueprint.register(app, settings, start=open_store)
     health.register(app, settings)
     return app
 

@@ -2,7 +2,10 @@
 
 ``GET /healthz``: the process answers HTTP (liveness; never touches a dependency, so a slow database
 does not get every pod restarted). ``GET /readyz``: the knowledge base is loaded and complete, and the
-feedback store answers (readiness; a failing pod is taken out of the load balancer, not restarted).
+feedback store has opened (readiness; a failing pod is taken out of the load balancer, not restarted).
+The database is shared by every replica: once the store has opened, an outage is reported as
+``degraded`` but the pod stays ready, so the service itself answers the calls that need the database
+(503 with ``Retry-After``) instead of every replica leaving the load balancer at once (the ingress's 502).
 Both are outside ``/cds-services``, so client JWT authentication does not apply to them. Bodies carry
 check names and short reasons only.
 """
@@ -10,12 +13,12 @@ check names and short reasons only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
 
 from cds_service.config import Settings
+from cds_service.feedback import blueprint
 from cds_service.knowledge.model import Knowledge
 
 KB_EXTENSION = "ketamine_kb"
@@ -76,25 +79,14 @@ def knowledge_problem(kb: object) -> str | None:
     return None
 
 
-def _feedback_ping() -> Callable[[Flask], str | None] | None:
+def feedback_readiness(app: Flask) -> tuple[bool, str]:
+    """(ready, what to report) for the feedback store: ready once it has opened; a later outage of the
+    shared database is reported as degraded, not as unready (``FeedbackRuntime.readiness``)."""
     try:
-        from cds_service.feedback import blueprint
-    except Exception:  # pragma: no cover - import errors surface in the feedback tests
-        return None
-    ping: Callable[[Flask], str | None] | None = getattr(blueprint, "ping", None)
-    return ping
-
-
-def feedback_problem(app: Flask) -> str | None:
-    """None when the feedback store answers, else a short reason."""
-    ping = _feedback_ping()
-    if ping is None:
-        return "feedback store check unavailable"
-    try:
-        return ping(app)
+        return blueprint.readiness(app)
     except Exception as exc:  # the store's own error text may hold a DSN: report the type only
-        _log.warning("feedback store ping raised %s", type(exc).__name__)
-        return f"feedback store check failed ({type(exc).__name__})"
+        _log.warning("feedback store readiness check raised %s", type(exc).__name__)
+        return False, f"feedback store check failed ({type(exc).__name__})"
 
 
 def _no_store(response: Response) -> Response:
@@ -110,13 +102,13 @@ def _readyz() -> tuple[Response, int]:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     kb = app.extensions.get(KB_EXTENSION)
     kb_reason = knowledge_problem(kb)
-    store_reason = feedback_problem(app)
-    ready = kb_reason is None and store_reason is None
+    store_ready, store_report = feedback_readiness(app)
+    ready = kb_reason is None and store_ready
     body: dict[str, Any] = {
         "status": "ready" if ready else "not-ready",
         "checks": {
             "knowledge": kb_reason or "ok",
-            "feedbackStore": store_reason or "ok",
+            "feedbackStore": store_report,
         },
     }
     if isinstance(kb, Knowledge):

@@ -1,10 +1,13 @@
 """``ketamine-cds serve``: the service under gunicorn (production WSGI server), configured in code.
 
 Defaults need no configuration: ``ketamine-cds serve --host 127.0.0.1 --port 8080``. Workers, threads and
-the worker timeout come from the options or ``KETAMINE_CDS_WORKERS/THREADS/TIMEOUT``. The app is built
-once in the master as a configuration check, so a bad configuration stops the command with a clear
-message before any worker starts; each worker then builds its own app after the fork (no database
-connection or HTTP pool is shared across processes).
+the worker timeout come from the options or ``KETAMINE_CDS_WORKERS/THREADS/TIMEOUT`` (bounded: a value out
+of range is a configuration error). The app is built once in the master as a configuration check, without
+its feedback store (``create_app(open_store=False)``), so a bad configuration stops the command with a
+clear message before any worker starts, and the master holds no database connection and runs no thread
+that workers would inherit; each worker then builds its own app after the fork. A SQLite feedback store
+whose directory cannot be written is reported once, at start. gunicorn's own log lines are JSON
+(:class:`JsonGunicornLogger`), like the service's.
 
 Each worker calls ``gc.freeze()`` once its app is built (see :class:`GunicornApplication`). Server hooks:
 ``cds_service.observability.metrics.gunicorn_on_starting`` (the master clears the Prometheus
@@ -20,27 +23,24 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
-from cds_service.config import ConfigError, Settings
+from cds_service.config import ConfigError, Settings, int_setting
+from cds_service.observability.filesystem import directory_write_problem
+from cds_service.observability.request_log import JsonFormatter
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer (got {raw!r})") from exc
+MAX_WORKERS, MAX_THREADS, MAX_TIMEOUT = 64, 256, 3600
 
 
 def register(sub: Any) -> None:
@@ -58,12 +58,21 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def _server_int(option_value: int | None, option: str, name: str, default: int, maximum: int) -> int:
+    """The option when given, else the variable, else ``default``: at least 1, at most ``maximum``."""
+    if option_value is None:
+        return int_setting(os.environ, name, default, minimum=1, maximum=maximum)
+    if not 1 <= option_value <= maximum:
+        raise ConfigError(f"{option} must be between 1 and {maximum} (got {option_value})")
+    return option_value
+
+
 def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
-    workers = args.workers if args.workers is not None else _env_int("KETAMINE_CDS_WORKERS", 2)
-    threads = args.threads if args.threads is not None else _env_int("KETAMINE_CDS_THREADS", 4)
-    timeout = args.timeout if args.timeout is not None else _env_int("KETAMINE_CDS_TIMEOUT", 30)
-    if workers < 1 or threads < 1 or timeout < 1:
-        raise ConfigError("workers, threads and timeout must be at least 1")
+    workers = _server_int(args.workers, "--workers", "KETAMINE_CDS_WORKERS", 2, MAX_WORKERS)
+    threads = _server_int(args.threads, "--threads", "KETAMINE_CDS_THREADS", 4, MAX_THREADS)
+    timeout = _server_int(args.timeout, "--timeout", "KETAMINE_CDS_TIMEOUT", 30, MAX_TIMEOUT)
+    if not 0 <= args.port <= 65535:  # 0: any free port
+        raise ConfigError(f"--port must be between 0 and 65535 (got {args.port})")
     options: dict[str, Any] = {
         "bind": f"{args.host}:{args.port}",
         "workers": workers,
@@ -75,12 +84,22 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
         "preload_app": False,
         "accesslog": None,  # one JSON line per request comes from the request log, without PHI
         "errorlog": "-",
+        "logger_class": JsonGunicornLogger,
         "limit_request_line": 8190,
         "proc_name": "ketamine-cds",
         "control_socket_disable": True,
     }
     options.update(_server_hooks())
     return options
+
+
+class JsonGunicornLogger(GunicornLogger):
+    """gunicorn's own log lines (booting, worker timeouts, signals) as JSON, like the service's."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 def _server_hooks() -> dict[str, Callable[..., Any]]:
@@ -122,12 +141,36 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         options = gunicorn_options(args)
-        factory()  # configuration check in the master: fail here, loudly, not in every worker
+        settings = Settings.from_env()
+        # Configuration check in the master: fail here, loudly, not in every worker. The master never opens
+        # the database nor starts a thread (open_store=False): workers fork from it and open their own.
+        create_app(settings, open_store=False)
     except ConfigError as exc:
         print(f"ketamine-cds: configuration error: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:  # e.g. KnowledgeError for a bad KETAMINE_CDS_RULES_CONFIG file
         print(f"ketamine-cds: {exc}", file=sys.stderr)
         return 2
+    _report_unwritable_store(settings)
     GunicornApplication(factory, options).run()
     return 0
+
+
+def _report_unwritable_store(settings: Settings) -> None:
+    """Say at start, once, why a SQLite feedback store cannot open (e.g. a read-only root filesystem)."""
+    from cds_service.feedback.store import sqlite_file
+
+    path = sqlite_file(settings.database_url)
+    if path is None:
+        return
+    problem = directory_write_problem(path.parent)
+    if problem is None and path.exists() and not os.access(path, os.W_OK):
+        problem = f"{path} is not writable by uid {os.getuid()}"
+    if problem is None:
+        return
+    log.error(
+        "the SQLite feedback store cannot open: %s. It holds the cards shown, the feedback and the JWT replay "
+        "cache: until it can open, /readyz answers 503 and, with authentication on, every call answers 503. "
+        "Mount a writable volume at %s (the image declares one; docker run -v ketamine-cds-data:%s) or set "
+        "DATABASE_URL to a PostgreSQL database.", problem, path.parent, path.parent,
+    )

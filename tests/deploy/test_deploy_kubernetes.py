@@ -54,7 +54,7 @@ def test_validation_rejects_a_broken_manifest() -> None:
 def test_every_kind_is_present_and_kustomization_lists_every_file() -> None:
     kinds = by_kind()
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-            "ServiceAccount", "CronJob"} <= set(kinds)
+            "ServiceAccount", "CronJob", "Ingress", "NetworkPolicy"} <= set(kinds)
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
 
@@ -286,3 +286,40 @@ def test_the_cronjob_command_purges_old_rows_with_the_manifest_settings(
         assert store.shown_counts(None) == [("hypertension-uncontrolled", "critical", 1)]
     finally:
         store.close()
+
+
+# --- what operators tripped over (issue 15) ----------------------------------------------------------
+
+def test_the_hpa_alone_owns_the_replica_count() -> None:
+    """`replicas` in the Deployment would reset a scaled-out Deployment on every `kubectl apply`."""
+    k = by_kind()
+    assert "replicas" not in k["Deployment"]["spec"]
+    assert k["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == k["Deployment"]["metadata"]["name"]
+
+
+def test_ingress_publishes_only_the_cds_endpoints_and_the_rules_page() -> None:
+    k = by_kind()
+    (rule,) = k["Ingress"]["spec"]["rules"]
+    paths = {(p["path"], p["pathType"]) for p in rule["http"]["paths"]}
+    assert paths == {("/cds-services", "Prefix"), ("/docs/rules", "Exact")}
+    service_ports = {p["name"] for p in k["Service"]["spec"]["ports"]}
+    for p in rule["http"]["paths"]:
+        assert p["backend"]["service"]["name"] == k["Service"]["metadata"]["name"]
+        assert p["backend"]["service"]["port"]["name"] in service_ports
+    assert rule["host"] in k["Ingress"]["spec"]["tls"][0]["hosts"]
+    public = env()["KETAMINE_CDS_PUBLIC_BASE_URL"]["value"]
+    assert public == f"https://{rule['host']}"  # the JWT audience is the URL the EHR calls
+
+
+def test_networkpolicy_admits_only_the_http_port_and_never_the_metadata_address() -> None:
+    k = by_kind()
+    policy = k["NetworkPolicy"]["spec"]
+    pod_labels = k["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    container_ports = {p["name"] for p in container()["ports"]}
+    assert all(port["port"] in container_ports for rule in policy["ingress"] for port in rule["ports"])
+    blocks = [peer["ipBlock"] for rule in policy["egress"] for peer in rule["to"] if "ipBlock" in peer]
+    assert blocks and all("169.254.169.254/32" in block.get("except", []) for block in blocks)
+    egress_ports = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+    assert egress_ports == {53, 5432, 443}

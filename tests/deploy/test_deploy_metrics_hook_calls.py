@@ -1,7 +1,7 @@
 """The real service under the production server (gunicorn, 2 workers, Prometheus multi-process mode):
 after concurrent hook calls, /metrics counts every call and every card by topic and
-indicator (the per-call label caches of ``observability.metrics`` count like ``Metric.labels``), and the
-feedback store has recorded every card returned."""
+indicator (the per-call label caches of ``observability.metrics`` count like ``Metric.labels``), the
+feedback store has recorded every card returned, and /metrics says so (``ketamine_cds_feedback_cards``)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,12 @@ def test_hook_calls_over_two_workers_are_all_counted_and_every_card_recorded(tmp
             assert shown == by_label
         finally:
             store.close()
+        # what became of each card's record is in /metrics too: all recorded, none waiting, none lost
+        exported = samples(_scrape(f"{base}/metrics"))
+        assert exported[("ketamine_cds_feedback_cards_total", (("outcome", "recorded"),))] == len(cards)
+        for lost in ("queue-full", "write-failed", "store-unavailable", "closed"):  # exported at 0 from the start
+            assert exported[("ketamine_cds_feedback_cards_total", (("outcome", lost),))] == 0
+        assert exported[("ketamine_cds_feedback_queue_depth", ())] == 0
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=40)

@@ -95,6 +95,22 @@ def test_malformed_feedback_is_a_400_operation_outcome_naming_the_field(client: 
 
 
 @pytest.mark.parametrize(
+    ("stamp", "status"),
+    [("0001-01-01T00:00:00+09:07", 400), ("0001-01-01T00:00:00Z", 200),
+     ("9999-12-31T23:59:59-00:01", 400), ("9999-12-31T23:59:59+00:01", 200)],
+)
+def test_a_timestamp_at_the_edge_of_the_calendar_is_stored_or_a_400_never_a_500(
+    client: FlaskClient, stamp: str, status: int
+) -> None:
+    """Found by schemathesis: an offset moving year 1 out of range used to overflow into a 500."""
+    response = client.post(URL, json={"feedback": [override("edge-card", stamp)]})
+    assert response.status_code == status
+    if status == 400:
+        (issue,) = response.json["issue"]  # type: ignore[index]
+        assert issue["expression"] == ["feedback[0].outcomeTimestamp"]
+
+
+@pytest.mark.parametrize(
     ("data", "content_type", "status"),
     [("[1,", "application/json", 400), ("", "application/json", 400), ("{}", "text/plain", 415)],
 )
@@ -144,6 +160,28 @@ def test_an_unreachable_database_does_not_stop_the_service(monkeypatch) -> None:
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert response.json["issue"][0]["code"] == "transient"  # type: ignore[index]
+    finally:
+        runtime_of(application).close()  # type: ignore[union-attr]
+
+
+def test_cards_shown_while_the_store_is_unavailable_are_exported_as_unrecorded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The card is counted in /metrics, as docs/feedback.md says, and /readyz names the store."""
+    monkeypatch.setattr(blueprint, "RETRY_OPEN_SECONDS", 3600.0)
+    application = create_app(Settings(auth_enabled=False, database_url="postgresql://u:pw@127.0.0.1:1/none"))
+    client = application.test_client()
+    label = 'ketamine_cds_feedback_cards_total{outcome="store-unavailable"}'
+
+    def unrecorded() -> float:
+        line = next(x for x in client.get("/metrics").get_data(as_text=True).splitlines() if x.startswith(label))
+        return float(line.rsplit(" ", 1)[1])
+
+    try:
+        before = unrecorded()
+        with application.app_context():
+            record_cards("ketamine-order-sign", "order-sign", "hi", [("u1", "t", "info"), ("u2", "t", "info")])
+        assert unrecorded() == before + 2
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "unavailable" in ready.json["checks"]["feedbackStore"]  # type: ignore[index]
     finally:
         runtime_of(application).close()  # type: ignore[union-attr]
 

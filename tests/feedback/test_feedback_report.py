@@ -198,3 +198,33 @@ def test_purge_command_uses_the_configured_retention(store: FeedbackStore, datab
     assert build_report(store, now=now).totals.shown == 19
     assert main(["purge", "--database-url", database_url, "--older-than-days", "0"]) == 0
     assert "purged 19 cards shown" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [("0001-01-01", True), ("9999-12-31", True), ("0001-01-01T00:00:00Z", True), ("0001-01-01T00:00:00+09:07", False),
+     ("9999-12-31T23:59:59-00:01", False), ("2026-02-30", False), ("yesterday", False)],
+)
+def test_since_at_the_edges_of_the_calendar_is_a_date_or_a_usage_error(text: str, ok: bool) -> None:
+    if ok:
+        assert feedback_cli.since_date(text).tzinfo is not None
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="not a date"):
+            feedback_cli.since_date(text)
+
+
+@pytest.mark.parametrize(("days", "ok"), [("0", True), ("36500", True), ("-1", False), ("36501", False),
+                                          ("9" * 30, False), ("1e3", False)])
+def test_purge_days_are_bounded_so_the_cut_off_is_always_a_date(days: str, ok: bool) -> None:
+    if ok:
+        assert feedback_cli._days(days) == int(days)
+    else:
+        with pytest.raises(argparse.ArgumentTypeError):
+            feedback_cli._days(days)
+
+
+def test_a_huge_retention_is_a_usage_error_not_a_traceback(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as info:
+        main(["purge", "--older-than-days", "9" * 12])
+    assert info.value.code == 2
+    assert "between 0 and 36500" in capsys.readouterr().err

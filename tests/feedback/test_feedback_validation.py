@@ -117,9 +117,11 @@ def test_malformed_feedback_names_the_field(payload: Any, location: str, words: 
     assert words in found[location]
 
 
-def test_an_impossible_date_is_rejected_after_the_schema() -> None:
-    found = problems(body({**OVERRIDE, "outcomeTimestamp": "2026-02-30T12:00:00Z"}))
+@pytest.mark.parametrize("stamp", ["2026-02-30T12:00:00Z", "0001-01-01T00:00:00+09:07", "9999-12-31T23:59:59-00:01"])
+def test_an_impossible_date_is_rejected_after_the_schema(stamp: str) -> None:
+    found = problems(body({**OVERRIDE, "outcomeTimestamp": stamp}))
     assert "RFC 3339" in found["feedback[0].outcomeTimestamp"]
+    assert "UTC" in found["feedback[0].outcomeTimestamp"]
 
 
 def test_messages_do_not_echo_the_body() -> None:
@@ -142,6 +144,18 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
         ("2026-11-23T12:00:00", None),
         ("2026-11-23", None),
         ("2026-13-01T00:00:00Z", None),
+        ("2026-11-23T12:00:00+24:00", None),
+        # calendar edges: an offset may move the instant out of years 1-9999 (UTC has no value for it)
+        ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00-00:01", datetime(1, 1, 1, 0, 1, tzinfo=UTC)),
+        ("0001-01-01T00:00:00+00:01", None),
+        ("0001-01-01T00:00:00+09:07", None),
+        ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-31T23:59:59+00:01", datetime(9999, 12, 31, 23, 58, 59, tzinfo=UTC)),
+        ("9999-12-31T23:59:59-00:01", None),
+        # a leap second (RFC 3339 §5.6) is the second before it
+        ("2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("2016-12-31T23:59:61Z", None),
     ],
 )
 def test_rfc3339(text: str, expected: datetime | None) -> None:

@@ -106,3 +106,47 @@ def test_close_does_not_wait_for_the_linger(now: datetime) -> None:
     writer.submit(cards(2, now))
     writer.close(timeout=10)
     assert writer.stats().written == 2
+
+
+class Observed:
+    """A WriterObserver that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.depths: list[int] = []
+
+    def recorded(self, cards: int) -> None:
+        self.unrecorded("recorded", cards)
+
+    def unrecorded(self, reason: str, cards: int) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + cards
+
+    def queue_depth(self, calls: int) -> None:
+        self.depths.append(calls)
+
+
+def test_every_card_is_reported_recorded_or_why_not_and_the_queue_depth_with_it(now: datetime) -> None:
+    store = GatedStore()
+    store.gate.clear()
+    observed = Observed()
+    writer = CardWriter(store, max_pending_calls=2, observer=observed)  # type: ignore[arg-type]
+    writer.submit(cards(1, now, "held"))
+    assert store.entered.wait(5)
+    for i in range(4):  # two wait in the queue, two find it full
+        writer.submit(cards(3, now, f"x{i}-"))
+    assert observed.counts == {"queue-full": 6}
+    assert max(observed.depths) == 2
+    store.fail = True
+    store.gate.set()
+    assert writer.flush()
+    assert observed.counts["write-failed"] == 7
+    assert writer.last_failure() == "ConnectionError"
+    store.fail = False
+    writer.submit(cards(2, now, "later"))
+    assert writer.flush()
+    assert observed.counts["recorded"] == 2
+    assert writer.last_failure() is None  # a write that succeeds clears the failure
+    assert observed.depths[-1] == 0
+    writer.close()
+    writer.submit(cards(4, now, "too-late"))
+    assert observed.counts["closed"] == 4

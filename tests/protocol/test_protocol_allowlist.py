@@ -37,9 +37,23 @@ def test_allowlist(server: str, allowed: bool) -> None:
     assert (allowlist.refusal(server) is None) is allowed
 
 
-def test_plain_http_refusal_says_why() -> None:
-    reason = ServerAllowlist(["https://fhir.example.org/r4"]).refusal("http://fhir.example.org/r4")
-    assert reason is not None and "plain http" in reason
+@pytest.mark.parametrize(
+    ("server", "reason"),
+    [
+        ("http://fhir.example.org/r4",
+         "fhirServer uses plain http, and the allowlist admits its host only over https"),
+        ("https://localhost:8080/fhir",
+         "fhirServer uses https, and the allowlist admits its host only over plain http"),
+        ("http://localhost:8081/fhir", "fhirServer's port 8081 is not the allowlisted port of its host (8080)"),
+        ("https://fhir.example.org:8443/r4", "fhirServer's port 8443 is not the allowlisted port of its host (443)"),
+        ("https://fhir.example.org/r5", "fhirServer's path is outside the allowlisted path of its host"),
+        ("https://fhir.example.org.evil.net/r4", "fhirServer's host is not on this service's allowlist"),
+    ],
+)
+def test_refusal_names_the_real_difference(server: str, reason: str) -> None:
+    """A port mismatch on an http entry is a port mismatch, not "plain http is not allowlisted"."""
+    allowlist = ServerAllowlist(["https://fhir.example.org/r4", "http://localhost:8080/fhir"])
+    assert allowlist.refusal(server) == reason
 
 
 def test_empty_allowlist_refuses_everything() -> None:

@@ -178,13 +178,17 @@ def test_token_for_one_endpoint_is_refused_on_another(app: Flask, es_key: Signin
 
 
 @responses.activate(assert_all_requests_are_fired=False)
-def test_jku_not_allowlisted_is_refused_and_never_fetched(app: Flask, es_key: SigningKey) -> None:
+def test_jku_not_allowlisted_is_ignored_and_never_fetched(app: Flask, es_key: SigningKey) -> None:
     evil = "http://169.254.169.254/latest/jwks.json"
-    responses.get(evil, json=jwks_of(es_key))
+    stranger = SigningKey.generate("ES384", kid="stranger")
+    responses.get(evil, json=jwks_of(es_key, stranger))
     responses.get(REMOTE_JWKS, json=jwks_of(es_key))
-    for iss in (ISS, REMOTE_ISS):
-        assert_generic_401(call(app, DISCOVERY, token_for(es_key, DISCOVERY, iss=iss, headers={"jku": evil})))
-    assert len(responses.calls) == 0
+    for iss in (ISS, REMOTE_ISS):  # inline keys, and a jwks_url
+        # the configured key verifies the token; its jku is not consulted
+        assert call(app, DISCOVERY, token_for(es_key, DISCOVERY, iss=iss, headers={"jku": evil})).status_code == 200
+        # a key id the client never configured is refused, the jku still not fetched
+        assert_generic_401(call(app, DISCOVERY, token_for(stranger, DISCOVERY, iss=iss, headers={"jku": evil})))
+    assert evil not in [c.request.url for c in responses.calls]
 
 
 def test_rejection_reason_is_logged_and_counted_but_not_the_token(

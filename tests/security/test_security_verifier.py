@@ -127,26 +127,72 @@ def test_missing_iss_is_rejected(verifier: Verifier, key: SigningKey) -> None:
     assert reason_of(verifier, key.sign(claims(NOW, iss=None))) == "missing-claim"
 
 
+# --- where the key comes from: configured keys by kid, jku only when allowlisted (CDS Hooks 2.0) --------
+
+ROTATED_JKU = "https://keys.ehr.example.org/set2.json"
+
+
+def jku_verifier(k1: SigningKey, configured: str, allowlist: tuple[str, ...] = ()) -> Verifier:
+    """A client with inline keys (``configured="jwks"``, holding ``k1``) or a ``jwks_url`` (serving ``k1``)."""
+    keys: dict[str, object] = {"jwks": jwks_of(k1)} if configured == "jwks" else {"jwks_url": JWKS_URL}
+    clients = parse_trusted_clients([{"iss": ISS, **keys, "jku_allowlist": list(allowlist)}])
+    return Verifier(clients, replay=MemoryReplayCache(clock=lambda: NOW), clock=lambda: NOW)
+
+
+@pytest.fixture(scope="module")
+def rotated() -> SigningKey:
+    """A key the client has not configured (it rotated to it)."""
+    return SigningKey.generate("ES384", kid="k-rotated")
+
+
+@pytest.mark.parametrize("configured", ["jwks", "jwks_url"])
+@pytest.mark.parametrize(
+    ("signer", "jku", "allowlist", "outcome", "fetched"),
+    [
+        # kid among the configured keys: verified with it, whatever the jku says; the jku is never fetched
+        ("k1", None, (), "ok", ()),
+        ("k1", OTHER_JKU, (), "ok", ()),
+        ("k1", ROTATED_JKU, (ROTATED_JKU,), "ok", ()),
+        # kid not configured: an allowlisted jku is where a rotated key may come from ...
+        ("rotated", ROTATED_JKU, (ROTATED_JKU,), "ok", (ROTATED_JKU,)),
+        # ... a jku that is not allowlisted is never fetched, and without a jku there is nowhere else to look
+        ("rotated", OTHER_JKU, (), "unknown-kid", ()),
+        ("rotated", None, (), "unknown-kid", ()),
+    ],
+)
 @responses.activate(assert_all_requests_are_fired=False)
-def test_jku_not_allowlisted_is_rejected_and_never_fetched(es_key: SigningKey) -> None:
-    responses.get(OTHER_JKU, json=jwks_of(es_key))
-    responses.get(JWKS_URL, json=jwks_of(es_key))
-    clients = parse_trusted_clients([{"iss": ISS, "jwks_url": JWKS_URL}])
-    v = Verifier(clients, replay=MemoryReplayCache(), clock=lambda: NOW)
-    token = es_key.sign(claims(NOW), headers={"jku": OTHER_JKU})
-    assert reason_of(v, token) == "jku-not-allowed"
-    assert len(responses.calls) == 0
+def test_key_is_the_configured_one_by_kid_and_jku_is_fetched_only_when_allowlisted(
+    k1: SigningKey, rotated: SigningKey, configured: str, signer: str, jku: str | None,
+    allowlist: tuple[str, ...], outcome: str, fetched: tuple[str, ...],
+) -> None:
+    responses.get(JWKS_URL, json=jwks_of(k1))
+    responses.get(ROTATED_JKU, json=jwks_of(rotated))
+    responses.get(OTHER_JKU, json=jwks_of(k1, rotated))  # would let a forged token in, if it were fetched
+    key = k1 if signer == "k1" else rotated
+    token = key.sign(claims(NOW), headers={"jku": jku} if jku else None)
+    v = jku_verifier(k1, configured, allowlist)
+    if outcome == "ok":
+        assert v.verify(token, AUD).kid == key.kid
+    else:
+        assert reason_of(v, token) == outcome
+    urls = [c.request.url for c in responses.calls]
+    # a jwks_url client fetches its own configured set (and again, rate-limited, on an unknown kid)
+    assert [u for u in urls if u != JWKS_URL] == list(fetched)
+    assert OTHER_JKU not in urls
 
 
-@responses.activate
-def test_allowlisted_jku_is_where_the_key_comes_from(es_key: SigningKey) -> None:
-    rotated = "https://keys.ehr.example.org/set2.json"
-    responses.get(rotated, json=jwks_of(es_key))
-    clients = parse_trusted_clients([{"iss": ISS, "jwks": jwks_of(SigningKey.generate("ES384", "old")),
-                                      "jku_allowlist": [rotated]}])
-    v = Verifier(clients, replay=MemoryReplayCache(), clock=lambda: NOW)
-    assert v.verify(es_key.sign(claims(NOW), headers={"jku": rotated}), AUD).kid == es_key.kid
-    assert [c.request.url for c in responses.calls] == [rotated]
+def test_a_refused_jku_is_named_in_the_rejection_detail(k1: SigningKey, rotated: SigningKey) -> None:
+    token = rotated.sign(claims(NOW), headers={"jku": OTHER_JKU})
+    with pytest.raises(AuthError) as info:
+        jku_verifier(k1, "jwks").verify(token, AUD)
+    assert info.value.reason == "unknown-kid"
+    assert info.value.detail is not None and "jku_allowlist" in info.value.detail
+
+
+@pytest.mark.parametrize("jku", [7, ["https://ehr.example.org/jwks"], None])
+def test_a_jku_that_is_not_a_string_is_malformed(k1: SigningKey, jku: object) -> None:
+    token = k1.sign(claims(NOW), headers={"jku": jku})
+    assert reason_of(jku_verifier(k1, "jwks"), token) == "malformed"
 
 
 def test_wrong_aud_is_rejected(verifier: Verifier, key: SigningKey) -> None:
@@ -185,6 +231,18 @@ def test_lifetime_too_long_is_rejected(verifier: Verifier, key: SigningKey) -> N
 def test_required_claims(verifier: Verifier, key: SigningKey, missing: str) -> None:
     no_claim: dict[str, Any] = {missing: None}
     assert reason_of(verifier, key.sign(claims(NOW, **no_claim))) == "missing-claim"
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat"])
+@pytest.mark.parametrize(
+    "value", [float("nan"), float("inf"), 10**400, -(10**400), 1e300, "1795435500", True],
+    ids=["nan", "inf", "400-digits", "minus-400-digits", "1e300", "string", "true"],
+)
+def test_times_that_are_no_usable_number_are_invalid_not_a_crash(
+    verifier: Verifier, es_key: SigningKey, claim: str, value: object
+) -> None:
+    """NaN would pass every comparison, and float() of a 400-digit integer raises: both are refused."""
+    assert reason_of(verifier, es_key.sign(claims(NOW, **{claim: value}))) == "invalid-claims"
 
 
 # --- tenant ------------------------------------------------------------------------------------------
