@@ -52,7 +52,15 @@ def parse_feedback(body: Any) -> list[FeedbackEntry]:
     if not isinstance(body, Mapping):
         raise FeedbackInvalid([Problem("(body)", "must be a JSON object with a 'feedback' array")])
     problems = [p for e in _sorted_errors(feedback_validator().iter_errors(body)) for p in _problems(e)]
-    if problems:
+    if problems:  # the schema's problems, and every timestamp with no UTC instant, named at once
+        items = body.get("feedback")
+        problems.extend(
+            _timestamp_problem(f"feedback[{i}]")
+            for i, item in enumerate(items if isinstance(items, list) else [])
+            if isinstance(item, Mapping)
+            and isinstance(item.get("outcomeTimestamp"), str)
+            and parse_rfc3339(item["outcomeTimestamp"]) is None
+        )
         raise FeedbackInvalid(_unique(problems)[:MAX_PROBLEMS])
     entries: list[FeedbackEntry] = []
     for i, item in enumerate(body["feedback"]):
@@ -78,6 +86,13 @@ def parse_rfc3339(value: str) -> datetime | None:
         return datetime.fromisoformat(text).astimezone(UTC)
     except (ValueError, OverflowError):  # day 31 of a 30-day month, hour 24; an offset leaving years 1-9999
         return None
+
+
+def _timestamp_problem(where: str) -> Problem:
+    return Problem(
+        f"{where}.outcomeTimestamp",
+        "must be an RFC 3339 date-time such as 2026-11-23T12:00:00Z, between years 1 and 9999 once converted to UTC",
+    )
 
 
 class FeedbackSchemaError(RuntimeError):
@@ -109,10 +124,7 @@ def _entry(item: Mapping[str, Any], where: str, problems: list[Problem]) -> Feed
     stamp_raw = item.get("outcomeTimestamp")
     stamp = parse_rfc3339(stamp_raw) if isinstance(stamp_raw, str) else None
     if stamp is None:
-        problems.append(
-            Problem(f"{where}.outcomeTimestamp", "must be an RFC 3339 date-time such as 2026-11-23T12:00:00Z, "
-                    "between years 1 and 9999 once converted to UTC")
-        )
+        problems.append(_timestamp_problem(where))
     accepted: list[str] = []
     raw_accepted = item.get("acceptedSuggestions")
     if isinstance(raw_accepted, list):

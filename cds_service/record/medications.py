@@ -479,9 +479,9 @@ def _administered_dose(resource: Mapping[str, Any]) -> tuple[float | None, float
     """``dosage.dose`` as (mg, mg/kg); (None, None) when absent or in another unit (never guessed)."""
     dosage = resource.get("dosage")
     dose = dosage.get("dose") if isinstance(dosage, Mapping) else None
-    if not isinstance(dose, Mapping) or not isinstance(dose.get("value"), int | float) or dose.get("value") is True:
+    value = usable_number(dose.get("value")) if isinstance(dose, Mapping) else None
+    if dose is None or value is None:
         return None, None
-    value = float(dose["value"])
     unit = dose.get("code") or dose.get("unit")
     if isinstance(unit, str) and unit.replace(" ", "").lower() in ("mg/kg", "mg/kg{dose}"):
         return None, value

@@ -134,6 +134,12 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
     assert {"feedback[0].outcome", "feedback[1].card"} <= set(found)
 
 
+def test_a_timestamp_without_a_utc_instant_is_named_beside_the_schema_problems() -> None:
+    found = problems(body({**ACCEPT, "card": ""}, {**OVERRIDE, "outcomeTimestamp": "0001-01-01T00:00:00+00:01"}))
+    assert {"feedback[0].card", "feedback[1].outcomeTimestamp"} <= set(found)
+    assert "feedback[0].outcomeTimestamp" not in found
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
