@@ -1190,6 +1190,26 @@ RULES_V2_SPECS: list[Spec] = [
         covers=["boundary:suicidal-ideation-31-days"],
         person=person("Moritz", "Hahn", "male", "1990-04-17"),
     ),
+    Spec(
+        "v2-esketamine-monotherapy",
+        "TRD with no current antidepressant, Spravato 56 mg twice weekly: esketamine alone is labelled for TRD "
+        "since January 2025, so the missing antidepressant is information only.",
+        lambda c: trd_history(c, current=None),
+        [SUMMARY, ("antidepressant-not-concurrent", INFO)],
+        template="esketamine-56mg",
+        covers=["antidepressant-not-concurrent", "esketamine-monotherapy-info"],
+        person=person("Knut", "Aasen", "male", "1974-04-24"),
+    ),
+    Spec(
+        "v2-esketamine-suicidal-ideation-no-antidepressant",
+        "Suicidal ideation recorded five days ago, no current antidepressant, Spravato 84 mg: for the "
+        "suicidal-ideation indication the label gives esketamine with an oral antidepressant, so a warning.",
+        lambda c: trd_history(c, current=None).condition("suicidal-ideation", onset=5),
+        [SUMMARY, ("antidepressant-not-concurrent", WARNING), ("suicidal-ideation", INFO)],
+        template="esketamine-84mg",
+        covers=["antidepressant-not-concurrent", "esketamine-suicidal-ideation-warning"],
+        person=person("Lars", "Aasen", "male", "1976-06-26"),
+    ),
     # --- §2 bipolar and mania
     Spec(
         "v2-bipolar-remission-no-stabiliser",
