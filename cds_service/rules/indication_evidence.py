@@ -33,13 +33,14 @@ def chronic_pain_evidence(record: PatientRecord, order: MedicationOrder, kb: Kno
     facts = {"indication": indication.label, "source": indication.source or "record"}
     detail: tuple[str, ...] = ()
     if order.is_iv_ketamine:
-        ordered = f"The ordered dose ({order.dose.as_written})" if order.dose else "The dose"
+        ordered = f"The ordered dose ({order.dose.as_written})" if order.dose else "The order"
         detail = (
-            f"{ordered} was **not judged against the depression dose bands** ("
+            f"{ordered} was checked by rate, **not against the depression dose bands** ("
             f"{fmt(kb.number('iv.standard_mg_per_kg'))} mg/kg over {fmt(kb.number('iv.standard_infusion_minutes'))}"
-            f" min; anaesthetic range from {fmt(kb.number('iv.anesthetic_mg_per_kg'))} mg/kg), nor the infusion "
-            "time or weekly frequency: chronic-pain protocols differ (CRPS: 22 mg/h for 4 days, or 0.35 mg/kg/h "
-            "over 4 hours daily for 10 days; seed 004). Check the dose against your pain protocol.",
+            " min), infusion time or weekly frequency: chronic-pain protocols run for hours (CRPS: 22 mg/h for 4 "
+            "days, or 0.35 mg/kg/h over 4 hours daily for 10 days). A bolus of "
+            f"{fmt(kb.number('iv.bolus_mg_per_kg'))} mg/kg or more over less than {fmt(kb.number('iv.bolus_minutes'))}"
+            f" minutes, or a rate above {fmt(kb.number('iv.pain_max_mg_per_kg_per_h'))} mg/kg/h, gets a dose card.",
         )
     finding = Finding("chronic-pain-evidence", indicator, facts, detail, indication.evidence, variant=variant)
     return RuleOutcome(findings=(finding,))

@@ -110,6 +110,13 @@ def test_the_library_never_gets_a_retired_code() -> None:
     assert not emitted & set(RETIRED)
 
 
+def test_no_card_of_the_library_names_a_seed_document() -> None:
+    """Rule-computed details too, not only the knowledge base's texts."""
+    for name, hook, card, _ids in CARDS:
+        text = " ".join((card["summary"], card.get("detail", ""), card["source"]["label"]))
+        assert not re.search(r"\bseeds?\b|\bseed 00[0-4]\b", text, re.I), (name, hook, card["source"]["topic"])
+
+
 def test_no_fhir_id_in_card_text_and_every_id_in_the_audit_extension() -> None:
     audited = 0
     for name, hook, card, ids in CARDS:
