@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds_service.record import kinds
-
-LOINC = "http://loinc.org"
+from cds_service.terminology.codes import LOINC
 
 
 def _codes(*codes: str) -> str:

@@ -28,7 +28,6 @@ import jsonschema
 import yaml
 
 from cds_service.knowledge.model import (
-    ICD10CM,
     CardText,
     CodeRule,
     Ingredient,
@@ -40,6 +39,8 @@ from cds_service.knowledge.model import (
     Topic,
     ValueSet,
 )
+from cds_service.terminology.codes import ICD10CM, NDC
+from cds_service.terminology.ndc import normalize_ndc
 
 DATA_DIR = Path(__file__).parent / "data"
 ENV_VAR = "KETAMINE_CDS_RULES_CONFIG"
@@ -49,7 +50,6 @@ TEXT_EXCLUDE_URL = "urn:ketamine-cds:text-exclude"
 NAME_WITH_CODE_URL = "urn:ketamine-cds:name-with-code"
 SOURCE_SECTION_URL = "urn:ketamine-cds:source-section"
 VSAC_OID_URL = "urn:ketamine-cds:vsac-oid"
-NDC_SYSTEM = "http://hl7.org/fhir/sid/ndc"
 INSTRUMENT_KEYS = {"madrs": "MADRS", "ham-d": "HAM-D", "hamd": "HAM-D"}  # override-file spelling -> Instrument
 
 _PLACEHOLDER = re.compile(r"\[\[([a-z0-9_.]+)\]\]")
@@ -153,18 +153,6 @@ def fill_placeholders(text: str, thresholds: Mapping[str, float | int | bool], *
         return format_value(thresholds[name])
 
     return _PLACEHOLDER.sub(sub, text)
-
-
-def normalize_ndc(code: str) -> str:
-    """An NDC as 11 digits without hyphens (5-4-2), from the 10-digit hyphenated label forms or 11 digits."""
-    code = code.strip()
-    if "-" in code:
-        parts = code.split("-")
-        if len(parts) == 3:
-            widths = (5, 4, 2)
-            return "".join(p.zfill(w) for p, w in zip(parts, widths, strict=True))
-        return code.replace("-", "")
-    return code
 
 
 # ---------------------------------------------------------------------------------------------- files
@@ -333,7 +321,7 @@ def _load_medications(path: Path) -> MedicationCatalog:
         )
         system = entry["system"]
         products[(system, entry["code"])] = product
-        if system == NDC_SYSTEM:  # EHRs send label (5-3-2) or 11-digit (5-4-2) forms, with or without hyphens
+        if system == NDC:  # EHRs send label (5-3-2) or 11-digit (5-4-2) forms, with or without hyphens
             eleven = normalize_ndc(entry["code"])
             products[(system, eleven)] = product
             products[(system, f"{eleven[:5]}-{eleven[5:9]}-{eleven[9:]}")] = product

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar, cast
 
-from cds_service.record.model import Code
+from cds_service.terminology.codes import Code
 
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 T = TypeVar("T")
 
 

@@ -24,7 +24,6 @@ from typing import Any, Final
 
 import yaml
 
-from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
 from cds_service.knowledge.model import Knowledge, MedicationCatalog
 from cds_service.order.model import (
     Dose,
@@ -47,8 +46,9 @@ from cds_service.order.units import (
 from cds_service.record.dates import parse_fhir_datetime
 from cds_service.record.fhirdata import usable_number
 from cds_service.record.model import Code, Recognition
+from cds_service.terminology.codes import NDC, RXNORM, SNOMED, V3_ROUTE
+from cds_service.terminology.ndc import normalize_ndc
 
-RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
 MINUTES_PER_WEEK: Final = 7 * 24 * 60
 
 
@@ -64,7 +64,7 @@ class _KetamineIndex:
     """Everything that identifies ketamine/esketamine in one knowledge base, precomputed."""
 
     codes: Mapping[tuple[str, str], Drug]  # ingredient and product codes (system, code)
-    ndc11: Mapping[str, Drug]  # NDC codes normalised to 11 digits (knowledge.loader.normalize_ndc)
+    ndc11: Mapping[str, Drug]  # NDC codes normalised to 11 digits (terminology.ndc.normalize_ndc)
     names: tuple[tuple[str, Drug], ...]  # lower-case names and synonyms, esketamine first
 
 
@@ -101,7 +101,7 @@ def _index(kb: Knowledge) -> _KetamineIndex:
         drug = _drug_of_ingredient(catalog, ingredient.key)
         if drug is not None and ingredient.rxcui:
             codes.setdefault((RXNORM, ingredient.rxcui), drug)
-    ndc11 = {normalize_ndc(code): d for (system, code), d in codes.items() if system == NDC_SYSTEM}
+    ndc11 = {normalize_ndc(code): d for (system, code), d in codes.items() if system == NDC}
     names: list[tuple[str, Drug]] = []
     for ingredient in catalog.ingredients.values():
         drug = _drug_of_ingredient(catalog, ingredient.key)
@@ -174,7 +174,7 @@ def _recognise_concept(concept: object, index: _KetamineIndex) -> tuple[Drug, Re
         system, code = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(code, str):
             drug = index.codes.get((system, code))
-            if drug is None and system == NDC_SYSTEM:
+            if drug is None and system == NDC:
                 drug = index.ndc11.get(normalize_ndc(code))
             if drug is not None:
                 return drug, Recognition.CODE
@@ -316,9 +316,7 @@ class RouteTable:
 
 
 _ROUTE_GROUPS: Final = {"intravenous": Route.INTRAVENOUS, "intranasal": Route.INTRANASAL, "other": Route.OTHER}
-_CODED_ROUTE_SYSTEMS: Final = frozenset(
-    {"http://snomed.info/sct", "http://terminology.hl7.org/CodeSystem/v3-RouteOfAdministration"}
-)
+_CODED_ROUTE_SYSTEMS: Final = frozenset({SNOMED, V3_ROUTE})
 
 
 @lru_cache(maxsize=1)

@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from operator import attrgetter
 from typing import Any, Final
 
-from cds_service.knowledge.loader import NDC_SYSTEM, normalize_ndc
 from cds_service.knowledge.model import Knowledge
 from cds_service.record.dates import effective_time, newest_first, parse_fhir_datetime, period_bounds
 from cds_service.record.fhirdata import (
@@ -30,6 +29,8 @@ from cds_service.record.fhirdata import (
 )
 from cds_service.record.model import Administration, Code, ExposurePeriod, MedicationUse, Recognition
 from cds_service.record.units import bounded_days, duration_days, mass_to_mg
+from cds_service.terminology.codes import NDC
+from cds_service.terminology.ndc import normalize_ndc
 
 FLAG_DURATION_UNKNOWN: Final = "duration-unknown"
 FLAG_START_UNKNOWN: Final = "start-unknown"
@@ -151,7 +152,7 @@ class MedicationResolver:
 
 
 def _normalize_code(code: Code) -> Code:
-    if code.system == NDC_SYSTEM:
+    if code.system == NDC:
         return Code(code.system, normalize_ndc(code.code), code.display)
     return code
 

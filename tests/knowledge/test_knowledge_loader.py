@@ -10,9 +10,10 @@ import pytest
 from fhir.resources.R4B.valueset import ValueSet as FhirValueSet
 
 from cds_service.knowledge import loader
-from cds_service.knowledge.loader import DATA_DIR, KnowledgeError, load_knowledge, normalize_ndc
+from cds_service.knowledge.loader import DATA_DIR, KnowledgeError, load_knowledge
 from cds_service.knowledge.model import Knowledge
 from cds_service.record.model import Code
+from cds_service.terminology.ndc import normalize_ndc
 
 SHARED = Path("/work/shared")
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
