@@ -3,7 +3,7 @@
 Replay gives the service exactly what an EHR would: a CDS Hooks request for the service of ``--hook``, its
 draft order in ``context.draftOrders`` and every prefetch key filled the way the service's own templates
 (``hooks.catalog``) ask, answered from the patient's resources by the sandbox's in-memory FHIR search
-(``sandbox.fhir_query.FixtureServer``: codes, categories, ``_sort``, ``_count``, ``_include``). It then runs
+(``fhir.memory.MemoryServer``: codes, categories, ``_sort``, ``_count``, ``_include``). It then runs
 the service's own steps, in the order of ``hooks.pipeline.handle_hook_call`` (and with its helpers): request
 validation, the ketamine scan, the prefetch (depth check, resolution), the record builder, the rules engine and
 the card renderer. There is no second copy of any rule, and no HTTP, authentication or FHIR fallback (the
@@ -31,6 +31,7 @@ from typing import Any, Final
 from cds_service.cards.render import render_cards
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import ServerAllowlist
+from cds_service.fhir.memory import MemoryServer
 from cds_service.fhir.prefetch import resolve_prefetch
 from cds_service.fhir.templates import fill
 from cds_service.hooks.body import HookBody
@@ -44,7 +45,6 @@ from cds_service.order.parser import NotAKetamineOrder, find_ketamine_requests, 
 from cds_service.record.builder import build_record
 from cds_service.rules import engine
 from cds_service.rules.findings import CheckStatus
-from cds_service.sandbox.fhir_query import FixtureServer
 from cds_service.sandbox.requests import latest_weight_kg, materialize_order
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class ReplayService:
         context: dict[str, Any] = {"userId": REPLAY_USER, "patientId": patient_id, "draftOrders": draft}
         if self.service.hook == "order-select":
             context["selections"] = [f"MedicationRequest/{order.get('id')}"]
-        server = FixtureServer(resources, _FHIR_BASE, copies=False)  # the pipeline never changes its input
+        server = MemoryServer(resources, _FHIR_BASE, copies=False)  # the pipeline never changes its input
         prefetch = {key.key: server.query(fill(key.template, context)).body for key in self.service.prefetch}
         return {
             "hook": self.service.hook,

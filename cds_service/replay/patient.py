@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final, Literal
 
-from cds_service.replay.asof import as_of, known_from, read_instant
+from cds_service.fhir.asof import as_of, known_from, read_instant
 from cds_service.replay.evaluate import OrderOutcome, ReplayService
 from cds_service.replay.index import StoredResource
 from cds_service.replay.tally import OrderResult, PatientResult, Place

@@ -2,7 +2,7 @@
 
 ``build_request`` is the one generator: ``fhir_fixtures/build.py`` writes its output as the committed
 request files, ``ketamine-cds evaluate`` calls it for a bare bundle, and the manifest test calls it for every
-fixture. Prefetch is answered from the bundle by ``FixtureServer`` with the service's own prefetch templates
+fixture. Prefetch is answered from the bundle by ``MemoryServer`` with the service's own prefetch templates
 (``cds_service.hooks.catalog`` when present, else the templates the brief names).
 """
 
@@ -15,8 +15,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cds_service.fhir.memory import MemoryServer, resources_from_bundle
+from cds_service.fhir.templates import fill
 from cds_service.sandbox import roller
-from cds_service.sandbox.fhir_query import FixtureServer, expand_template, resources_from_bundle
 from cds_service.sandbox.fixtures import fixtures_dir, read_json, require_library
 
 HOOKS = ("order-select", "order-sign")
@@ -201,8 +202,8 @@ def build_request(
     if fhir_server:
         body["fhirServer"] = fhir_server
     if prefetch:
-        server = FixtureServer(resources, fhir_server or SANDBOX_FHIR_BASE)
+        server = MemoryServer(resources, fhir_server or SANDBOX_FHIR_BASE)
         body["prefetch"] = {
-            key: server.query(expand_template(tpl, context)).body for key, tpl in prefetch_templates(hook).items()
+            key: server.query(fill(tpl, context)).body for key, tpl in prefetch_templates(hook).items()
         }
     return roller.mark_anchor(body, anchor)

@@ -16,12 +16,13 @@ import responses
 from protocol_helpers import FHIR, PATIENT_ID, bundle, full_prefetch, hook_request, settings
 
 from cds_service.fhir.allowlist import ServerAllowlist
+from cds_service.fhir.memory import MemoryServer
 from cds_service.fhir.prefetch import resolve_prefetch
+from cds_service.fhir.templates import fill
 from cds_service.hooks.catalog import PREFETCH, SERVICES
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import kinds
 from cds_service.record.builder import build_record
-from cds_service.sandbox.fhir_query import FixtureServer, expand_template
 from tests.conftest import NOW
 
 KEYS = {k.key: k for k in SERVICES["ketamine-order-sign"].prefetch}
@@ -74,11 +75,11 @@ def _phq9(rid: str, category: str | None) -> dict[str, Any]:
 @pytest.mark.parametrize("category", ["survey", "exam", None])
 def test_a_phq9_is_found_whatever_its_category_and_read_once(kb: Knowledge, category: str | None) -> None:
     """Both keys answered by a server that honours search parameters: a survey PHQ-9 comes twice, once per key."""
-    server = FixtureServer([{"resourceType": "Patient", "id": PATIENT_ID}, _phq9("phq", category)], FHIR)
+    server = MemoryServer([{"resourceType": "Patient", "id": PATIENT_ID}, _phq9("phq", category)], FHIR)
     context = {"patientId": PATIENT_ID}
     prefetch = full_prefetch()
     for key in ("depressionScores", "depressionScoresByCode"):
-        prefetch[key] = server.query(expand_template(KEYS[key].template, context)).body
+        prefetch[key] = server.query(fill(KEYS[key].template, context)).body
     found_by_category = bool(prefetch["depressionScores"]["entry"])
     assert found_by_category is (category == "survey")
     assert prefetch["depressionScoresByCode"]["entry"]

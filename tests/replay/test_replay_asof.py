@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from replay_support import blood_pressure, instant, ketamine_order, patient
 
-from cds_service.replay.asof import as_of, known_from
+from cds_service.fhir.asof import as_of, known_from
 
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 AT = instant("2025-06-10T12:00:00Z")

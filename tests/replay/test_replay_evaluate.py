@@ -27,7 +27,7 @@ ANCHOR = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # the fixture library's anchor
 
 def fixture_cases() -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
     """(name, resources, the fixture's own order) of every fixture of the library."""
-    from cds_service.sandbox.fhir_query import resources_from_bundle
+    from cds_service.fhir.memory import resources_from_bundle
     from cds_service.sandbox.requests import latest_weight_kg
 
     manifest = load_manifest()

@@ -24,7 +24,7 @@ from replay_support import (
     write_ndjson,
 )
 
-from cds_service.replay.asof import known_from
+from cds_service.fhir.asof import known_from
 from cds_service.sandbox.fixtures import load_manifest
 
 COUNT = 30

@@ -1,7 +1,8 @@
-"""A tiny in-memory FHIR server over one fixture bundle: reads and the search parameters prefetch uses.
+"""A small in-memory FHIR server over a list of resources: reads and the search parameters prefetch uses.
 
-One implementation answers both the prefetch of a generated request and the FHIR mock of the tests (the
-service fetching what a request did not prefetch), so both paths see exactly the same data. Supported: reads
+One implementation answers the prefetch of a generated request (the sandbox), the FHIR mock of the tests (the
+service fetching what a request did not prefetch) and the prefetch of a replayed patient's export (the gather
+stage's export source), so every path sees exactly the same data. Supported: reads
 (``Patient/123``), type searches with ``patient``/``subject``, ``_id``, token parameters ``code`` and
 ``category`` (``system|code``, ``|code``, ``code``, comma = OR), ``status``, ``date`` with the
 eq/ne/lt/gt/le/ge prefixes, ``_sort=[-]date``, ``_count`` (no paging) and
@@ -12,13 +13,11 @@ lenient server's would be) and listed in ``SearchResult.ignored``.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-_TOKEN_RE = re.compile(r"\{\{\s*([^}]+?)\s*\}\}")
 _DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 
 # Where each searchable resource keeps its patient reference and its clinically relevant date.
@@ -69,25 +68,6 @@ def _rewrite_refs(doc: Any, mapping: Mapping[str, str]) -> Any:
     return doc
 
 
-def expand_template(template: str, context: Mapping[str, Any]) -> str:
-    """Fill CDS Hooks prefetch tokens: ``{{context.<field>}}`` and ``{{userPractitionerId}}`` etc."""
-
-    def token(m: re.Match[str]) -> str:
-        name = m.group(1)
-        if name.startswith("context."):
-            value = context.get(name[len("context.") :])
-            if value is None:
-                raise KeyError(f"prefetch token {name} has no value in the context")
-            return str(value)
-        user = str(context.get("userId") or "")
-        kind = {"userPractitionerId": "Practitioner/", "userPractitionerRoleId": "PractitionerRole/"}.get(name)
-        if kind and user.startswith(kind):
-            return user[len(kind) :]
-        raise KeyError(f"prefetch token {name} is not supported by the fixture generator")
-
-    return _TOKEN_RE.sub(token, template)
-
-
 @dataclass
 class SearchResult:
     """The answer to one query: a resource (read), ``None`` (read of nothing) or a searchset Bundle."""
@@ -96,7 +76,7 @@ class SearchResult:
     ignored: list[str] = field(default_factory=list)
 
 
-class FixtureServer:
+class MemoryServer:
     """Answers FHIR reads and searches over a fixed list of resources (see module docstring)."""
 
     def __init__(
