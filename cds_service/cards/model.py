@@ -202,6 +202,11 @@ class Card:
     links: tuple[Link, ...] = ()
     extension: Mapping[str, Any] | None = None  # a pre-coordinated JSON object, keys reverse-DNS (spec §Extensions)
 
+    @property
+    def topic(self) -> str | None:
+        """The code of ``source.topic`` (the rule topic), None when the card has none."""
+        return self.source.topic.code if self.source.topic is not None else None
+
     def __post_init__(self) -> None:
         for name in ("suggestions", "override_reasons", "links"):
             object.__setattr__(self, name, tuple(getattr(self, name)))

@@ -21,7 +21,6 @@ import requests
 
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import same_server
-from cds_service.observability import metrics
 from cds_service.record.fhirdata import is_mapping
 
 MAX_REDIRECTS = 3
@@ -37,6 +36,10 @@ def new_session() -> requests.Session:
     session = requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
+
+
+def _unobserved(outcome: str, seconds: float) -> None:
+    return None
 
 
 class FetchError(Exception):
@@ -59,12 +62,20 @@ class SearchResult:
 
 class FhirClient:
     def __init__(
-        self, base_url: str, *, token: str | None, settings: Settings, session: requests.Session
+        self,
+        base_url: str,
+        *,
+        token: str | None,
+        settings: Settings,
+        session: requests.Session,
+        on_fetch: Callable[[str, float], None] = _unobserved,
     ) -> None:
+        """``on_fetch(outcome, seconds)`` is told of every GET: "ok" or the ``FetchError`` kind."""
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._settings = settings
         self._session = session
+        self._on_fetch = on_fetch
 
     def __repr__(self) -> str:  # never show the token
         return f"FhirClient({self.base_url!r})"
@@ -83,7 +94,7 @@ class FhirClient:
             outcome = exc.kind
             raise
         finally:
-            metrics.observe_fhir_fetch(outcome, time.monotonic() - started)
+            self._on_fetch(outcome, time.monotonic() - started)
 
     def _get_json(self, url: str, started: float) -> dict[str, Any]:
         s = self._settings

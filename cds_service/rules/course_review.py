@@ -32,7 +32,7 @@ from cds_service.rules.findings import (
     Finding,
     Indicator,
     MissingItem,
-    Rule,
+    OrderRule,
     RuleOutcome,
 )
 from cds_service.rules.indication import IndicationKind, data_problem, day, determine_indication
@@ -208,4 +208,4 @@ def acute_course_complete(record: PatientRecord, order: MedicationOrder, kb: Kno
     return RuleOutcome(findings=(Finding(ACUTE, Indicator.INFO, facts, (), evidence, audit=audit),))
 
 
-RULES: tuple[Rule, ...] = (nonresponse_after_infusions, acute_course_complete)
+RULES: tuple[OrderRule, ...] = (nonresponse_after_infusions, acute_course_complete)

@@ -38,8 +38,8 @@ from cds_service.rules.findings import (
     Finding,
     Indicator,
     MissingItem,
+    OrderRule,
     RewriteDose,
-    Rule,
     RuleOutcome,
 )
 from cds_service.rules.indication import (
@@ -367,4 +367,4 @@ def _pain(order: MedicationOrder, dose: IvDose, kb: Knowledge) -> RuleOutcome:
     return RuleOutcome(findings=tuple(findings), checks=(Check(DOSE, status, note, evidence, (kinds.WEIGHT,)),))
 
 
-RULES: tuple[Rule, ...] = (body_weight, iv_dose)
+RULES: tuple[OrderRule, ...] = (body_weight, iv_dose)

@@ -38,7 +38,7 @@ from cds_service.rules.contraindications import (
     finding,
     names_for_summary,
 )
-from cds_service.rules.findings import Check, CheckStatus, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import condition_names, conditions_in, data_problem, day
 
 CRITERION = "Pregnancy"
@@ -242,4 +242,4 @@ def _from_tests(judged: _Judgement) -> list[_Candidate]:
     return []
 
 
-RULES: tuple[Rule, ...] = (pregnancy_rule,)
+RULES: tuple[OrderRule, ...] = (pregnancy_rule,)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from deploy_support import deployment_app, small_knowledge
 
-from cds_service.feedback import blueprint
 from cds_service.feedback.store import CardShown
 from cds_service.hooks.schemas import schema_issues
+from cds_service.web import feedback as blueprint
 from cds_service.web import health
 
 

@@ -18,10 +18,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service.config import ConfigError, Settings
-from cds_service.feedback import blueprint
-from cds_service.feedback.blueprint import FeedbackRuntime, ping, record_cards, runtime_of
+from cds_service.feedback.runtime import FeedbackRuntime
+from cds_service.web import feedback as blueprint
 from cds_service.web.app import create_app
+from cds_service.web.feedback import ping, record_cards, runtime_of
 
+KB = "2026.11.1"  # the knowledge-base version every recorded card carries
 URL = "/cds-services/ketamine-order-sign/feedback"
 
 
@@ -54,7 +56,7 @@ def store_of(app: Flask):  # type: ignore[no-untyped-def]
 
 def test_feedback_is_stored_and_a_resend_is_acknowledged_as_a_duplicate(app: Flask, client: FlaskClient) -> None:
     with app.app_context():
-        record_cards("ketamine-order-sign", "order-sign", "hi-1", [("card-1", "psychosis", "critical")])
+        record_cards("ketamine-order-sign", "order-sign", "hi-1", [("card-1", "psychosis", "critical")], kb_version=KB)
     assert runtime_of(app).writer.flush()  # type: ignore[union-attr]
     body = {"feedback": [override("card-1", reason={"system": "urn:ketamine-cds:override-reason",
                                                      "code": "documented-elsewhere"})]}
@@ -132,14 +134,15 @@ def test_cards_returned_by_a_hook_call_are_recorded(app: Flask) -> None:
     with app.app_context():
         record_cards("ketamine-order-select", "order-select", "hi-9",
                      [("u1", "eligibility-summary", "info"), ("u2", "pregnancy", "critical"), ("", "x", "info")],
-                     now=now)
+                     now=now, kb_version=KB)
     assert runtime_of(app).writer.flush()  # type: ignore[union-attr]
     assert sorted(store_of(app).shown_counts(None)) == [("eligibility-summary", "info", 1),
                                                         ("pregnancy", "critical", 1)]
 
 
 def test_record_cards_outside_an_app_is_a_no_op() -> None:
-    record_cards("ketamine-order-sign", "order-sign", "hi", [("u", "t", "info")])  # no error, nothing to do
+    # no error, nothing to do
+    record_cards("ketamine-order-sign", "order-sign", "hi", [("u", "t", "info")], kb_version=KB)
 
 
 def test_ping_says_none_when_the_store_answers(app: Flask) -> None:
@@ -154,7 +157,7 @@ def test_an_unreachable_database_does_not_stop_the_service(monkeypatch) -> None:
         reason = ping(application)
         assert reason is not None and "unavailable" in reason and "pw" not in reason
         with application.app_context():  # dropped, counted, and never raised into the hook
-            record_cards("ketamine-order-sign", "order-sign", "hi", [("u", "t", "info")])
+            record_cards("ketamine-order-sign", "order-sign", "hi", [("u", "t", "info")], kb_version=KB)
         assert runtime_of(application).card_stats().dropped == 1  # type: ignore[union-attr]
         response = application.test_client().post(URL, json={"feedback": [override("c")]})
         assert response.status_code == 503
@@ -178,7 +181,8 @@ def test_cards_shown_while_the_store_is_unavailable_are_exported_as_unrecorded(m
     try:
         before = unrecorded()
         with application.app_context():
-            record_cards("ketamine-order-sign", "order-sign", "hi", [("u1", "t", "info"), ("u2", "t", "info")])
+            record_cards("ketamine-order-sign", "order-sign", "hi", [("u1", "t", "info"), ("u2", "t", "info")],
+                         kb_version=KB)
         assert unrecorded() == before + 2
         ready = client.get("/readyz")
         assert ready.status_code == 503 and "unavailable" in ready.json["checks"]["feedbackStore"]  # type: ignore[index]
@@ -198,7 +202,8 @@ def test_the_runtime_flushes_queued_cards_when_closed(tmp_path) -> None:  # type
     application.extensions[blueprint.EXTENSION_KEY] = runtime
     with application.app_context():
         for i in range(50):
-            record_cards("ketamine-order-sign", "order-sign", f"hi-{i}", [(f"u{i}", "psychosis", "critical")])
+            record_cards("ketamine-order-sign", "order-sign", f"hi-{i}", [(f"u{i}", "psychosis", "critical")],
+                         kb_version=KB)
     store = runtime.store
     runtime.close()
     assert store is not None

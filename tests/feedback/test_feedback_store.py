@@ -12,16 +12,14 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from cds_service.database import engine_url
+from cds_service.feedback.schema import cards_shown, feedback, schema_version
 from cds_service.feedback.store import (
     SCHEMA_VERSION,
     CardShown,
     FeedbackEntry,
     FeedbackStore,
     FeedbackStoreError,
-    cards_shown,
-    engine_url,
-    feedback,
-    schema_version,
 )
 from cds_service.feedback.validation import parse_rfc3339
 
@@ -62,7 +60,9 @@ def test_schema_is_created_at_open_and_reopening_does_not_migrate_again(database
 
 def test_a_database_from_a_newer_release_is_refused(store: FeedbackStore, database_url: str, now) -> None:
     with store.engine.begin() as conn:
-        conn.execute(update(schema_version).values(version=SCHEMA_VERSION + 1))
+        # the newest row says a later release migrated the database
+        conn.execute(update(schema_version).where(schema_version.c.version == SCHEMA_VERSION)
+                     .values(version=SCHEMA_VERSION + 1))
     with pytest.raises(FeedbackStoreError, match="newer than this release"):
         FeedbackStore.open(database_url)
 
@@ -121,7 +121,7 @@ def test_recording_a_card_twice_keeps_the_first_record(store: FeedbackStore, now
 
 def test_card_records_hold_no_patient_data() -> None:
     assert {c.name for c in cards_shown.columns} == {
-        "card_uuid", "service_id", "hook", "hook_instance", "topic", "indicator", "shown_at"
+        "card_uuid", "service_id", "hook", "hook_instance", "topic", "indicator", "shown_at", "kb_version"
     }
 
 

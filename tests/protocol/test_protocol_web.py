@@ -12,10 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from protocol_helpers import FHIR, full_prefetch, hook_request, ketamine_order, other_order, settings
 
-from cds_service.hooks import pipeline
+from cds_service.hooks import gather, subjects
 from cds_service.hooks.schemas import schema_issues
 from cds_service.record.model import PatientFacts, PatientRecord
-from cds_service.rules.engine import Evaluation
+from cds_service.rules.engine import Evaluation, RuleSet
 from cds_service.rules.findings import DeleteOrder, Finding, Indicator
 from cds_service.web.app import create_app
 
@@ -41,8 +41,8 @@ def stub_rules(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
             Finding("hypertension-uncontrolled", Indicator.CRITICAL, facts=BP, suggestions=(DeleteOrder(),)),
         ), checks=())
 
-    monkeypatch.setattr(pipeline, "_build_record", build)
-    monkeypatch.setattr(pipeline.engine, "evaluate", evaluate)
+    monkeypatch.setattr(gather, "build_record", build)
+    monkeypatch.setattr(RuleSet, "evaluate", staticmethod(evaluate))
     return seen
 
 
@@ -84,8 +84,8 @@ def test_no_ketamine_order_returns_empty_cards_without_touching_prefetch(
     def never(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("prefetch must not be resolved")
 
-    monkeypatch.setattr(pipeline, "resolve_prefetch", never)
-    monkeypatch.setattr(pipeline, "_build_record", never)
+    monkeypatch.setattr(gather, "resolve_prefetch", never)
+    monkeypatch.setattr(gather, "build_record", never)
     body = hook_request(orders=[other_order()], prefetch={"conditions": {"resourceType": "OperationOutcome"}})
     response = client.post(SIGN, json=body)
     assert response.status_code == 200
@@ -261,7 +261,7 @@ def test_unexpected_error_is_generic_500_without_phi_in_log(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("patient Jane Doe born 1980-04-02")
 
-    monkeypatch.setattr(pipeline, "find_ketamine_requests", explode)
+    monkeypatch.setattr(subjects, "find_ketamine_requests", explode)
     with caplog.at_level(logging.ERROR):
         response = client.post(SIGN, json=hook_request())
     body = assert_outcome(response, 500)

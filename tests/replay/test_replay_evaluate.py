@@ -107,7 +107,7 @@ def test_an_unexpected_failure_is_a_500_and_the_run_goes_on(kb: Any, monkeypatch
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("patient data must never reach the log")
 
-    monkeypatch.setattr(seam.engine, "evaluate", broken)
+    monkeypatch.setattr(seam.pipeline, "decide", broken)  # a failure inside the pipeline's decide stage
     order = ketamine_order("p", "k", "2025-01-01T10:00:00Z")
     outcome = ReplayService(kb, "order-sign").evaluate([patient("p")], order, patient_id="p", now=ANCHOR)
     assert (outcome.status, outcome.cards) == (500, ())

@@ -15,7 +15,7 @@ from card_facts import BY_TOPIC, WORST
 
 from cds_service.cards.render import EVIDENCE_EXTENSION, SUMMARY_MAX
 from cds_service.knowledge.model import Knowledge
-from cds_service.sandbox.cli import evaluate_request, request_for
+from cds_service.sandbox.evaluation import evaluate_request, request_for
 from cds_service.sandbox.fixtures import load_manifest
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "cds_service" / "rules"
