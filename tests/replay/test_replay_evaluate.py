@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from replay_support import SERTRALINE, generated, ketamine_order, patient, write_ndjson
 
 from cds_service.config import Settings
 from cds_service.hooks.catalog import SERVICES
@@ -21,6 +20,7 @@ from cds_service.replay import evaluate as seam
 from cds_service.replay.evaluate import ReplayService, read_types, service_for
 from cds_service.sandbox.fixtures import load_manifest
 from cds_service.sandbox.requests import load_template, materialize_order
+from tests.replay.replay_support import SERTRALINE, generated, ketamine_order, patient, write_ndjson
 
 ANCHOR = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # the fixture library's anchor day
 

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_support import (
+
+from cds_service.fhir.asof import known_from
+from cds_service.sandbox.fixtures import load_manifest
+from tests.replay.replay_support import (
     AFTER_EVERYTHING,
     blood_pressure,
     figures,
@@ -23,9 +26,6 @@ from replay_support import (
     write_bundles,
     write_ndjson,
 )
-
-from cds_service.fhir.asof import known_from
-from cds_service.sandbox.fixtures import load_manifest
 
 COUNT = 30
 

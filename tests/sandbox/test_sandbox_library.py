@@ -180,7 +180,7 @@ def test_fixture_server_answers_the_searches_prefetch_uses() -> None:
 
 
 def test_card_comparison_catches_every_kind_of_difference() -> None:
-    from sandbox_support import card_mismatch
+    from tests.sandbox.sandbox_support import card_mismatch
 
     summary, bp = ("eligibility-summary", "info"), ("hypertension-uncontrolled", "critical")
     assert card_mismatch([summary, bp], [summary, bp]) is None

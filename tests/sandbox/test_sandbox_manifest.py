@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sandbox_support import (
+
+from cds_service.config import Settings
+from cds_service.fhir.memory import MemoryServer, resources_from_bundle
+from cds_service.sandbox import roller
+from cds_service.sandbox.fixtures import load_manifest
+from cds_service.sandbox.requests import HOOKS, build_request, latest_weight_kg, load_template, service_id
+from tests.clock import NOW
+from tests.sandbox.sandbox_support import (
     FHIR_BASE,
     card_contract_problems,
     card_mismatch,
@@ -20,13 +27,6 @@ from sandbox_support import (
     fhir_mock,
     frozen_datetime,
 )
-
-from cds_service.config import Settings
-from cds_service.fhir.memory import MemoryServer, resources_from_bundle
-from cds_service.sandbox import roller
-from cds_service.sandbox.fixtures import load_manifest
-from cds_service.sandbox.requests import HOOKS, build_request, latest_weight_kg, load_template, service_id
-from tests.conftest import NOW
 
 MANIFEST = load_manifest()
 CASES = [
