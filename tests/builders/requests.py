@@ -1,14 +1,16 @@
-"""Request builders shared by the protocol tests."""
+"""FHIR JSON and CDS Hooks request builders of the protocol, pipeline and web tests."""
 
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 from cds_service.config import Settings
 
 FHIR = "https://fhir.example.org/r4"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 PATIENT_ID = "pat-1"
 
 
@@ -69,6 +71,31 @@ def bundle(*resources: dict[str, Any], next_url: str | None = None) -> dict[str,
 
 def patient() -> dict[str, Any]:
     return {"resourceType": "Patient", "id": PATIENT_ID, "birthDate": "1980-04-02", "gender": "female"}
+
+
+def condition(code: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition", "id": f"c-{code}", "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                                       "code": "active"}]},
+        "code": {"coding": [{"system": ICD, "code": code}]}, "recordedDate": "2025-01-01",
+    }  # fmt: skip
+
+
+def blood_pressure(rid: str, when: datetime, systolic: int = 128, diastolic: int = 82) -> dict[str, Any]:
+    def part(code: str, value: int) -> dict[str, Any]:
+        return {"code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+                "valueQuantity": {"value": value, "unit": "mm[Hg]", "system": "http://unitsofmeasure.org",
+                                  "code": "mm[Hg]"}}  # fmt: skip
+
+    return {
+        "resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+        "effectiveDateTime": when.isoformat().replace("+00:00", "Z"),
+        "component": [part("8480-6", systolic), part("8462-4", diastolic)],
+    }  # fmt: skip
 
 
 def full_prefetch() -> dict[str, Any]:
