@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.cards.model import Action, Card, CardModelError, Coding, Source, Suggestion
+from cds_service.cards.model import SUMMARY_MAX, Action, Card, CardModelError, Coding, Source, Suggestion
 from cds_service.knowledge.model import Knowledge, Topic
 from cds_service.order.rewrite import rewrite_to_standard
 from cds_service.rules.engine import Evaluation
@@ -32,7 +32,6 @@ DEFAULT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("documented-elsewhere", "Criteria documented outside this record"),
     ("resolved-or-outdated", "Contraindication resolved or data out of date"),
 )
-SUMMARY_MAX = 139
 EVIDENCE_EXTENSION = "org.ketamine-cds.evidence"
 _MISSING_FACT = "(not recorded)"
 

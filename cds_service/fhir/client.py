@@ -21,11 +21,10 @@ import requests
 
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import same_server
-from cds_service.record.fhirdata import is_mapping
+from cds_service.record.fhirdata import bundle_resources, next_link
 
 MAX_REDIRECTS = 3
 _CHUNK = 64 * 1024
-_ERROR_SEVERITIES = ("error", "fatal")
 # a server that keeps sending, too slowly: cut off by the overall deadline, not by the read timeout
 DEADLINE_REASON = "the FHIR server's answer did not finish in time"
 
@@ -222,42 +221,3 @@ class FhirClient:
             pages += 1
             next_url = next_link(page)
         return SearchResult(tuple(resources), pages, problem, errors)
-
-
-def next_link(bundle: Mapping[str, Any]) -> str | None:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            url: str = link["url"]
-            return url
-    return None
-
-
-def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], int]:
-    """The entry resources of a Bundle without its OperationOutcome entries, and how many of those
-    reported an error (warnings and information, e.g. "results truncated", are dropped)."""
-    resources: list[Mapping[str, Any]] = []
-    errors = 0
-    entries = bundle.get("entry")
-    if not isinstance(entries, list):
-        return resources, 0
-    append = resources.append
-    for entry in entries:
-        if is_mapping(entry):
-            resource = entry.get("resource")
-            if is_mapping(resource):
-                if resource.get("resourceType") == "OperationOutcome":
-                    if is_error_outcome(resource):
-                        errors += 1
-                    continue
-                append(resource)
-    return resources, errors
-
-
-def is_error_outcome(outcome: Mapping[str, Any]) -> bool:
-    issues = outcome.get("issue")
-    if not isinstance(issues, list) or not issues:
-        return True  # an OperationOutcome that says nothing is taken as an error report
-    return any(isinstance(i, Mapping) and i.get("severity") in _ERROR_SEVERITIES for i in issues)

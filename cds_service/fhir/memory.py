@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from cds_service.record.fhirdata import coding_maps
+
 _DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb", "ap")
 
 # Where each searchable resource keeps its patient reference and its clinically relevant date.
@@ -197,12 +199,7 @@ def _codings(res: Mapping[str, Any], element: str) -> list[Mapping[str, Any]]:
         value: Any = res.get("medicationCodeableConcept")
     else:
         value = res.get(element)
-    concepts = value if isinstance(value, list) else [value]
-    out: list[Mapping[str, Any]] = []
-    for concept in concepts:
-        if isinstance(concept, Mapping):
-            out.extend(c for c in concept.get("coding") or () if isinstance(c, Mapping))
-    return out
+    return [coding for concept in (value if isinstance(value, list) else [value]) for coding in coding_maps(concept)]
 
 
 def _token_match(codings: Sequence[Mapping[str, Any]], value: str) -> bool:

@@ -31,10 +31,10 @@ import requests
 
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import ServerAllowlist, same_server
-from cds_service.fhir.client import FetchError, FhirClient, bundle_resources, new_session, next_link
+from cds_service.fhir.client import FetchError, FhirClient, new_session
 from cds_service.fhir.templates import TemplateError, fill
 from cds_service.record.dates import effective_timestamp
-from cds_service.record.fhirdata import is_mapping
+from cds_service.record.fhirdata import bundle_resources, is_mapping, next_link
 from cds_service.record.model import DataGap
 
 log = logging.getLogger(__name__)

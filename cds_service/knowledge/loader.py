@@ -28,13 +28,16 @@ import jsonschema
 import yaml
 
 from cds_service.knowledge.model import (
+    ROUTE_GROUPS,
     CardText,
     CodeRule,
+    Indicator,
     Ingredient,
     Knowledge,
     MedicationCatalog,
     Product,
     Reference,
+    RouteTerms,
     Seed,
     Topic,
     ValueSet,
@@ -88,6 +91,7 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
     thresholds: dict[str, float | int | bool] = {name: d.default for name, d in defs.items()}
     valuesets = _load_valuesets(root / "valuesets")
     local_codes = _load_local_score_codes(root / "local-score-codes.yaml")
+    routes = _load_routes(root / "routes.yaml")
     version = data_version
 
     if override_file:
@@ -96,6 +100,7 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
         thresholds.update(override.get("thresholds", {}))
         _check_consistency(override_file, thresholds)
         valuesets = _extend_valuesets(valuesets, override.get("valuesets", {}))
+        routes = _extend_routes(routes, override.get("routes", {}))
         for key, codings in override.get("local_score_codes", {}).items():
             instrument = INSTRUMENT_KEYS[key.lower()]
             extra = {(c["system"], c["code"]) for c in codings}
@@ -117,6 +122,7 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
         references=MappingProxyType(references),
         assessment_orders=MappingProxyType(assessment_orders),
         assessment_labels=MappingProxyType(assessment_labels),
+        routes=routes,
     )
 
 
@@ -405,6 +411,36 @@ def _load_assessments(path: Path) -> tuple[dict[str, Mapping[str, object]], dict
     return orders, labels
 
 
+def _load_routes(path: Path) -> RouteTerms:
+    """Route codes and words (terminology.md §9.3): codes matched first, then whole words, longest first."""
+    doc = _require_mapping(_read_yaml(path), str(path))
+    groups = _require_mapping(doc.get("routes"), f"{path}: routes")
+    codes: dict[tuple[str, str], str] = {}
+    displays: dict[tuple[str, str], str] = {}
+    words: list[tuple[str, str]] = []
+    for group, spec in groups.items():
+        if group not in ROUTE_GROUPS:
+            raise KnowledgeError(f"{path}: routes.{group}: not one of {', '.join(ROUTE_GROUPS)}")
+        spec = _require_mapping(spec, f"{path}: routes.{group}")
+        for c in spec.get("codes") or ():
+            key = (str(c["system"]), str(c["code"]))
+            codes[key] = group
+            if c.get("display"):
+                displays[key] = str(c["display"])
+        words.extend((str(w).lower(), group) for w in spec.get("words") or ())
+    return RouteTerms(
+        version=str(doc.get("version", "")),
+        source=str(doc.get("source", "")),
+        codes=MappingProxyType(codes),
+        words=_longest_first(words),
+        displays=MappingProxyType(displays),
+    )
+
+
+def _longest_first(words: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(dict.fromkeys(words), key=lambda w: -len(w[0])))
+
+
 def _load_local_score_codes(path: Path) -> dict[str, frozenset[tuple[str, str]]]:
     if not path.exists():
         return {}
@@ -437,11 +473,13 @@ def _load_topics(
             variants: dict[str, CardText] = {}
             for name, v in _require_mapping(raw.get("variants") or {}, f"{where}.variants").items():
                 v = _require_mapping(v or {}, f"{where}.variants.{name}")
-                indicator = str(v.get("indicator", "info"))
-                if indicator not in ("info", "warning", "critical"):
+                try:
+                    indicator = Indicator(str(v.get("indicator", Indicator.INFO.value)))
+                except ValueError as exc:
                     raise KnowledgeError(
-                        f"{where}.variants.{name}.indicator: {indicator!r} is not info|warning|critical"
-                    )
+                        f"{where}.variants.{name}.indicator: {v.get('indicator')!r} is not "
+                        + "|".join(i.value for i in Indicator)
+                    ) from exc
                 variants[str(name)] = CardText(
                     summary=fill_placeholders(str(v.get("summary", "")), thresholds, where=f"{where}.variants.{name}"),
                     rationale=fill_placeholders(
@@ -497,7 +535,9 @@ def _read_override(path: Path) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise KnowledgeError(f"{path}: the top level must be a mapping (thresholds, local_score_codes, valuesets)")
+        raise KnowledgeError(
+            f"{path}: the top level must be a mapping (thresholds, local_score_codes, valuesets, routes)"
+        )
     return doc
 
 
@@ -550,6 +590,21 @@ def _override_schema(defs: Mapping[str, ThresholdDef], valueset_keys: list[str])
                 "type": "object",
                 "additionalProperties": False,
                 "properties": {k: valueset_extension for k in valueset_keys},
+            },
+            "routes": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    group: {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "codes": {"type": "array", "items": coding},
+                            "words": {"type": "array", "items": {"type": "string", "minLength": 2}},
+                        },
+                    }
+                    for group in ROUTE_GROUPS
+                },
             },
         },
     }
@@ -631,6 +686,29 @@ def _extend_valuesets(valuesets: Mapping[str, ValueSet], extra: Mapping[str, Any
             text_patterns=vs.text_patterns + tuple(p.lower() for p in add.get("text_patterns", ())),
         )
     return result
+
+
+def _extend_routes(routes: RouteTerms, extra: Mapping[str, Any]) -> RouteTerms:
+    """The bundled routes plus a deployment's codes and words (a code given again takes the deployment's group)."""
+    if not extra:
+        return routes
+    codes = dict(routes.codes)
+    displays = dict(routes.displays)
+    words = list(routes.words)
+    for group, add in extra.items():
+        for c in add.get("codes", ()):
+            codes[(c["system"], c["code"])] = group
+            if c.get("display"):
+                displays[(c["system"], c["code"])] = c["display"]
+        words.extend((str(w).lower(), group) for w in add.get("words", ()))
+    return dataclasses.replace(
+        routes,
+        version=routes.version + "+site",
+        source=routes.source + "; plus codes and words from the deployment file",
+        codes=MappingProxyType(codes),
+        words=_longest_first(words),
+        displays=MappingProxyType(displays),
+    )
 
 
 def _override_marker(path: Path, doc: Mapping[str, Any]) -> str:

@@ -18,13 +18,9 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
-from importlib import resources as importlib_resources
 from typing import Any, Final
 
-import yaml
-
-from cds_service.knowledge.model import Knowledge, MedicationCatalog
+from cds_service.knowledge.model import Knowledge, MedicationCatalog, RouteTerms
 from cds_service.order.model import (
     Dose,
     DoseUnit,
@@ -44,7 +40,7 @@ from cds_service.order.units import (
     read_unit,
 )
 from cds_service.record.dates import parse_fhir_datetime
-from cds_service.record.fhirdata import usable_number
+from cds_service.record.fhirdata import bundle_resources, coding_maps, usable_number
 from cds_service.record.model import Code, Recognition
 from cds_service.terminology.codes import NDC, RXNORM, SNOMED, V3_ROUTE
 from cds_service.terminology.ndc import normalize_ndc
@@ -130,16 +126,6 @@ def _word_in(text: str, word: str) -> bool:
     return False
 
 
-def _codings(concept: object) -> list[Mapping[str, Any]]:
-    """The codings of a CodeableConcept; a lone coding object (a real-feed deviation) as one coding."""
-    if not isinstance(concept, Mapping):
-        return []
-    codings = concept.get("coding")
-    if isinstance(codings, Mapping):
-        return [codings]
-    return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
-
-
 @dataclass
 class _Notes:
     """What the tolerant reading of one order found: deviations read safely and elements not read."""
@@ -169,7 +155,7 @@ class _Notes:
 
 def _recognise_concept(concept: object, index: _KetamineIndex) -> tuple[Drug, Recognition] | None:
     """Ketamine or esketamine by code (ingredient, product, NDC), else by whole-word name."""
-    codings = _codings(concept)
+    codings = coding_maps(concept)
     for coding in codings:
         system, code = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(code, str):
@@ -193,20 +179,6 @@ def _recognise_name(texts: Iterable[object], index: _KetamineIndex) -> Drug | No
                 if name in low and _word_in(low, name):
                     return drug
     return None
-
-
-def _bundle_resources(draft_orders: object) -> list[Mapping[str, Any]]:
-    if not isinstance(draft_orders, Mapping):
-        return []
-    entries = draft_orders.get("entry")
-    if not isinstance(entries, list):
-        return []
-    out: list[Mapping[str, Any]] = []
-    for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, Mapping):
-            out.append(resource)
-    return out
 
 
 def _resolve(reference: object, owner: Mapping[str, Any], draft_orders: object, rtype: str) -> Mapping[str, Any] | None:
@@ -288,7 +260,7 @@ def find_ketamine_requests(
     ``selections`` (order-select) limits the scan to the entries it names as ``MedicationRequest/<id>``;
     None (order-sign) scans every entry. Malformed entries are skipped, never raised.
     """
-    resources = _bundle_resources(draft_orders)
+    resources, _errors = bundle_resources(draft_orders)
     if not resources:
         return []
     wanted = None if selections is None else _selected_ids(selections)
@@ -309,43 +281,20 @@ def find_ketamine_requests(
 # --- reading the order -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RouteTable:
-    codes: Mapping[tuple[str, str], Route]
-    words: tuple[tuple[str, Route], ...]
-
-
 _ROUTE_GROUPS: Final = {"intravenous": Route.INTRAVENOUS, "intranasal": Route.INTRANASAL, "other": Route.OTHER}
 _CODED_ROUTE_SYSTEMS: Final = frozenset({SNOMED, V3_ROUTE})
 
 
-@lru_cache(maxsize=1)
-def route_table() -> RouteTable:
-    """Route codes and words from ``knowledge/data/routes.yaml`` (terminology.md §9.3)."""
-    text = importlib_resources.files("cds_service.knowledge").joinpath("data/routes.yaml").read_text("utf-8")
-    data = yaml.safe_load(text)
-    codes: dict[tuple[str, str], Route] = {}
-    words: list[tuple[str, Route]] = []
-    for group, spec in data["routes"].items():
-        route = _ROUTE_GROUPS[group]
-        for c in spec.get("codes", []):
-            codes[(str(c["system"]), str(c["code"]))] = route
-        for w in spec.get("words", []):
-            words.append((str(w).lower(), route))
-    words.sort(key=lambda w: -len(w[0]))
-    return RouteTable(codes=codes, words=tuple(words))
-
-
-def _read_route(dosage: Mapping[str, Any] | None, problems: list[str]) -> Route:
+def _read_route(dosage: Mapping[str, Any] | None, problems: list[str], routes: RouteTerms) -> Route:
+    """The route of ``Dosage.route`` by the knowledge base's route codes, then its words (``kb.routes``)."""
     route = dosage.get("route") if dosage else None
     if not isinstance(route, Mapping):
         return Route.UNSPECIFIED
-    table = route_table()
     texts: list[str] = []
-    for coding in _codings(route):
+    for coding in coding_maps(route):
         system, code = coding.get("system"), coding.get("code")
-        if isinstance(system, str) and isinstance(code, str) and (system, code) in table.codes:
-            return table.codes[(system, code)]
+        if isinstance(system, str) and isinstance(code, str) and (system, code) in routes.codes:
+            return _ROUTE_GROUPS[routes.codes[(system, code)]]
         display = coding.get("display")
         # a display of a known system with an unknown code is not evidence (v3 NASINHLC reads "nasal")
         if isinstance(display, str) and system not in _CODED_ROUTE_SYSTEMS:
@@ -354,11 +303,11 @@ def _read_route(dosage: Mapping[str, Any] | None, problems: list[str]) -> Route:
         texts.insert(0, route["text"])
     for text in texts:
         low = text.lower()
-        for word, group in table.words:
+        for word, group in routes.words:
             if _word_in(low, word):
-                return group
+                return _ROUTE_GROUPS[group]
     shown = next((t for t in texts if t), None) or next(
-        (str(c.get("code")) for c in _codings(route) if c.get("code")), "coded route"
+        (str(c.get("code")) for c in coding_maps(route) if c.get("code")), "coded route"
     )
     problems.append(f"route '{shown}' not recognised: read as no route given")
     return Route.UNSPECIFIED
@@ -541,7 +490,7 @@ def _read_frequency(dosage: Mapping[str, Any] | None, repeat: Mapping[str, Any],
     timing = dosage.get("timing") if dosage else None
     code = timing.get("code") if isinstance(timing, Mapping) else None
     if isinstance(code, Mapping):
-        shown = code.get("text") or next((c.get("code") for c in _codings(code)), None) or "timing code"
+        shown = code.get("text") or next((c.get("code") for c in coding_maps(code)), None) or "timing code"
         problems.append(f"timing '{shown}' not read: frequency per week not checked")
     return None
 
@@ -568,7 +517,7 @@ def _read_reasons(
     references: list[str] = []
 
     def take(concept: object) -> None:
-        for coding in _codings(concept):
+        for coding in coding_maps(concept):
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 display = coding.get("display")
@@ -610,7 +559,7 @@ def parse_order(
     dosage = dosages[0] if dosages else None
     if len(dosages) > 1:
         problems.append(f"only the first of {len(dosages)} dosage instructions was checked")
-    route = _read_route(dosage, problems)
+    route = _read_route(dosage, problems, kb.routes)
 
     reading = _Reading(problems, _concentration_mg_per_ml(source.medication))
     entries = dosage.get("doseAndRate") if dosage else None

@@ -38,7 +38,7 @@ from cds_service.rules import (
     summary,
     trd,
 )
-from cds_service.rules.findings import Check, Finding, Indicator, MissingItem, OrderRule, Rule, RuleOutcome
+from cds_service.rules.findings import Check, Finding, MissingItem, OrderRule, Rule, RuleOutcome
 
 # Order here is the order of cards of equal urgency, and of lines in the summary checklist.
 RULES: tuple[OrderRule, ...] = (
@@ -59,7 +59,6 @@ RULES: tuple[OrderRule, ...] = (
     *indication_evidence.RULES,
 )
 
-_URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def _conclude_order(
     gathered = pre_dose.pre_dose_finding(items)
     if gathered is not None:
         findings.append(gathered)
-    findings.sort(key=lambda f: _URGENCY[f.indicator])
+    findings.sort(key=lambda f: -f.indicator.urgency)
     head = summary.summarise(record, order, kb, now, checks, tuple(findings), items)
     return Evaluation(findings=(head, *findings), checks=checks, missing=items)
 

@@ -8,15 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import Indicator, Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.record.model import Evidence, PatientRecord
-
-
-class Indicator(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 class CheckStatus(StrEnum):

@@ -43,7 +43,6 @@ from cds_service.rules.indication import condition_names, conditions_in, data_pr
 
 CRITERION = "Pregnancy"
 _READS = (kinds.CONDITIONS, kinds.PREGNANCY_TESTS)
-_SEVERITY = {Indicator.CRITICAL: 2, Indicator.WARNING: 1, Indicator.INFO: 0}
 
 
 class HcgResult(StrEnum):
@@ -131,7 +130,7 @@ def pregnancy_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge,
             lines.append("hCG tests could not be obtained")
         evidence = tuple(dict.fromkeys(judged.line_evidence))
         return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, "; ".join(lines), evidence, _READS),))
-    top = max(candidates, key=lambda c: _SEVERITY[c.indicator])
+    top = max(candidates, key=lambda c: c.indicator.urgency)
     evidence = tuple(dict.fromkeys(e for c in candidates for e in c.evidence))
     card = finding("pregnancy", top.indicator, top.facts, evidence, variant=top.variant)
     note = "; ".join((*(c.note for c in candidates), *lines))

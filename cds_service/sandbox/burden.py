@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
+from cds_service.knowledge.model import Indicator
 from cds_service.sandbox.fixtures import Manifest
 
-INDICATORS = ("critical", "warning", "info")
+INDICATORS = tuple(i.value for i in Indicator.most_urgent_first())
 SUMMARY_TOPIC = "eligibility-summary"
 
 

@@ -12,9 +12,9 @@ import responses
 from responses import matchers
 
 from cds_service.fhir.allowlist import ServerAllowlist
-from cds_service.fhir.client import bundle_resources
 from cds_service.fhir.prefetch import resolve_prefetch
 from cds_service.hooks.catalog import PREFETCH as KEYS
+from cds_service.record.fhirdata import bundle_resources
 from tests.builders.requests import FHIR, PATIENT_ID, bundle, full_prefetch, hook_request, settings
 
 
