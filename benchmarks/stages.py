@@ -37,7 +37,8 @@ from cds_service.hooks.gather import with_prefetch
 from cds_service.hooks.limits import raw_nesting_exceeds
 from cds_service.knowledge.loader import load_knowledge
 from cds_service.order.model import OrderStage
-from cds_service.order.parser import find_ketamine_requests, parse_order
+from cds_service.order.parser import parse_order
+from cds_service.order.recognition import find_ketamine_requests
 from cds_service.record import validation
 from cds_service.record.builder import build_record
 from cds_service.rules import engine

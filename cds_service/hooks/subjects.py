@@ -16,7 +16,8 @@ from typing import Any, Generic, Protocol, TypeVar
 from cds_service.hooks.errors import Issue
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder, OrderStage
-from cds_service.order.parser import NotAKetamineOrder, find_ketamine_requests, parse_order
+from cds_service.order.parser import NotAKetamineOrder, parse_order
+from cds_service.order.recognition import find_ketamine_requests
 from cds_service.rules.findings import Patient
 
 log = logging.getLogger(__name__)

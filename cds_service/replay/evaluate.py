@@ -33,7 +33,7 @@ from cds_service.hooks.errors import HookError
 from cds_service.hooks.gather import PatientExport
 from cds_service.hooks.subjects import draft_context
 from cds_service.knowledge.model import Knowledge
-from cds_service.order.parser import find_ketamine_requests
+from cds_service.order.recognition import find_ketamine_requests
 from cds_service.record.builder import build_record
 from cds_service.rules.findings import CheckStatus
 from cds_service.sandbox.requests import latest_weight_kg, materialize_order

@@ -8,11 +8,8 @@ from typing import Any
 import pytest
 
 from cds_service.order.model import DoseUnit, Drug, OrderStage, Route
-from cds_service.order.parser import (
-    NotAKetamineOrder,
-    find_ketamine_requests,
-    parse_order,
-)
+from cds_service.order.parser import NotAKetamineOrder, parse_order
+from cds_service.order.recognition import find_ketamine_requests
 from cds_service.record.model import Recognition
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -164,10 +161,10 @@ class TestFind:
         assert find_ketamine_requests(draft, None, catalog_kb) == []
 
     def test_index_is_cached_per_kb(self, catalog_kb):  # type: ignore[no-untyped-def]
-        from cds_service.order import parser
+        from cds_service.order import recognition
 
-        parser._index(catalog_kb)
-        assert parser._index(catalog_kb) is parser._index(catalog_kb)
+        recognition.ketamine_index(catalog_kb)
+        assert recognition.ketamine_index(catalog_kb) is recognition.ketamine_index(catalog_kb)
 
 
 # --- dose, rate, duration, frequency ----------------------------------------------------------------

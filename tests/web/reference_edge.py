@@ -17,7 +17,7 @@ from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.context import validate_request
 from cds_service.hooks.errors import HookError, Issue, operation_outcome
 from cds_service.hooks.limits import nesting_exceeds, raw_nesting_exceeds, too_deep
-from cds_service.order.parser import find_ketamine_requests
+from cds_service.order.recognition import find_ketamine_requests
 
 Pipeline = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 
