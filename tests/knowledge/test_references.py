@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.knowledge.loader import DATA_DIR, LABEL_REFERENCES, KnowledgeError, load_knowledge
+from cds_service.knowledge.files import LABEL_REFERENCES
+from cds_service.knowledge.loader import DATA_DIR, KnowledgeError, load_knowledge
 from cds_service.knowledge.model import Knowledge
 
 _SEED = re.compile(r"\bseeds?\b|\b00[0-4]\b", re.IGNORECASE)
