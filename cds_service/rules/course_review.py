@@ -1,4 +1,5 @@
-"""Section 6 of clinical-rules.md: the course so far, judged at the next order (card texts: ``topics/course.yaml``).
+"""Section 6 of clinical-rules.md: the course so far, judged at the next order
+(card texts: ``topics/course_review.yaml``).
 
 ``nonresponse-after-infusions``: no ``course.response_reduction_pct`` reduction from the pre-course baseline.
 IV ketamine: with ``course.nonresponse_min_infusions`` or more administrations in the course's first
