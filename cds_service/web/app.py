@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None,
     cors.install(app, settings)  # first: preflight is answered before authentication
     flask_auth.install(app, settings)
     request_log.install(app, settings)
-    metrics.install(app, settings)
+    metrics.install(app, settings, service_ids=SERVICES)
     _register_routes(app)
     _register_error_handlers(app)
     feedback.register(app, settings, start=open_store)
