@@ -229,3 +229,32 @@ def test_every_medication_entry_names_its_source_and_condition_sets_have_name_pa
     for key in BRIEF_KEYS:
         assert kb.valueset(key).text_patterns or kb.valueset(key).text_regexes, key
         assert kb.valueset(key).source.startswith("terminology.md"), key
+
+
+# --- flags the service settings set (KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE) -----------------------------------
+
+
+@pytest.mark.parametrize(("raw", "value"), [(None, None), ("", None), ("off", False), ("0", False), ("on", True)])
+def test_the_trd_candidate_switch_is_read_from_the_environment(raw: str | None, value: bool | None) -> None:
+    from cds_service.config import Settings
+
+    env = {} if raw is None else {"KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE": raw}
+    assert Settings.from_env(env).patient_view_trd_candidate is value
+
+
+def test_a_malformed_switch_stops_the_start() -> None:
+    from cds_service.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE"):
+        Settings.from_env({"KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE": "maybe"})
+
+
+def test_the_settings_set_the_flag_and_the_version_says_so(kb: Knowledge) -> None:
+    from cds_service.config import Settings
+    from cds_service.knowledge.loader import with_settings
+
+    assert with_settings(kb, Settings()) is kb and with_settings(kb, Settings(patient_view_trd_candidate=True)) is kb
+    off = with_settings(kb, Settings(patient_view_trd_candidate=False))
+    assert off.flag("patient_view.trd_candidate") is False and kb.flag("patient_view.trd_candidate") is True
+    assert off.version == f"{kb.version}+env.patient-view.trd-candidate-off"
+    assert off.topics is kb.topics and off.valuesets is kb.valuesets
