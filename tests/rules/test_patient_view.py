@@ -256,3 +256,14 @@ def test_the_deployment_switch(kb: Knowledge) -> None:
 def test_no_card_without_a_depressive_disorder(kb: Knowledge) -> None:
     rec = candidate(depressed=False, conditions=(cond("ptsd", "ptsd", label="PTSD"),))
     assert findings(rec, kb) == []
+
+
+def test_when_earlier_treatment_could_not_be_read_the_card_says_so(kb: Knowledge) -> None:
+    from cds_service.record.model import DataGap
+
+    rec = candidate(gaps=(DataGap("procedures", "the FHIR server answered 503"),))
+    (found,) = findings(rec, kb)
+    assert found.detail[-1] == (
+        "- Earlier ketamine, esketamine or ECT could not be checked completely: the FHIR server answered 503"
+    )
+    assert not any("could not be checked" in line for line in findings(candidate(), kb)[0].detail)
