@@ -100,7 +100,8 @@ PREFETCH: tuple[PrefetchKey, ...] = (
     ),
     PrefetchKey(
         "pregnancyTests",
-        f"Observation?patient={{{{context.patientId}}}}&code={_codes(*PREGNANCY_TEST_CODES)}&_sort=-date&_count=5",
+        f"Observation?patient={{{{context.patientId}}}}&code={_codes(*PREGNANCY_TEST_CODES)}"
+        "&_sort=-date&_count=5",
         kinds.PREGNANCY_TESTS,
         required=False,
         follow_pages=False,
