@@ -153,6 +153,7 @@ class _Builder:
         self.normalised: Counter[tuple[str, str]] = Counter()  # besides the repairs: conflicting copies read
         self._aside: dict[tuple[str, str], _Aside] = {}
         self._medication_validity: dict[int, Mapping[str, Any] | None] = {}
+        self._condition_categories: dict[Any, cond.Categories] = {}
         self._validator = Validator()
 
     # ------------------------------------------------------------------ intake
@@ -164,7 +165,7 @@ class _Builder:
         (the others would be ignored anyway), and Observations, most of a heavy record, are sorted here.
         Copies are gathered first and resolved in the place of the first copy received.
         """
-        patient_id = self.patient_id
+        subjects = None if self.patient_id is None else intake.SubjectCheck(self.patient_id)
         received: list[tuple[str, Any]] = []  # (type, resource) or (type, (type, id)) of a group of copies
         copies: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         for resource in resources:
@@ -173,7 +174,7 @@ class _Builder:
             rtype = resource.get("resourceType")
             if not isinstance(rtype, str) or rtype not in _RECORD_TYPES:  # a type the record does not read
                 continue
-            if patient_id is not None and intake.of_another_patient(resource, rtype, patient_id):
+            if subjects is not None and subjects.of_another_patient(resource, rtype):
                 self._another_patients(rtype, resource)
                 continue
             rid = resource.get("id")
@@ -294,7 +295,7 @@ class _Builder:
     def _add_condition(self, resource: Mapping[str, Any]) -> None:
         if cond.is_ignored(resource):
             return
-        categories = cond.raw_categories(resource, self.conditions_index)
+        categories = cond.raw_categories(resource, self.conditions_index, self._condition_categories)
         if categories.all:
             valid = self._valid(resource, kinds.CONDITIONS)
             if valid is not None:

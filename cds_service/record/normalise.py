@@ -51,8 +51,8 @@ class Repairs:
 
     def localise(self, value: object) -> str | None:
         """``value`` with the configured zone's offset when it is a dateTime with a time and no offset."""
-        if type(value) is not str or len(value) < 16 or not _NAIVE_DATETIME.match(value):
-            return None
+        if type(value) is not str or len(value) < 16 or value[-1] == "Z" or not _NAIVE_DATETIME.match(value):
+            return None  # ("Z": the usual offset, answered without the pattern)
         try:
             naive = datetime.fromisoformat(value)
         except ValueError:
@@ -66,7 +66,8 @@ class Repairs:
         """The Observation with its dates localised (a copy when any changed), before it is ordered or dated."""
         changed: dict[str, Any] | None = None
         for name in _OBSERVATION_DATES:
-            fixed = self.localise(resource.get(name))
+            value = resource.get(name)
+            fixed = None if value is None else self.localise(value)
             if fixed is not None:
                 changed = changed if changed is not None else dict(resource)
                 changed[name] = fixed
