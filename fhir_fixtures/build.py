@@ -891,7 +891,7 @@ SPECS: list[Spec] = [
         [SUMMARY, ("ptsd-evidence", INFO)],
         params={"reason": coding(CONDITIONS["ptsd-chronic"])},
         covers=["ptsd-evidence"],
-        person=person("Marcus", "Hill", "male", "1984-02-29"),
+        person=person("Marcus", "Hill", "male", "1984-03-01"),
     ),
     Spec(
         "suicidal-ideation",
@@ -1495,24 +1495,24 @@ RULES_V2_SPECS: list[Spec] = [
         covers=["benzodiazepine-no-card"],
         person=person("Ebba", "Falk", "female", "1982-01-01"),
     ),
-    # --- §3 minor-patient (17 y 364 d vs 18 y on the manifest test's clock)
+    # --- §3 minor-patient (17 y 364 d vs 18 y on any evaluation date)
     Spec(
         "v2-age-17-years-364-days",
-        "Turns 18 tomorrow (on the test clock): under 18 today, a warning.",
+        "Turns 18 tomorrow: under 18 today, a warning.",
         trd_history,
         [SUMMARY, ("minor-patient", WARNING)],
         covers=["minor-patient", "boundary:17y364d"],
-        notes="Birth date 2008-01-03 rolls to 2008-11-24 on the manifest test's clock (2026-11-23).",
-        person=person("Ella", "Young", "female", "2008-01-03"),
+        notes="17 years and 364 days old on the anchor, and so on any evaluation date (the roller keeps ages).",
+        person=person("Ella", "Young", "female", "2008-01-02"),
     ),
     Spec(
         "v2-age-18-years",
-        "18 today (on the test clock): an adult, no card.",
+        "18 today: an adult, no card.",
         trd_history,
         [SUMMARY],
         covers=["boundary:18y"],
-        notes="Birth date 2008-01-02 rolls to 2008-11-23 on the manifest test's clock (2026-11-23).",
-        person=person("Emil", "Young", "male", "2008-01-02"),
+        notes="18 years old to the day on the anchor, and so on any evaluation date (the roller keeps ages).",
+        person=person("Emil", "Young", "male", "2008-01-01"),
     ),
     # --- §3 genitourinary-toxicity
     Spec(

@@ -156,9 +156,17 @@ class BodyWeight:
     plausible: bool = True  # False: outside the configured plausible range; never used to pass a check or rewrite
 
     def evidence(self) -> Evidence:
-        implausible = "" if self.plausible else ", implausible"
-        shown = f"weight {self.kg:.1f} kg ({self.as_recorded}{implausible})"
+        number, _, unit = self.as_recorded.partition(" ")
+        if unit.strip().lower() in ("kg", "kilogram", "kilograms"):
+            shown = f"weight {self.kg:g} kg"
+        else:
+            shown = f"weight {self.kg:.1f} kg (recorded as {number} {_UNIT_WORDS.get(unit, unit)})"
+        if not self.plausible:
+            shown += " (implausible)"
         return Evidence("Observation", self.resource_id, self.when, shown)
+
+
+_UNIT_WORDS = {"[lb_av]": "lb", "lb": "lb", "lbs": "lb", "g": "g"}  # UCUM codes in the words on a scale
 
 
 class Instrument(StrEnum):

@@ -4,7 +4,9 @@ A fixture written with anchor 2026-01-01 and a blood pressure on 2025-12-20 mean
 evaluation date". ``roll`` shifts every FHIR ``date``/``dateTime``/``instant`` (and so every Period
 ``start``/``end``) by the whole number of days between the anchor and the target date, keeping each value's
 precision (``2019``, ``2019-05``, ``2019-05-04``, ``2019-05-04T09:30:00-05:00``, fractional seconds) and its
-zone. ``birthDate`` shifts too, so ages on the evaluation date stay what the fixture author meant.
+zone. A full ``birthDate`` moves so that the age on the evaluation date, in years and days since the last
+birthday, is what it was on the anchor: the fixture author's "18 today" stays 18 today whatever leap days lie
+between (a plain day shift would drift by a day across them). Partial birth dates shift by days.
 
 The anchor a document currently sits at is recorded in the document itself (a ``meta.tag`` on a Bundle, an
 ``extension`` key on a CDS Hooks request), so rolling twice to the same date changes nothing.
@@ -79,20 +81,48 @@ def shift_value(value: str, days: int) -> str:
     return value
 
 
-def shift(doc: Any, days: int) -> Any:
-    """Return a copy of ``doc`` (any JSON value) with every FHIR date element shifted by ``days``."""
+def _anniversary(day: date, year: int) -> date:
+    """``day`` in ``year``; 29 February becomes 28 February in a common year."""
+    try:
+        return day.replace(year=year)
+    except ValueError:
+        return day.replace(year=year, day=28)
+
+
+def shift_birth_date(value: str, start: date, target: date) -> str:
+    """A full birth date moved from ``start`` to ``target`` keeping the age in years and days since the birthday.
+
+    Partial or malformed values shift by days, as ``shift_value`` does.
+    """
+    m = _DATE_RE.match(value)
+    if not (m and m.group("d")):
+        return shift_value(value, (target - start).days)
+    born = date.fromisoformat(value)
+    years = start.year - born.year - ((start.month, start.day) < (born.month, born.day))
+    since_birthday = (start - _anniversary(born, born.year + years)).days
+    last_birthday = target - timedelta(days=since_birthday)
+    return _anniversary(last_birthday, last_birthday.year - years).isoformat()
+
+
+def shift(doc: Any, days: int, *, start: date | None = None) -> Any:
+    """Return a copy of ``doc`` (any JSON value) with every FHIR date element shifted by ``days``.
+
+    With ``start`` (the date ``doc``'s dates sit at), full birth dates keep their age (``shift_birth_date``).
+    """
     if isinstance(doc, Mapping):
         out: dict[str, Any] = {}
         for key, val in doc.items():
-            if isinstance(val, str) and is_date_key(key):
+            if isinstance(val, str) and key == "birthDate" and start is not None:
+                out[key] = shift_birth_date(val, start, start + timedelta(days=days))
+            elif isinstance(val, str) and is_date_key(key):
                 out[key] = shift_value(val, days)
             elif isinstance(val, list) and is_date_key(key):
-                out[key] = [shift_value(v, days) if isinstance(v, str) else shift(v, days) for v in val]
+                out[key] = [shift_value(v, days) if isinstance(v, str) else shift(v, days, start=start) for v in val]
             else:
-                out[key] = shift(val, days)
+                out[key] = shift(val, days, start=start)
         return out
     if isinstance(doc, list):
-        return [shift(item, days) for item in doc]
+        return [shift(item, days, start=start) for item in doc]
     return doc
 
 
@@ -153,5 +183,5 @@ def roll(
             "no fixture anchor: pass the anchor date, or use a bundle/request written by fhir_fixtures/build.py"
         )
     target = as_date(to)
-    rolled: dict[str, Any] = shift(doc, (target - start).days)
+    rolled: dict[str, Any] = shift(doc, (target - start).days, start=start)
     return _with_anchor(rolled, target)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -29,6 +29,37 @@ ANCHOR = date(2026, 1, 1)
 )
 def test_shift_value_keeps_precision_and_zone(value: str, days: int, expected: str) -> None:
     assert roller.shift_value(value, days) == expected
+
+
+def _age(born: date, on: date) -> tuple[int, int]:
+    """Whole years, and days since the last birthday."""
+    years = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    return years, (on - roller._anniversary(born, born.year + years)).days
+
+
+@pytest.mark.parametrize("target", [date(2026, 11, 23), date(2026, 12, 7), date(2028, 2, 28), date(2028, 3, 1),
+                                    date(2031, 6, 30), date(2044, 1, 1)])
+@pytest.mark.parametrize("born", ["2008-01-02", "2008-01-03", "1961-03-01", "1990-12-31", "1984-03-01"])
+def test_a_rolled_birth_date_keeps_the_age_in_years_and_days(target: date, born: str) -> None:
+    rolled = date.fromisoformat(roller.shift_birth_date(born, ANCHOR, target))
+    years, days = _age(date.fromisoformat(born), ANCHOR)
+    if (target - timedelta(days=days)).strftime("%m-%d") == "02-29":
+        # the birthday would fall on 29 February: born on 28 February, one day more since it, same years
+        assert _age(rolled, target) == (years, days + 1)
+    else:
+        assert _age(rolled, target) == (years, days)
+
+
+def test_the_18th_birthday_fixture_pair_stays_either_side_of_18_on_any_day() -> None:
+    for target in (date(2026, 11, 23), date(2027, 2, 28), date(2028, 2, 29), date(2028, 3, 1), date(2030, 7, 4)):
+        adult = date.fromisoformat(roller.shift_birth_date("2008-01-01", ANCHOR, target))
+        minor = date.fromisoformat(roller.shift_birth_date("2008-01-02", ANCHOR, target))
+        assert (_age(adult, target)[0], _age(minor, target)) == (18, (17, 364)), target
+
+
+def test_partial_birth_dates_shift_by_days() -> None:
+    assert roller.shift_birth_date("1980-07", ANCHOR, date(2026, 2, 10)) == "1980-08"
+    assert roller.shift_birth_date("1980", ANCHOR, date(2027, 1, 31)) == "1981"
 
 
 def test_shift_touches_dates_only() -> None:
