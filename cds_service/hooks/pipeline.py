@@ -29,6 +29,7 @@ from cds_service.observability import metrics
 from cds_service.observability.audit import current_audit
 from cds_service.order.model import OrderStage
 from cds_service.order.parser import NotAKetamineOrder, find_ketamine_requests, parse_order
+from cds_service.record import kinds
 from cds_service.record.builder import build_record as _build_record
 from cds_service.rules import engine
 
@@ -123,7 +124,8 @@ def checked_envelope(service: ServiceDefinition, request: HookBody) -> Mapping[s
 def with_prefetch(service: ServiceDefinition, request: HookBody, max_depth: int) -> Mapping[str, Any]:
     """The request with the prefetch members the service's templates name, decoded; ``HookError`` 400
     when the prefetch nests deeper than ``max_depth``."""
-    return request.with_prefetch({key.key for key in service.prefetch}, max_depth)
+    capped = {key.key for key in service.prefetch if key.kind in kinds.CAPPED}
+    return request.with_prefetch({key.key for key in service.prefetch}, max_depth, capped)
 
 
 def _require(resolution: PrefetchResolution) -> None:

@@ -17,7 +17,10 @@ Pipeline (clinical-rules.md §10; how each real-feed deviation is read: ``intake
 
 Vital signs: only the newest ``vitals.max_readings_per_kind`` (thresholds.yaml) valid readings of each kind
 (BP, weight) are validated and kept — the rules read the latest reading in a look-back window, and a heavy
-record has thousands. Readings dated in the future never take a place under the cap.
+record has thousands. Readings dated in the future never take a place under the cap. A prefetched vital-sign
+search arrives partly decoded (``partial.PartialResource``: type, id, status, code, subject and dates, which
+is all the intake reads to choose); a reading is completed before it is validated, compared with a copy or
+read for anything else, so the record is the one the whole resources give.
 
 Cost: a heavy record repeats itself (every refill names the same drug and dosage), so within one build the
 same content is validated, resolved to catalogue ingredients and turned into a daily dose once (keyed by
@@ -68,6 +71,7 @@ from cds_service.record.model import (
     SkippedResource,
 )
 from cds_service.record.normalise import MAX_REPAIRS, Repairs
+from cds_service.record.partial import complete
 from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
@@ -209,7 +213,7 @@ class _Builder:
 
     def _add_copies(self, rtype: str, copies: list[Mapping[str, Any]]) -> None:
         """Copies with one type and id: one copy, the newest version, or the more cautious reading."""
-        distinct = intake.distinct_copies(copies)
+        distinct = intake.distinct_copies([complete(c) for c in copies])  # compared whole
         if len(distinct) > 1:
             newest = intake.newest_version(distinct, self.repairs)
             if newest is not None:
@@ -265,7 +269,7 @@ class _Builder:
         if rtype == "Observation":  # most of a heavy record: first
             kind = self.observations_index.kind_of(resource)
             if kind is None:
-                self._add_lactation(resource)
+                self._add_lactation(complete(resource))
                 return
             record_kind = obs.RECORD_KIND[kind]
             resource = self.repairs.observation_dates(resource, record_kind)
@@ -278,15 +282,15 @@ class _Builder:
                 if valid is not None:
                     obs.read_observation(valid, kind, self.observations_index, self.observations)
         elif rtype == "Condition":
-            self._add_condition(resource)
+            self._add_condition(complete(resource))
         elif rtype == "AllergyIntolerance":
-            self._add_allergy(resource)
+            self._add_allergy(complete(resource))
         elif rtype in _MEDICATION_TYPES:
-            self.medication_raw.append((rtype, resource))  # after all Medication resources are known
+            self.medication_raw.append((rtype, complete(resource)))  # after all Medication resources are known
         elif rtype == "Medication":
             rid = resource_id(resource)
             if rid is not None:
-                self.medications_by_id.setdefault(rid, resource)
+                self.medications_by_id.setdefault(rid, complete(resource))
         elif rtype == "Patient" and self.patient is None:
             valid = self._valid(resource, kinds.PATIENT)
             if valid is not None:
@@ -320,6 +324,7 @@ class _Builder:
 
     def _valid(self, resource: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
         """The resource as validated (repaired where it can be read safely), or None when it is skipped."""
+        resource = complete(resource)
         repaired, problem = self._validator.validate_repairing(resource, self._repairer(kind), MAX_REPAIRS)
         if problem is None:
             return repaired
@@ -354,6 +359,7 @@ class _Builder:
 
     def _read_aside(self, kind: str, resource: Mapping[str, Any]) -> Reading | None:
         """The reading of an Observation that is not put in the record (its repairs are not counted)."""
+        resource = complete(resource)
         scratch = Repairs(self.repairs.zone)
         resource = scratch.observation_dates(resource, obs.RECORD_KIND[kind])
         repair = lambda r, errors: scratch.after_errors(r, errors, kind)  # noqa: E731

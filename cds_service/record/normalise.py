@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from cds_service.record.fhirdata import is_mapping
 from cds_service.record.model import NORMALISED_LONE_OBJECT, NORMALISED_NO_OFFSET
+from cds_service.record.partial import copied
 
 _NAIVE_DATETIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
 _DATE_ERROR: Final = "value string does not match spec regex"  # fhir.resources' DateTime/Instant error
@@ -69,7 +70,7 @@ class Repairs:
             value = resource.get(name)
             fixed = None if value is None else self.localise(value)
             if fixed is not None:
-                changed = changed if changed is not None else dict(resource)
+                changed = changed if changed is not None else copied(resource)
                 changed[name] = fixed
                 self.counts[(kind, self._no_offset)] += 1
         period = resource.get("effectivePeriod")
@@ -77,7 +78,7 @@ class Repairs:
             for name in ("start", "end"):
                 fixed = self.localise(period.get(name))
                 if fixed is not None:
-                    changed = changed if changed is not None else dict(resource)
+                    changed = changed if changed is not None else copied(resource)
                     changed["effectivePeriod"] = {**changed["effectivePeriod"], name: fixed}
                     self.counts[(kind, self._no_offset)] += 1
         return resource if changed is None else changed
