@@ -23,19 +23,18 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 import pytest
 import responses
-from perturbed_requests import PERTURBATIONS, corpus, fixture_body, perturbed, service_of
 
 from cds_service.config import Settings
-from cds_service.fhir.capped_search import decode_capped_search
 from cds_service.fhir.templates import fill
 from cds_service.hooks import pipeline
 from cds_service.hooks.body import HookBody, decode_hook_body
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.errors import HookError
 from cds_service.knowledge.model import Knowledge
-from cds_service.record import builder, partial
+from cds_service.record import builder
 from cds_service.record.model import PatientRecord
 from cds_service.record.partial import INTAKE_ELEMENTS, PartialResource
+from tests.record.perturbed_requests import PERTURBATIONS, corpus, fixture_body, perturbed, service_of
 
 NOW = datetime.fromisoformat("2026-11-23T12:00:00+00:00")
 FHIR = "https://fhir.differential.test/r4"
@@ -269,40 +268,3 @@ def test_the_intake_reads_nothing_but_the_intake_elements_of_a_partial_reading(
     for name, _sid, raw in corpus_items()[::5]:
         assert_same(kb, name, raw, monkeypatch)
     assert {"resourceType", "status", "code", "effectiveDateTime"} <= _Strict.read
-
-
-def test_a_partial_reading_completes_to_the_whole_resource_with_its_changes() -> None:
-    raw = json.dumps({"resourceType": "Bundle", "type": "searchset", "total": 2, "link": [], "entry": [
-        {"fullUrl": "urn:a", "resource": {"resourceType": "Observation", "id": "a", "status": "final",
-                                          "valueQuantity": {"value": 81}, "effectiveDateTime": "2026-11-20T10:00"}},
-        {"resource": {"resourceType": "Condition", "id": "c"}}, {"search": {"mode": "match"}}]}).encode()  # fmt: skip
-    bundle = decode_capped_search(raw)
-    assert bundle is not None and bundle["total"] == 2 and bundle["entry"][0]["fullUrl"] == "urn:a"
-    reading, condition = bundle["entry"][0]["resource"], bundle["entry"][1]["resource"]
-    assert isinstance(reading, PartialResource) and dict(reading) == {
-        "resourceType": "Observation", "id": "a", "status": "final", "effectiveDateTime": "2026-11-20T10:00"}
-    assert type(condition) is dict and condition == {"resourceType": "Condition", "id": "c"}
-    changed = partial.copied(reading)
-    changed["effectiveDateTime"] = "2026-11-20T10:00:00+00:00"
-    assert isinstance(changed, PartialResource) and reading["effectiveDateTime"] == "2026-11-20T10:00"
-    assert partial.complete(changed) == {"resourceType": "Observation", "id": "a", "status": "final",
-                                         "valueQuantity": {"value": 81},
-                                         "effectiveDateTime": "2026-11-20T10:00:00+00:00"}  # fmt: skip
-    assert type(partial.complete(changed)) is dict and type(reading.copy()) is type(reading)
-
-
-@pytest.mark.parametrize(("text", "whole"), [
-    ("1e400", True), ("-2E+309", True), ("1E-400", True), ("9" * 250 + ".5", True), ("9" * 250 + "e99", True),
-    ("1.7976931348623157e308", True), ("1e99", False), ("123456.75", False), ("9" * 150, False), ('"2e10"', False),
-    ('"2e100"', True),  # a string may look like one: decoded whole, as before
-])  # fmt: skip
-def test_a_search_that_may_hold_a_number_beyond_a_double_is_decoded_whole(text: str, whole: bool) -> None:
-    raw = ('{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "valueQuantity": '
-           '{"value": ' + text + "}}}]}").encode()  # fmt: skip
-    assert (decode_capped_search(raw) is None) is whole
-
-
-@pytest.mark.parametrize("raw", [b"[]", b"null", b'"Bundle"', b'{"resourceType": "OperationOutcome"}',
-                                 b'{"resourceType": "Bundle", "entry": [1, {}]}', b'{"entry": "x"}'])  # fmt: skip
-def test_anything_but_a_search_bundle_of_entries_is_decoded_whole(raw: bytes) -> None:
-    assert decode_capped_search(raw) is None
