@@ -15,7 +15,8 @@ does not check is the range of numbers, which only a decode does (a number beyon
 
 from __future__ import annotations
 
-from typing import Any, Final, TypedDict
+from collections.abc import Mapping
+from typing import Any, Final, TypedDict, cast
 
 import msgspec
 
@@ -59,7 +60,19 @@ class _Bundle(TypedDict, total=False):
 # What the intake reads of a reading, as a type: members of other names are skipped, not built.
 _Head = TypedDict("_Head", dict.fromkeys(INTAKE_ELEMENTS, Any), total=False)  # type: ignore[misc]
 
+
+class _EntryHead(TypedDict, total=False):
+    resource: _Head
+
+
+class _BundleHeads(TypedDict, total=False):
+    """The same Bundle, with only what the intake reads of each entry's resource (one pass for all of them)."""
+
+    entry: list[_EntryHead]
+
+
 _BUNDLE: Final = msgspec.json.Decoder(_Bundle)
+_HEADS: Final = msgspec.json.Decoder(_BundleHeads)
 _HEAD: Final = msgspec.json.Decoder(_Head)
 _VALUE: Final = msgspec.json.Decoder()
 # _may_hold_a_huge_number: digits -> "0", e/E -> "e", signs deleted, every other byte -> "x"
@@ -80,10 +93,15 @@ def decode_capped_search(raw: bytes | msgspec.Raw) -> dict[str, Any] | None:
         return None
     if bundle.get("resourceType") != "Bundle":
         return None
-    for entry in bundle.get("entry", ()):
+    entries = bundle.get("entry", [])
+    try:  # the entries' heads in one pass (the same text: the same entries, in order)
+        heads: list[Any] = [entry.get("resource") for entry in _HEADS.decode(raw).get("entry", ())]
+    except msgspec.ValidationError:  # a resource that is not an object: each entry on its own
+        heads = [None] * len(entries)
+    for entry, head in zip(entries, heads, strict=True):
         text = entry.get("resource", _SKIP)
         if text is not _SKIP:
-            entry["resource"] = _resource(text)
+            entry["resource"] = _resource(text, head)
     return bundle
 
 
@@ -98,11 +116,14 @@ class _Reading(PartialResource):
         return whole
 
 
-def _resource(text: msgspec.Raw) -> Any:
-    try:
-        head: dict[str, Any] = _HEAD.decode(text)  # type: ignore[assignment]
-    except msgspec.ValidationError:  # not an object: as it stands
-        return _VALUE.decode(text)
+def _resource(text: msgspec.Raw, head: Mapping[str, Any] | None) -> Any:
+    """The entry's resource: a partial reading of an Observation (``head``: its intake elements, when already
+    decoded), anything else whole."""
+    if head is None:
+        try:
+            head = cast(Mapping[str, Any], _HEAD.decode(text))
+        except msgspec.ValidationError:  # not an object: as it stands
+            return _VALUE.decode(text)
     if head.get("resourceType") != "Observation":
         return _VALUE.decode(text)
     reading = _Reading(head)
@@ -114,5 +135,6 @@ def _may_hold_a_huge_number(raw: bytes | msgspec.Raw) -> bool:
     """True when ``raw`` may hold a number beyond a double: one with an exponent of three digits or more, or
     with 200 digits before its point (a double ends near 1.8e308; with an exponent under 100, 210 digits are
     needed to pass it). Digits in strings may answer True too: the text is then decoded whole."""
-    shape = memoryview(raw).tobytes().translate(_NUMBER_SHAPE, _SIGNS)
+    text = raw if isinstance(raw, bytes) else memoryview(raw).tobytes()
+    shape = text.translate(_NUMBER_SHAPE, _SIGNS)
     return b"0e000" in shape or b"0" * 200 in shape

@@ -49,3 +49,15 @@ def test_a_search_that_may_hold_a_number_beyond_a_double_is_decoded_whole(text: 
                                  b'{"resourceType": "Bundle", "entry": [1, {}]}', b'{"entry": "x"}'])  # fmt: skip
 def test_anything_but_a_search_bundle_of_entries_is_decoded_whole(raw: bytes) -> None:
     assert decode_capped_search(raw) is None
+
+
+def test_a_resource_that_is_not_an_object_leaves_the_other_readings_partial() -> None:
+    reading = {"resourceType": "Observation", "id": "b", "status": "final", "component": [{"a": 1}]}
+    raw = json.dumps({"resourceType": "Bundle", "entry": [{"resource": "Observation"}, {"resource": reading},
+                                                           {"resource": [1]}, {}]}).encode()  # fmt: skip
+    bundle = decode_capped_search(raw)
+    assert bundle is not None
+    first, second, third, fourth = bundle["entry"]
+    assert first == {"resource": "Observation"} and third == {"resource": [1]} and fourth == {}
+    assert isinstance(second["resource"], PartialResource) and "component" not in second["resource"]
+    assert partial.complete(second["resource"]) == reading

@@ -255,8 +255,8 @@ def test_the_intake_reads_nothing_but_the_intake_elements_of_a_partial_reading(
 ) -> None:
     from cds_service.fhir import capped_search
 
-    def strict(text: msgspec.Raw) -> Any:
-        made = original(text)
+    def strict(text: msgspec.Raw, head: Any) -> Any:
+        made = original(text, head)
         if isinstance(made, PartialResource):
             reading = _Strict(made)
             reading.text = bytes(text)
