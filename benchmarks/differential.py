@@ -29,14 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime.fromisoformat("2026-11-23T12:00:00+00:00")
 
 
-def _without_uuids(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [_without_uuids(v) for v in value]
-    return value
-
-
 def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]]:
     """(request name, (status, cards or issues as JSON, records as text)) of every request of the corpus."""
     sys.path.append(str(ROOT))  # the corpus and the workloads; the cds_service under test comes first
@@ -45,7 +37,7 @@ def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]
     from cds_service.hooks.body import decode_hook_body
     from cds_service.hooks.errors import HookError
     from cds_service.knowledge.loader import load_knowledge
-    from tests.record.perturbed_requests import corpus
+    from tests.record.perturbed_requests import corpus, without_uuids
 
     kb = load_knowledge()
     settings = Settings(auth_enabled=False, fhir_server_allowlist=(), database_url="sqlite://")
@@ -56,18 +48,22 @@ def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]
         records.append(build(*args, **kwargs))
         return records[-1]
 
+    saved = pipeline._build_record, pipeline._account
     pipeline._build_record = recording  # type: ignore[assignment]
     pipeline._account = lambda *args, **kwargs: None  # type: ignore[assignment]
-    for name, service_id, raw in corpus(NOW, seeds=seeds):
-        records.clear()
-        try:
-            body = decode_hook_body(raw, settings.max_json_depth)
-            cards = pipeline.handle_hook_call(service_id, body, kb=kb, settings=settings, now=NOW,
-                                              base_url="https://cds.example.org")  # fmt: skip
-            outcome = (200, json.dumps(_without_uuids(cards), sort_keys=True))
-        except HookError as exc:
-            outcome = (exc.status, repr([(i.code, i.diagnostics, i.expression) for i in exc.issues]))
-        yield name, (*outcome, tuple(repr(r) for r in records))
+    try:
+        for name, service_id, raw in corpus(NOW, seeds=seeds):
+            records.clear()
+            try:
+                body = decode_hook_body(raw, settings.max_json_depth)
+                cards = pipeline.handle_hook_call(service_id, body, kb=kb, settings=settings, now=NOW,
+                                                  base_url="https://cds.example.org")  # fmt: skip
+                outcome = (200, json.dumps(without_uuids(cards), sort_keys=True))
+            except HookError as exc:
+                outcome = (exc.status, repr([(i.code, i.diagnostics, i.expression) for i in exc.issues]))
+            yield name, (*outcome, tuple(repr(r) for r in records))
+    finally:  # the pipeline as it was, for whatever runs next in this process
+        pipeline._build_record, pipeline._account = saved
 
 
 def compare(first: dict[str, Any], second: dict[str, Any]) -> list[str]:

@@ -34,7 +34,14 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.record import builder
 from cds_service.record.model import PatientRecord
 from cds_service.record.partial import INTAKE_ELEMENTS, PartialResource
-from tests.record.perturbed_requests import PERTURBATIONS, corpus, fixture_body, perturbed, service_of
+from tests.record.perturbed_requests import (
+    PERTURBATIONS,
+    corpus,
+    fixture_body,
+    perturbed,
+    service_of,
+    without_uuids,
+)
 
 NOW = datetime.fromisoformat("2026-11-23T12:00:00+00:00")
 FHIR = "https://fhir.differential.test/r4"
@@ -42,14 +49,6 @@ SETTINGS = Settings(auth_enabled=False, fhir_server_allowlist=(FHIR,), database_
 # Perturbations a FHIR server answering the service's own queries cannot reproduce (a next page it never serves).
 SERVER_CANNOT = ("next-page",)
 Outcome = tuple[int, Any, tuple[PatientRecord, ...]]
-
-
-def _without_uuids(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [_without_uuids(v) for v in value]
-    return value
 
 
 def answer(kb: Knowledge, body: HookBody | Mapping[str, Any], monkeypatch: pytest.MonkeyPatch) -> Outcome:
@@ -70,7 +69,7 @@ def answer(kb: Knowledge, body: HookBody | Mapping[str, Any], monkeypatch: pytes
                                           base_url="https://cds.example.org")  # fmt: skip
     except HookError as exc:
         return exc.status, [(i.code, i.diagnostics, i.expression) for i in exc.issues], tuple(records)
-    return 200, _without_uuids(cards), tuple(records)
+    return 200, without_uuids(cards), tuple(records)
 
 
 def partly_decoded(kb: Knowledge, raw: bytes, monkeypatch: pytest.MonkeyPatch) -> Outcome:
