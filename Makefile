@@ -25,6 +25,7 @@ test: install
 lint: install
 	$(BIN)/ruff check cds_service tests benchmarks scripts fhir_fixtures
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test
 

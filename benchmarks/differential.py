@@ -33,7 +33,7 @@ def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]
     """(request name, (status, cards or issues as JSON, records as text)) of every request of the corpus."""
     sys.path.append(str(ROOT))  # the corpus and the workloads; the cds_service under test comes first
     from cds_service.config import Settings
-    from cds_service.hooks import pipeline
+    from cds_service.hooks import gather, pipeline
     from cds_service.hooks.body import decode_hook_body
     from cds_service.hooks.errors import HookError
     from cds_service.knowledge.loader import load_knowledge
@@ -42,15 +42,13 @@ def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]
     kb = load_knowledge()
     settings = Settings(auth_enabled=False, fhir_server_allowlist=(), database_url="sqlite://")
     records: list[Any] = []
-    build = pipeline._build_record
+    build = gather.build_record
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         records.append(build(*args, **kwargs))
         return records[-1]
 
-    saved = pipeline._build_record, pipeline._account
-    pipeline._build_record = recording  # type: ignore[assignment]
-    pipeline._account = lambda *args, **kwargs: None  # type: ignore[assignment]
+    gather.build_record = recording  # type: ignore[assignment]
     try:
         for name, service_id, raw in corpus(NOW, seeds=seeds):
             records.clear()
@@ -63,7 +61,7 @@ def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]
                 outcome = (exc.status, repr([(i.code, i.diagnostics, i.expression) for i in exc.issues]))
             yield name, (*outcome, tuple(repr(r) for r in records))
     finally:  # the pipeline as it was, for whatever runs next in this process
-        pipeline._build_record, pipeline._account = saved
+        gather.build_record = build
 
 
 def compare(first: dict[str, Any], second: dict[str, Any]) -> list[str]:

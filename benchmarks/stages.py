@@ -34,12 +34,12 @@ from cds_service.fhir.prefetch import resolve_prefetch
 from cds_service.hooks.body import decode_hook_body
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.context import validate_request
+from cds_service.hooks.gather import with_prefetch
 from cds_service.hooks.limits import raw_nesting_exceeds
-from cds_service.hooks.pipeline import with_prefetch
 from cds_service.knowledge.loader import load_knowledge
-from cds_service.observability.audit import current_audit
 from cds_service.order.model import OrderStage
-from cds_service.order.parser import find_ketamine_requests, parse_order
+from cds_service.order.parser import parse_order
+from cds_service.order.recognition import find_ketamine_requests
 from cds_service.record import kinds, validation
 from cds_service.record.builder import build_record
 from cds_service.rules import engine
@@ -79,7 +79,7 @@ def stage_times(workload: Workload, calls: int) -> dict[str, float]:
     orders = find_ketamine_requests(draft_orders, None, kb)
     body = with_prefetch(service, request, depth)
     resolution = resolve_prefetch(
-        service.prefetch, body, settings=settings, allowlist=allowlist, session=None, audit=current_audit()
+        service.prefetch, body, settings=settings, allowlist=allowlist, session=None
     )
     patient_id = envelope["context"]["patientId"]
 
@@ -102,7 +102,7 @@ def stage_times(workload: Workload, calls: int) -> dict[str, float]:
         "prefetch nesting check and decode": lambda: with_prefetch(service, request, depth),
         "- vital-sign searches, partly decoded": lambda: [decode_capped_search(m) for m in capped],
         "prefetch resolution": lambda: resolve_prefetch(
-            service.prefetch, body, settings=settings, allowlist=allowlist, session=None, audit=current_audit()
+            service.prefetch, body, settings=settings, allowlist=allowlist, session=None
         ),
         "record build": build,
     }
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(auth_enabled=False)
     resolution = resolve_prefetch(
         service.prefetch, body, settings=settings, allowlist=ServerAllowlist(settings.fhir_server_allowlist),
-        session=None, audit=current_audit(),
+        session=None,
     )  # fmt: skip
     print("fhir.resources validation per record build (resources, µs each):")
     for rtype, (n, each) in validation_costs(resolution.resources, max(3, calls // 10)).items():

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cds_service.config import Settings  # noqa: E402
-from cds_service.feedback import blueprint  # noqa: E402
 from cds_service.knowledge.loader import load_knowledge  # noqa: E402
-from cds_service.sandbox.cli import request_for  # noqa: E402
+from cds_service.sandbox.evaluation import request_for  # noqa: E402
+from cds_service.web import feedback as blueprint  # noqa: E402
 from cds_service.web.app import create_app  # noqa: E402
 
 FIXTURE = "bp-160-100"
@@ -92,7 +92,8 @@ def measure(requests: int, database_url: str, block: int = 25) -> dict[str, Any]
     triples = [(f"m-{i}", "hypertension-uncontrolled", "critical") for i in range(cards_per_call)]
     with app.app_context():
         record_us = [
-            _timed(lambda: blueprint.record_cards("ketamine-order-sign", "order-sign", "hi", triples)) * 1000
+            _timed(lambda: blueprint.record_cards("ketamine-order-sign", "order-sign", "hi", triples, kb_version="v"))
+            * 1000
             for _ in range(2000)
         ]
     # background throughput: queue many calls at once and time until they are all in the database
@@ -103,6 +104,7 @@ def measure(requests: int, database_url: str, block: int = 25) -> dict[str, Any]
             blueprint.record_cards(
                 "ketamine-order-sign", "order-sign", f"hi-{n}",
                 [(f"d-{n}-{i}", "hypertension-uncontrolled", "critical") for i in range(cards_per_call)],
+                kb_version="x",
             )
         runtime.writer.flush(300)
         drain_s = time.perf_counter() - start

@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
+from cds_service.fhir.memory import resources_from_bundle  # noqa: E402
 from cds_service.sandbox import roller  # noqa: E402
-from cds_service.sandbox.fhir_query import resources_from_bundle  # noqa: E402
 from cds_service.sandbox.fixtures import FixtureEntry, load_manifest  # noqa: E402
 from cds_service.sandbox.requests import latest_weight_kg, load_template, materialize_order  # noqa: E402
 

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-INDICATORS = ("info", "warning", "critical")
+from cds_service.knowledge.model import Indicator
+
+INDICATORS = tuple(i.value for i in Indicator)
 SELECTION_BEHAVIORS = ("at-most-one", "any")
 ACTION_TYPES = ("create", "update", "delete")
 LINK_TYPES = ("absolute", "smart")
-SUMMARY_LIMIT = 140  # the summary must be shorter than this
+SUMMARY_MAX = 139  # the longest summary a card may have: CDS Hooks asks for fewer than 140 characters
 _RESOURCE_ID = re.compile(r"^[A-Za-z]+/[A-Za-z0-9\-.]{1,64}$")
 _ABSOLUTE_URL = re.compile(r"^https?://[^\s/]+[^\s]*$")
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -202,12 +204,17 @@ class Card:
     links: tuple[Link, ...] = ()
     extension: Mapping[str, Any] | None = None  # a pre-coordinated JSON object, keys reverse-DNS (spec §Extensions)
 
+    @property
+    def topic(self) -> str | None:
+        """The code of ``source.topic`` (the rule topic), None when the card has none."""
+        return self.source.topic.code if self.source.topic is not None else None
+
     def __post_init__(self) -> None:
         for name in ("suggestions", "override_reasons", "links"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         _text(self.summary, "Card.summary")
-        if len(self.summary) >= SUMMARY_LIMIT:
-            raise CardModelError(f"Card.summary must be shorter than {SUMMARY_LIMIT} characters")
+        if len(self.summary) > SUMMARY_MAX:
+            raise CardModelError(f"Card.summary must be shorter than {SUMMARY_MAX + 1} characters")
         if self.indicator not in INDICATORS:
             raise CardModelError(f"Card.indicator must be one of {INDICATORS} (got {self.indicator!r})")
         if not isinstance(self.source, Source):

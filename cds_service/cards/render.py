@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from cds_service.cards.model import Action, Card, CardModelError, Coding, Source, Suggestion
+from cds_service.cards.model import SUMMARY_MAX, Action, Card, CardModelError, Coding, Source, Suggestion
 from cds_service.knowledge.model import Knowledge, Topic
 from cds_service.order.rewrite import rewrite_to_standard
 from cds_service.rules.engine import Evaluation
@@ -32,7 +32,6 @@ DEFAULT_OVERRIDE_REASONS: tuple[tuple[str, str], ...] = (
     ("documented-elsewhere", "Criteria documented outside this record"),
     ("resolved-or-outdated", "Contraindication resolved or data out of date"),
 )
-SUMMARY_MAX = 139
 EVIDENCE_EXTENSION = "org.ketamine-cds.evidence"
 _MISSING_FACT = "(not recorded)"
 
@@ -47,7 +46,7 @@ class _Facts(dict[str, str]):
 
 def render_cards(
     evaluation: Evaluation,
-    order_resource: Mapping[str, Any],
+    order_resource: Mapping[str, Any] | None,
     order_reference: str | None,
     kb: Knowledge,
     *,
@@ -65,13 +64,15 @@ def render_cards(
 
 def build_cards(
     evaluation: Evaluation,
-    order_resource: Mapping[str, Any],
+    order_resource: Mapping[str, Any] | None,
     order_reference: str | None,
     kb: Knowledge,
     *,
     base_url: str,
     patient_id: str,
 ) -> list[Card]:
+    """One card per finding, in the evaluation's order. ``order_resource``: the draft order the suggestions act
+    on (None when what was evaluated is the patient: no order to remove or rewrite)."""
     return [
         _card(f, order_resource, order_reference, kb, base_url=base_url.rstrip("/"), patient_id=patient_id)
         for f in evaluation.findings
@@ -80,7 +81,7 @@ def build_cards(
 
 def _card(
     finding: Finding,
-    order_resource: Mapping[str, Any],
+    order_resource: Mapping[str, Any] | None,
     order_reference: str | None,
     kb: Knowledge,
     *,
@@ -182,7 +183,7 @@ def _reason_codings(reasons: tuple[tuple[str, str], ...]) -> tuple[Coding, ...]:
 
 def _suggestions(
     finding: Finding,
-    order_resource: Mapping[str, Any],
+    order_resource: Mapping[str, Any] | None,
     order_reference: str | None,
     kb: Knowledge,
     patient_id: str,
@@ -208,12 +209,15 @@ def _suggestions(
 
 def _suggestion(
     intent: object,
-    order_resource: Mapping[str, Any],
+    order_resource: Mapping[str, Any] | None,
     order_reference: str | None,
     kb: Knowledge,
     patient_id: str,
 ) -> Suggestion | None:
-    if isinstance(intent, DeleteOrder):
+    if isinstance(intent, DeleteOrder | RewriteDose) and order_resource is None:
+        log.error("suggestion %s needs a draft order, and there is none", type(intent).__name__)
+        return None
+    if isinstance(intent, DeleteOrder) and order_resource is not None:
         reference = order_reference or _reference_of(order_resource)
         if reference is None:
             return None  # a draft without an id cannot be addressed by a delete action
@@ -230,7 +234,7 @@ def _suggestion(
         resource["subject"] = {"reference": f"Patient/{patient_id}"}
         label = kb.assessment_labels.get(intent.kind) or f"Order {_code_text(resource) or intent.kind}"
         return Suggestion(label=label, actions=(Action("create", label, resource),))
-    if isinstance(intent, RewriteDose):
+    if isinstance(intent, RewriteDose) and order_resource is not None:
         rewritten = rewrite_to_standard(order_resource, intent.dose_mg, intent.duration_minutes, intent.per_week)
         label = f"Change to {intent.dose_mg:g} mg over {intent.duration_minutes:g} minutes"
         if intent.per_week is not None:

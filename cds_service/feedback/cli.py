@@ -10,8 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from cds_service.config import MAX_RETENTION_DAYS, ConfigError, Settings
+from cds_service.database import sqlite_file
 from cds_service.feedback.report import build_report, render
-from cds_service.feedback.store import FeedbackStore, FeedbackStoreError, sqlite_file
+from cds_service.feedback.store import FeedbackStore, FeedbackStoreError
 from cds_service.feedback.validation import parse_rfc3339
 
 log = logging.getLogger(__name__)

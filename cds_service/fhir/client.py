@@ -21,12 +21,10 @@ import requests
 
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import same_server
-from cds_service.observability import metrics
-from cds_service.record.fhirdata import is_mapping
+from cds_service.record.fhirdata import bundle_resources, next_link
 
 MAX_REDIRECTS = 3
 _CHUNK = 64 * 1024
-_ERROR_SEVERITIES = ("error", "fatal")
 # a server that keeps sending, too slowly: cut off by the overall deadline, not by the read timeout
 DEADLINE_REASON = "the FHIR server's answer did not finish in time"
 
@@ -37,6 +35,10 @@ def new_session() -> requests.Session:
     session = requests.Session()
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     return session
+
+
+def _unobserved(outcome: str, seconds: float) -> None:
+    return None
 
 
 class FetchError(Exception):
@@ -59,12 +61,20 @@ class SearchResult:
 
 class FhirClient:
     def __init__(
-        self, base_url: str, *, token: str | None, settings: Settings, session: requests.Session
+        self,
+        base_url: str,
+        *,
+        token: str | None,
+        settings: Settings,
+        session: requests.Session,
+        on_fetch: Callable[[str, float], None] = _unobserved,
     ) -> None:
+        """``on_fetch(outcome, seconds)`` is told of every GET: "ok" or the ``FetchError`` kind."""
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._settings = settings
         self._session = session
+        self._on_fetch = on_fetch
 
     def __repr__(self) -> str:  # never show the token
         return f"FhirClient({self.base_url!r})"
@@ -83,7 +93,7 @@ class FhirClient:
             outcome = exc.kind
             raise
         finally:
-            metrics.observe_fhir_fetch(outcome, time.monotonic() - started)
+            self._on_fetch(outcome, time.monotonic() - started)
 
     def _get_json(self, url: str, started: float) -> dict[str, Any]:
         s = self._settings
@@ -211,42 +221,3 @@ class FhirClient:
             pages += 1
             next_url = next_link(page)
         return SearchResult(tuple(resources), pages, problem, errors)
-
-
-def next_link(bundle: Mapping[str, Any]) -> str | None:
-    links = bundle.get("link")
-    if not isinstance(links, list):
-        return None
-    for link in links:
-        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            url: str = link["url"]
-            return url
-    return None
-
-
-def bundle_resources(bundle: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], int]:
-    """The entry resources of a Bundle without its OperationOutcome entries, and how many of those
-    reported an error (warnings and information, e.g. "results truncated", are dropped)."""
-    resources: list[Mapping[str, Any]] = []
-    errors = 0
-    entries = bundle.get("entry")
-    if not isinstance(entries, list):
-        return resources, 0
-    append = resources.append
-    for entry in entries:
-        if is_mapping(entry):
-            resource = entry.get("resource")
-            if is_mapping(resource):
-                if resource.get("resourceType") == "OperationOutcome":
-                    if is_error_outcome(resource):
-                        errors += 1
-                    continue
-                append(resource)
-    return resources, errors
-
-
-def is_error_outcome(outcome: Mapping[str, Any]) -> bool:
-    issues = outcome.get("issue")
-    if not isinstance(issues, list) or not issues:
-        return True  # an OperationOutcome that says nothing is taken as an error report
-    return any(isinstance(i, Mapping) and i.get("severity") in _ERROR_SEVERITIES for i in issues)

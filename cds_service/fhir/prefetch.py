@@ -22,20 +22,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Protocol
 
 import requests
 
 from cds_service.config import Settings
 from cds_service.fhir.allowlist import ServerAllowlist, same_server
-from cds_service.fhir.client import FetchError, FhirClient, bundle_resources, new_session, next_link
+from cds_service.fhir.client import FetchError, FhirClient, new_session
 from cds_service.fhir.templates import TemplateError, fill
-from cds_service.hooks.catalog import PrefetchKey
-from cds_service.observability.audit import RequestAudit
 from cds_service.record.dates import effective_timestamp
-from cds_service.record.fhirdata import is_mapping
+from cds_service.record.fhirdata import bundle_resources, is_mapping, next_link
 from cds_service.record.model import DataGap
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,61 @@ log = logging.getLogger(__name__)
 MEDICATION_BATCH = 50
 MEDICATION_GAP_KEY = "medicationReference"
 _MEDICATION_USERS = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
+
+
+@dataclass(frozen=True, slots=True)
+class PrefetchKey:
+    """One prefetch template and what the service does with its data.
+
+    ``kind`` is the record data kind (``record/kinds.py``) the key feeds; ``required`` keys that cannot be
+    obtained give 412, others a data gap named in the cards; ``follow_pages`` says whether ``next`` links
+    of a paged search are followed (latest-value searches need the first page only).
+    """
+
+    key: str
+    template: str
+    kind: str
+    required: bool
+    follow_pages: bool = True
+
+    @property
+    def is_read(self) -> bool:
+        """An instance read (``Type/id``) rather than a search."""
+        return "?" not in self.template
+
+    @property
+    def read_type(self) -> str | None:
+        """The resource type an instance read returns (``Patient`` for ``Patient/{{...}}``); None for searches."""
+        return self.template.split("/", 1)[0] if self.is_read else None
+
+    @property
+    def resource_type(self) -> str:
+        """The resource type the template reads or searches (``_include``d types not counted)."""
+        return self.template.split("?", 1)[0].split("/", 1)[0]
+
+
+class ResolutionObserver(Protocol):
+    """What resolving a prefetch reports as it goes, for the audit and the metrics: phase timings
+    (``prefetch``, ``fhir_fetch``) and each FHIR fallback fetch. Never patient data."""
+
+    def phase(self, name: str) -> AbstractContextManager[object]: ...
+
+    def fetched(self, outcome: str, seconds: float) -> None:
+        """One FHIR read or page: ``outcome`` is "ok" or a failure kind ("timeout", "http-500", ...)."""
+        ...
+
+
+class Unobserved:
+    """A ``ResolutionObserver`` that records nothing."""
+
+    def phase(self, name: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def fetched(self, outcome: str, seconds: float) -> None:
+        return None
+
+
+UNOBSERVED: Final = Unobserved()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +117,21 @@ class PrefetchResolution:
     gaps: tuple[DataGap, ...]
     unobtainable_required: tuple[DataGap, ...] = ()
     states: Mapping[str, str] = field(default_factory=dict)  # key -> state, for tests and audit
+    incomplete: frozenset[str] = frozenset()  # kinds fed by a key that was not obtained
+
+    def merged(self, later: PrefetchResolution) -> PrefetchResolution:
+        """This resolution and ``later`` (of other keys of the same request) as one: a kind is available when
+        some key fed it and every key that feeds it, in either, was obtained."""
+        incomplete = self.incomplete | later.incomplete
+        gaps = {gap.key: gap for gap in (*self.gaps, *later.gaps)}  # a gap named by both (medications) once
+        return PrefetchResolution(
+            resources=(*self.resources, *later.resources),
+            available=(self.available | later.available) - incomplete,
+            gaps=tuple(gaps.values()),
+            unobtainable_required=(*self.unobtainable_required, *later.unobtainable_required),
+            states={**self.states, **later.states},
+            incomplete=incomplete,
+        )
 
 
 def resolve_prefetch(
@@ -72,7 +141,7 @@ def resolve_prefetch(
     settings: Settings,
     allowlist: ServerAllowlist,
     session: requests.Session | None = None,
-    audit: RequestAudit | None = None,
+    observer: ResolutionObserver = UNOBSERVED,
     now: datetime | None = None,
 ) -> PrefetchResolution:
     """Resolve every prefetch key of a service for one (already schema-validated) hook request.
@@ -82,7 +151,6 @@ def resolve_prefetch(
     not, so that the reading the rules need is not pushed out by future ones (clinical-rules.md §10).
     """
     more = _more_than_the_future(now)
-    audit = audit or RequestAudit()
     prefetch = body.get("prefetch")
     supplied: Mapping[str, Any] = prefetch if isinstance(prefetch, Mapping) else {}
     context = body.get("context")
@@ -99,12 +167,13 @@ def resolve_prefetch(
     if refusal is None and isinstance(server, str):
         if session is None:
             session, own_session = new_session(), True
-        client = FhirClient(server, token=_token(body), settings=settings, session=session)
+        client = FhirClient(server, token=_token(body), settings=settings, session=session,
+                           on_fetch=observer.fetched)
 
     results: dict[str, KeyResult] = {}
     tasks: dict[str, tuple[PrefetchKey, Callable[[], KeyResult]]] = {}
     try:
-        with audit.phase("prefetch"):
+        with observer.phase("prefetch"):
             for key in keys:
                 if key.key in supplied:
                     outcome = _from_supplied(key, supplied[key.key], client, more)
@@ -123,7 +192,7 @@ def resolve_prefetch(
                 results[name] = KeyResult(key, "gap", obtained=False, gap="not read: required data is missing")
             tasks = {}
         if tasks:
-            with audit.phase("fhir_fetch"):
+            with observer.phase("fhir_fetch"):
                 results.update(_run_parallel(tasks))
         resources = [r for key in keys for r in results[key.key].resources]
         if doomed:
@@ -131,7 +200,7 @@ def resolve_prefetch(
         elif client is None:
             medication_gap = _resolve_medication_references(resources, None, refusal)
         else:
-            with audit.phase("fhir_fetch"):
+            with observer.phase("fhir_fetch"):
                 medication_gap = _resolve_medication_references(resources, client, refusal)
     finally:
         if own_session and session is not None:
@@ -155,6 +224,7 @@ def resolve_prefetch(
         gaps=tuple(gaps),
         unobtainable_required=tuple(unobtainable),
         states={k: r.state for k, r in results.items()},
+        incomplete=frozenset(incomplete),
     )
 
 

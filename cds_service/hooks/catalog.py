@@ -1,4 +1,10 @@
-"""The two CDS services this server offers and the prefetch templates they declare.
+"""The CDS services this server offers: each is a descriptor (``ServiceDefinition``) plus functions.
+
+What differs from one service to another is data on its descriptor: the hook it answers, its prefetch
+templates, what it evaluates (``subjects``: every ketamine draft order, the selected ones, or the patient), the
+rule set it runs (``rules``), and optionally a ``screen``: prefetch keys to read first and a test that ends the
+call early (no cards) without reading the rest. The one pipeline (``hooks.pipeline``) runs every service the
+same way; nothing in it branches on the hook.
 
 Templates use only what CDS Hooks 2.0 allows in a prefetch (cds-hooks-spec.md §3): the tokens
 ``{{context.patientId}}`` (root-level context fields only), instance reads, type searches with reference
@@ -9,13 +15,19 @@ and token parameters (equality, comma = OR), ``_count``, ``_sort`` and ``_includ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
+from cds_service.fhir.prefetch import PrefetchKey
+from cds_service.hooks.subjects import DraftOrders, Subjects
+from cds_service.knowledge.model import Knowledge
+from cds_service.order.model import OrderStage
 from cds_service.record import kinds
-
-LOINC = "http://loinc.org"
+from cds_service.record.model import PatientRecord
+from cds_service.rules.engine import ORDER_RULES, RuleSet
+from cds_service.terminology.codes import LOINC
 
 
 def _codes(*codes: str) -> str:
@@ -35,32 +47,9 @@ PREGNANCY_TEST_CODES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class PrefetchKey:
-    """One prefetch template and what the service does with its data.
+S = TypeVar("S")
 
-    ``kind`` is the record data kind (``record/kinds.py``) the key feeds; ``required`` keys that cannot be
-    obtained give 412, others a data gap named in the cards; ``follow_pages`` says whether ``next`` links
-    of a paged search are followed (latest-value searches need the first page only).
-    """
-
-    key: str
-    template: str
-    kind: str
-    required: bool
-    follow_pages: bool = True
-
-    @property
-    def is_read(self) -> bool:
-        """An instance read (``Type/id``) rather than a search."""
-        return "?" not in self.template
-
-    @property
-    def read_type(self) -> str | None:
-        """The resource type an instance read returns (``Patient`` for ``Patient/{{...}}``); None for searches."""
-        return self.template.split("/", 1)[0] if self.is_read else None
-
-
+# The prefetch templates of the order services.
 PREFETCH: tuple[PrefetchKey, ...] = (
     PrefetchKey("patient", "Patient/{{context.patientId}}", kinds.PATIENT, required=True),
     PrefetchKey("conditions", "Condition?patient={{context.patientId}}", kinds.CONDITIONS, required=True),
@@ -144,15 +133,39 @@ _USAGE = (
 )
 
 
+@dataclass(frozen=True)
+class Screen:
+    """Read the prefetch ``keys`` first and build the record from them alone; when ``go_on(record, kb, now)``
+    says no, the call ends with no cards and nothing else of the prefetch is read (or fetched).
+
+    For a service most of whose calls concern patients it has nothing to say about: patient-view decides from
+    the conditions whether the patient is depressed before it reads the rest. ``note``: the audit note then.
+    """
+
+    keys: frozenset[str]
+    go_on: Callable[[PatientRecord, Knowledge, datetime], bool]
+    note: str = "screened out"
+
+
 @dataclass(frozen=True, slots=True)
-class ServiceDefinition:
+class ServiceDefinition(Generic[S]):
+    """One CDS service: its discovery entry, what it evaluates and with which rules.
+
+    ``subjects`` finds what the service evaluates in the hook context and reads it into what its rules take
+    (``S``: a ``MedicationOrder``, or the ``Patient``); ``rules`` is the rule set run on each subject.
+    ``request_schema`` names the request's schema in ``openapi.yaml`` (components/schemas).
+    """
+
     id: str
     hook: str
     title: str
     description: str
     usage_requirements: str
+    subjects: Subjects[S]
+    rules: RuleSet[S]
+    request_schema: str
     prefetch: tuple[PrefetchKey, ...] = PREFETCH
-    request_schema: str = ""  # components/schemas name in openapi.yaml
+    screen: Screen | None = None
 
     def discovery_entry(self) -> dict[str, Any]:
         return {
@@ -165,7 +178,7 @@ class ServiceDefinition:
         }
 
 
-SERVICES: Mapping[str, ServiceDefinition] = {
+SERVICES: Mapping[str, ServiceDefinition[Any]] = {
     s.id: s
     for s in (
         ServiceDefinition(
@@ -178,6 +191,8 @@ SERVICES: Mapping[str, ServiceDefinition] = {
                 "treatment against the evidence, and says what is missing. Looks only at the selected orders."
             ),
             usage_requirements=_USAGE,
+            subjects=DraftOrders(OrderStage.SELECT, selected_only=True),
+            rules=ORDER_RULES,
             request_schema="OrderSelectRequest",
         ),
         ServiceDefinition(
@@ -190,6 +205,8 @@ SERVICES: Mapping[str, ServiceDefinition] = {
                 "course of treatment against the evidence, and says what is missing."
             ),
             usage_requirements=_USAGE,
+            subjects=DraftOrders(OrderStage.SIGN),
+            rules=ORDER_RULES,
             request_schema="OrderSignRequest",
         ),
     )

@@ -17,7 +17,7 @@ from html import escape
 from pathlib import Path
 
 from cds_service.knowledge.loader import ThresholdDef, format_value, threshold_definitions
-from cds_service.knowledge.model import Knowledge, Topic
+from cds_service.knowledge.model import ROUTE_GROUPS, Knowledge, Topic
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
@@ -32,7 +32,6 @@ th,td{border:1px solid #ccc;padding:0.25rem 0.5rem;text-align:left;vertical-alig
 .rationale{white-space:pre-wrap;background:#fafafa;padding:0.5rem;border:1px solid #eee}
 .site{font-weight:bold}
 """
-_SEVERITY = {"critical": 3, "warning": 2, "info": 1}
 
 
 def render_rules_page(kb: Knowledge, *, data_dir: Path | None = None) -> str:
@@ -60,6 +59,7 @@ def render_rules_page(kb: Knowledge, *, data_dir: Path | None = None) -> str:
     parts.append(_thresholds(kb, defs))
     parts.append(_valuesets(kb))
     parts.append(_dose_floors(kb))
+    parts.append(_routes(kb))
     parts.append(_references(kb))
     parts.append(_seeds(kb))
     parts.append("</body></html>")
@@ -85,7 +85,7 @@ def _contents(topics: list[Topic]) -> str:
 
 
 def _topic(topic: Topic, kb: Knowledge) -> str:
-    indicators = sorted({v.indicator for v in topic.variants.values()}, key=lambda i: -_SEVERITY.get(i, 0))
+    indicators = sorted({v.indicator for v in topic.variants.values()}, key=lambda i: -i.urgency)
     strongest = indicators[0] if indicators else "info"
     variants = "".join(
         f"<li><code>{escape(name)}</code>: {escape(v.indicator)}</li>" for name, v in topic.variants.items()
@@ -167,6 +167,27 @@ def _dose_floors(kb: Knowledge) -> str:
         '<h2 id="dose-floors">Antidepressant dose floors (adequate trial)</h2>'
         "<table><thead><tr><th>Ingredient</th><th>Class</th><th>Minimum mg/day</th><th>Source</th></tr></thead>"
         f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def _routes(kb: Knowledge) -> str:
+    """How the route of a draft order is read: codes first, then whole words (``routes.yaml``)."""
+    routes = kb.routes
+    rows = []
+    for group in ROUTE_GROUPS:
+        codes = ", ".join(
+            f"<code>{escape(code)}</code> {escape(routes.displays.get((system, code), ''))} ({escape(system)})"
+            for (system, code), g in sorted(routes.codes.items()) if g == group
+        )
+        words = ", ".join(f"<code>{escape(word)}</code>" for word, g in sorted(routes.words) if g == group)
+        rows.append(f"<tr><td>{escape(group)}</td><td>{codes or 'none'}</td><td>{words or 'none'}</td></tr>")
+    return (
+        f'<h2 id="routes">Routes of administration</h2><p>Version <code>{escape(routes.version)}</code>; '
+        f"source: {escape(routes.source)}. A draft order's route is read from its codes first, then from the "
+        "whole words of its text and displays; an order with no route is read as IV ketamine or intranasal "
+        "esketamine, and the checklist says so.</p>"
+        "<table><thead><tr><th>Route</th><th>Codes</th><th>Words</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from functools import cached_property
 from typing import Any, TypeVar, cast
 
-from cds_service.record.model import Code
+from cds_service.terminology.codes import Code
 
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 T = TypeVar("T")
 
 
@@ -195,13 +195,33 @@ def _contains_word(text: str, word: str) -> bool:
     return False
 
 
+class Indicator(StrEnum):
+    """How urgent a card is (CDS Hooks ``Card.indicator``): the one indicator type of the service."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def urgency(self) -> int:
+        """0 for info, 1 for warning, 2 for critical."""
+        return _ORDER.index(self)
+
+    @classmethod
+    def most_urgent_first(cls) -> tuple[Indicator, ...]:
+        return tuple(reversed(_ORDER))
+
+
+_ORDER: tuple[Indicator, ...] = tuple(Indicator)
+
+
 @dataclass(frozen=True)
 class CardText:
     """Texts of one card variant. ``summary`` and ``rationale`` are ``str.format`` templates over facts."""
 
     summary: str  # < 140 characters once formatted
     rationale: str  # markdown paragraph(s): the seed-derived why
-    indicator: str  # info | warning | critical (the default for this variant)
+    indicator: Indicator  # the default for this variant
 
 
 @dataclass(frozen=True)
@@ -247,6 +267,24 @@ class Topic:
     retired: str | None = None  # why and since when the code is no longer emitted ("v2: ...")
 
 
+ROUTE_GROUPS: tuple[str, ...] = ("intravenous", "intranasal", "other")
+
+
+@dataclass(frozen=True)
+class RouteTerms:
+    """How a ``Dosage.route`` is read (``routes.yaml``): codes first, then whole words of its text or displays.
+
+    ``codes``: (system, code) -> route group (one of ``ROUTE_GROUPS``); ``words``: (lower-case word or phrase,
+    group), longest first; ``displays``: (system, code) -> display, for the documentation page.
+    """
+
+    version: str
+    source: str
+    codes: Mapping[tuple[str, str], str]
+    words: tuple[tuple[str, str], ...]
+    displays: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Knowledge:
     """The whole knowledge base. ``thresholds`` is a flat mapping of dotted names to values
@@ -262,6 +300,7 @@ class Knowledge:
     references: Mapping[str, Reference] = field(default_factory=dict)
     assessment_orders: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     assessment_labels: Mapping[str, str] = field(default_factory=dict)  # kind -> suggestion label
+    routes: RouteTerms = field(default_factory=lambda: RouteTerms("", "", {}, ()))
     # what ``derived`` has computed from this knowledge base (not part of its value: never compared or shown)
     _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ _LABEL_OK = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # (endpoints, service ids, status codes, topic codes, indicators), and past the cap nothing more is cached.
 _MAX_CACHED_CHILDREN = 1024
 _MULTIPROC_PROBLEM: str | None = None  # set by install(): why this worker's samples cannot be kept
+_SERVICE_IDS: frozenset[str] = frozenset()  # set by install(): the app's CDS services
 _REQUEST_CHILDREN: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _CARD_CHILDREN: dict[tuple[str, str, str], Any] = {}
 
@@ -143,10 +145,12 @@ def render_metrics() -> bytes:
     return generate_latest(_registry())
 
 
-def install(app: Flask, settings: Settings) -> None:
-    """Register /metrics and the request count/latency instrumentation."""
+def install(app: Flask, settings: Settings, *, service_ids: Collection[str] = ()) -> None:
+    """Register /metrics and the request count/latency instrumentation. ``service_ids``: the CDS services of the
+    app, the only values the ``service`` label takes."""
     del settings
-    global _MULTIPROC_PROBLEM
+    global _MULTIPROC_PROBLEM, _SERVICE_IDS
+    _SERVICE_IDS = frozenset(service_ids)
     # Workers never clear the directory (other workers' files live there), but create it if missing
     _MULTIPROC_PROBLEM = multiprocess_problem()
     if _MULTIPROC_PROBLEM:
@@ -198,26 +202,22 @@ def _metrics_view() -> Response:
     return response
 
 
-@functools.cache
-def _known_service_ids() -> frozenset[str]:
-    try:
-        from cds_service.hooks.catalog import SERVICES
-    except ImportError:  # pragma: no cover - the catalogue is part of the service
-        return frozenset()
-    return frozenset(SERVICES)
-
-
 def _request_labels(status_code: int) -> tuple[str, str]:
-    """(endpoint, service): the Flask endpoint name and, for a service of the catalogue, its id.
+    """(endpoint, service): the Flask endpoint name and, for a service of the app, its id.
 
-    The id comes from the URL only when it names a real service: an unauthenticated caller inventing
-    paths (``/cds-services/<anything>`` answers 401 before any lookup) must not create label values.
+    The id is the audit's (set by an endpoint once it has found the service), else the URL's only when it
+    names a service of the app: an unauthenticated caller inventing paths (``/cds-services/<anything>``
+    answers 401 before any lookup) must not create label values.
     """
     if request.url_rule is None or status_code == 404:
         return "unmatched", ""
     endpoint = _label(request.endpoint, "other")
-    candidate: Any = current_audit().service_id or (request.view_args or {}).get("service_id")
-    service = candidate if isinstance(candidate, str) and candidate in _known_service_ids() else ""
+    found = current_audit().service_id
+    candidate: Any = (request.view_args or {}).get("service_id")
+    if isinstance(found, str):
+        service = _label(found, "")
+    else:
+        service = candidate if isinstance(candidate, str) and candidate in _SERVICE_IDS else ""
     return endpoint, service
 
 

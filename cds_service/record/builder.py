@@ -41,7 +41,6 @@ from typing import Any, Final
 from cds_service.knowledge.model import Knowledge
 from cds_service.record import allergies, intake, kinds, lactation
 from cds_service.record import conditions as cond
-from cds_service.record import medications as meds
 from cds_service.record import observations as obs
 from cds_service.record.dates import (
     effective_time,
@@ -51,6 +50,10 @@ from cds_service.record.dates import (
     parse_fhir_datetime,
 )
 from cds_service.record.fhirdata import content_key, is_mapping, resource_id
+from cds_service.record.medications.administrations import administration
+from cds_service.record.medications.daily_dose import DailyDoses, request_uses, statement_uses
+from cds_service.record.medications.exposures import merge_exposures
+from cds_service.record.medications.resolver import MedicationResolver
 from cds_service.record.model import (
     NORMALISED_CONFLICTING_COPIES,
     SET_ASIDE_CONFLICT,
@@ -414,7 +417,7 @@ class _Builder:
             patient=self.patient or PatientFacts(None, None),
             conditions=tuple(newest_first(conditions, lambda c: c.onset or c.recorded)),
             medication_uses=tuple(newest_first(uses, _START)),
-            exposures=tuple(newest_first(meds.merge_exposures(uses, self.kb), _START)),
+            exposures=tuple(newest_first(merge_exposures(uses, self.kb), _START)),
             blood_pressures=tuple(self._newest_first_cautious(pressures)),
             weights=tuple(self._newest_first_cautious(facts.weights)),
             scores=tuple(self._newest_first_cautious(facts.scores)),
@@ -453,8 +456,8 @@ class _Builder:
         return tuple(Normalisation(kind, what, n) for (kind, what), n in sorted(counts.items()) if n > 0)
 
     def _medications(self) -> tuple[list[MedicationUse], list[Administration], int]:
-        resolver = meds.MedicationResolver(self.kb, self.medications_by_id, self._valid_medication)
-        doses = meds.DailyDoses()
+        resolver = MedicationResolver(self.kb, self.medications_by_id, self._valid_medication)
+        doses = DailyDoses()
         uses: list[MedicationUse] = []
         administrations: list[Administration] = []
         for rtype, resource in self.medication_raw:
@@ -467,11 +470,11 @@ class _Builder:
             if valid is None:
                 continue
             if rtype == "MedicationStatement":
-                uses.extend(meds.statement_uses(valid, resolved, doses))
+                uses.extend(statement_uses(valid, resolved, doses))
             elif rtype == "MedicationRequest":
-                uses.extend(meds.request_uses(valid, resolved, doses))
+                uses.extend(request_uses(valid, resolved, doses))
             else:
-                administrations.extend(meds.administration(valid, resolved, self.kb))
+                administrations.extend(administration(valid, resolved, self.kb))
         return uses, administrations, resolver.unresolved_references
 
     def _read_vitals(self) -> None:

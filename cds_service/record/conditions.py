@@ -24,10 +24,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cds_service.knowledge.model import ICD10CM, CodeRule, Knowledge, ValueSet
+from cds_service.knowledge.model import CodeRule, Knowledge, ValueSet
 from cds_service.record.dates import parse_fhir_datetime, period_bounds
 from cds_service.record.fhirdata import codes_of, resource_id, status_code, texts_of
 from cds_service.record.model import Code, ConditionFact, Recognition
+from cds_service.terminology.codes import ICD10CM
 
 NON_CONDITION_PREFIXES = ("obs-", "result-", "score-", "order-", "reaction-")  # value sets that are not conditions
 NOT_PERSONAL: Final = "condition-not-personal"  # family history and screening: never a category

@@ -1,4 +1,5 @@
-"""Small readers over raw FHIR JSON (already validated or pre-filtered): codings, texts, references.
+"""The readers of raw FHIR JSON, for every layer that reads it (record, order, FHIR fetches): Bundle entries
+and links, codings, texts, references, numbers.
 
 Some of them run on raw JSON before validation (the pre-filter): they must never raise on a malformed
 value (a ``coding`` that is a number, an unhashable ``status``), only find nothing in it.
@@ -59,6 +60,13 @@ def code_keys(concept: object) -> Iterable[tuple[str, str]]:
             system, code = coding.get("system"), coding.get("code")
             if isinstance(system, str) and isinstance(code, str):
                 yield system, code
+
+
+def coding_maps(concept: object) -> list[Mapping[str, Any]]:
+    """The codings of a CodeableConcept that are objects (a lone coding object as one); none for anything else."""
+    if not is_mapping(concept):
+        return []
+    return [coding for coding in codings_of(concept) if is_mapping(coding)]
 
 
 def codings_of(concept: Mapping[str, Any]) -> Sequence[object]:
@@ -130,3 +138,48 @@ def quantity(value: object) -> tuple[float | None, str | None]:
 def resource_id(resource: Mapping[str, Any]) -> str | None:
     rid = resource.get("id")
     return rid if isinstance(rid, str) and rid else None
+
+
+_ERROR_SEVERITIES = ("error", "fatal")
+
+
+def bundle_resources(bundle: object) -> tuple[list[Mapping[str, Any]], int]:
+    """The entry resources of a Bundle without its OperationOutcome entries, and how many of those
+    reported an error (warnings and information, e.g. "results truncated", are dropped). Entries that are
+    not objects, or a Bundle that is not one, give nothing."""
+    resources: list[Mapping[str, Any]] = []
+    errors = 0
+    entries = bundle.get("entry") if is_mapping(bundle) else None
+    if not isinstance(entries, list):
+        return resources, 0
+    append = resources.append
+    for entry in entries:
+        if is_mapping(entry):
+            resource = entry.get("resource")
+            if is_mapping(resource):
+                if resource.get("resourceType") == "OperationOutcome":
+                    if is_error_outcome(resource):
+                        errors += 1
+                    continue
+                append(resource)
+    return resources, errors
+
+
+def is_error_outcome(outcome: Mapping[str, Any]) -> bool:
+    """An OperationOutcome that reports an error (or says nothing, which is taken as one)."""
+    issues = outcome.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return True  # an OperationOutcome that says nothing is taken as an error report
+    return any(isinstance(i, Mapping) and i.get("severity") in _ERROR_SEVERITIES for i in issues)
+
+
+def next_link(bundle: Mapping[str, Any]) -> str | None:
+    """The URL of a Bundle's ``next`` page, if it has one."""
+    links = bundle.get("link")
+    if not isinstance(links, list):
+        return None
+    for link in links:
+        if isinstance(link, Mapping) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            url: str = link["url"]
+            return url
+    return None

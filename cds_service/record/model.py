@@ -11,6 +11,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 
+from cds_service.terminology.codes import Code
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -29,15 +31,6 @@ class Evidence:
     def reference(self) -> str | None:
         """``Type/id`` of the resource, for the audit extension only."""
         return f"{self.resource_type}/{self.resource_id}" if self.resource_id else None
-
-
-@dataclass(frozen=True, slots=True)
-class Code:
-    """A coding reduced to what matching needs."""
-
-    system: str
-    code: str
-    display: str | None = None
 
 
 class Recognition(StrEnum):

@@ -1,21 +1,17 @@
-"""The seam: every call from replay into the service's pipeline goes through this module, and only this one.
+"""The seam: every call from replay into the service goes through this module, and only this one.
 
-Replay gives the service exactly what an EHR would: a CDS Hooks request for the service of ``--hook``, its
-draft order in ``context.draftOrders`` and every prefetch key filled the way the service's own templates
-(``hooks.catalog``) ask, answered from the patient's resources by the sandbox's in-memory FHIR search
-(``sandbox.fhir_query.FixtureServer``: codes, categories, ``_sort``, ``_count``, ``_include``). It then runs
-the service's own steps, in the order of ``hooks.pipeline.handle_hook_call`` (and with its helpers): request
-validation, the ketamine scan, the prefetch (depth check, resolution), the record builder, the rules engine and
-the card renderer. There is no second copy of any rule, and no HTTP, authentication or FHIR fallback (the
-prefetch is always complete). The settings that change an answer are the service's own: the environment's
-``KETAMINE_CDS_LOCAL_TIMEZONE`` (dates without an offset) and ``KETAMINE_CDS_MAX_JSON_DEPTH``.
+Replay gives the service exactly what an EHR would: a CDS Hooks request for the service of ``--hook`` with
+its draft order in ``context.draftOrders``, and the patient's exported resources as the source of its
+prefetch (``hooks.gather.PatientExport``): every template of the service answered by the in-memory FHIR
+search (``fhir.memory``: codes, categories, ``_sort``, ``_count``, ``_include``) over what was known at the
+order's instant. The one pipeline (``hooks.pipeline.run``) then does what it does for the web app, as of
+that instant: validation, the scan of what the service evaluates, the prefetch, the record, the rule set, the
+cards. There is no second copy of any step, and no HTTP, authentication or FHIR fallback.
 
-What the web app does besides is left out on purpose: ``handle_hook_call`` ends with ``_account``, which
-writes card metrics and feedback-store records. A replay must leave no trace in either (a card nobody was
-shown must never reach ``/metrics`` or the override report), so this module calls the steps, not
-``handle_hook_call``, and passes a throwaway audit. When the pipeline is split into gather / decide / an
-injected observer with a silent default (issue 16), ``_answer`` becomes ``gather`` + ``decide`` with the
-silent observer, and the rest of replay does not change.
+The pipeline runs with its default observer, the silent one: a card nobody was shown never reaches
+``/metrics``, the request log or the feedback store's override report. The settings that change an answer
+are the service's own: the environment's ``KETAMINE_CDS_LOCAL_TIMEZONE`` (dates without an offset) and
+``KETAMINE_CDS_MAX_JSON_DEPTH``.
 """
 
 from __future__ import annotations
@@ -28,23 +24,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
-from cds_service.cards.render import render_cards
 from cds_service.config import Settings
-from cds_service.fhir.allowlist import ServerAllowlist
-from cds_service.fhir.prefetch import resolve_prefetch
-from cds_service.fhir.templates import fill
+from cds_service.fhir.asof import as_of
+from cds_service.hooks import pipeline
 from cds_service.hooks.body import HookBody
 from cds_service.hooks.catalog import SERVICES, ServiceDefinition
 from cds_service.hooks.errors import HookError
-from cds_service.hooks.pipeline import checked_envelope, with_prefetch
+from cds_service.hooks.gather import PatientExport
+from cds_service.hooks.subjects import draft_context
 from cds_service.knowledge.model import Knowledge
-from cds_service.observability.audit import RequestAudit
-from cds_service.order.model import OrderStage
-from cds_service.order.parser import NotAKetamineOrder, find_ketamine_requests, parse_order
+from cds_service.order.recognition import find_ketamine_requests
 from cds_service.record.builder import build_record
-from cds_service.rules import engine
 from cds_service.rules.findings import CheckStatus
-from cds_service.sandbox.fhir_query import FixtureServer
 from cds_service.sandbox.requests import latest_weight_kg, materialize_order
 
 log = logging.getLogger(__name__)
@@ -52,11 +43,9 @@ log = logging.getLogger(__name__)
 REPLAY_USER: Final = "Practitioner/ketamine-cds-replay"
 # Card links are made from this base; it is never fetched and never leaves the replay.
 CARD_BASE_URL: Final = "https://ketamine-cds.replay.invalid"
-_FHIR_BASE: Final = "https://fhir.replay.invalid/r4"
 _NS: Final = uuid.UUID("0d5e3f62-6f0c-4c55-9d1e-5b2a7f3c9e41")
 # Value sets whose active conditions make "an active depressive disorder" (--cohort depression)
 DEPRESSION_VALUESETS: Final = ("depression", "bipolar-depression")
-_NO_SERVERS: Final = ServerAllowlist(())
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +57,10 @@ class OrderOutcome:
     not_documented: tuple[str, ...] = ()  # checklist criteria with status "not documented"
     not_obtained: tuple[str, ...] = ()  # data-gap keys: data the service asked for and could not use
     skipped: tuple[str, ...] = ()  # resource types set aside as invalid by the record builder
+    left_out: int = 0  # resources left out of the record as dated after the instant
 
 
-def service_for(hook: str) -> ServiceDefinition:
+def service_for(hook: str) -> ServiceDefinition[Any]:
     for service in SERVICES.values():
         if service.hook == hook:
             return service
@@ -79,7 +69,7 @@ def service_for(hook: str) -> ServiceDefinition:
 
 def read_types(hook: str) -> frozenset[str]:
     """The resource types the service's prefetch asks for (and Medication, which they ``_include``)."""
-    types = {key.template.split("?")[0].split("/")[0] for key in service_for(hook).prefetch}
+    types = {key.resource_type for key in service_for(hook).prefetch}
     return frozenset(types | {"Medication"})
 
 
@@ -163,19 +153,8 @@ class ReplayService:
         """The CDS Hooks request an EHR would send: ``order`` as the draft, every prefetch key answered from
         ``resources`` by the service's own templates. ``medications`` go with the draft order (for a
         ``medicationReference``)."""
-        entries = [{"resource": order}, *({"resource": m} for m in medications)]
-        draft = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-        context: dict[str, Any] = {"userId": REPLAY_USER, "patientId": patient_id, "draftOrders": draft}
-        if self.service.hook == "order-select":
-            context["selections"] = [f"MedicationRequest/{order.get('id')}"]
-        server = FixtureServer(resources, _FHIR_BASE, copies=False)  # the pipeline never changes its input
-        prefetch = {key.key: server.query(fill(key.template, context)).body for key in self.service.prefetch}
-        return {
-            "hook": self.service.hook,
-            "hookInstance": str(uuid.uuid5(_NS, f"{patient_id}/{order.get('id')}/{order.get('authoredOn')}")),
-            "context": context,
-            "prefetch": prefetch,
-        }
+        body = self._envelope(order, patient_id=patient_id, medications=medications)
+        return {**body, "prefetch": PatientExport(resources).prefetch(self.service.prefetch, body["context"])}
 
     def evaluate(
         self,
@@ -185,70 +164,62 @@ class ReplayService:
         patient_id: str,
         now: datetime,
         medications: Sequence[Mapping[str, Any]] = (),
+        known_at: datetime | None = None,
     ) -> OrderOutcome:
-        """What the service answers for ``order`` at ``now``, the record holding ``resources``."""
+        """What the service answers for ``order`` at ``now``, the record holding ``resources`` as they stood at
+        ``known_at`` (None: all of them)."""
         try:
-            body = self.request(resources, order, patient_id=patient_id, medications=medications)
-            return self._answer(body, now)
+            body = self._envelope(order, patient_id=patient_id, medications=medications)
+            # every value came from a JSON decoder or is JSON-typed: the schema check may take its fast path
+            request = HookBody(body, from_json=True)
+            answer = pipeline.run(
+                self.service,
+                request,
+                kb=self.kb,
+                settings=self.settings,
+                now=now,
+                base_url=CARD_BASE_URL,
+                source=PatientExport(resources),
+                as_of=known_at,
+            )
         except HookError as exc:
-            return OrderOutcome(exc.status)
+            return OrderOutcome(exc.status, left_out=self._left_out(resources, known_at))
         except Exception as exc:  # the web app's edge answers 500 here: count it, never stop the run
             log.error("replay: the service failed on an order: %s", type(exc).__name__)
-            return OrderOutcome(500)
-
-    def _answer(self, body: Mapping[str, Any], now: datetime) -> OrderOutcome:
-        """``hooks.pipeline.handle_hook_call`` without its accounting (metrics, feedback store, audit)."""
-        service, kb, settings = self.service, self.kb, self.settings
-        # every value came from a JSON decoder or is JSON-typed: the schema check may take its fast path
-        request = HookBody({k: v for k, v in body.items() if k != "prefetch"}, body["prefetch"], from_json=True)
-        envelope = checked_envelope(service, request)
-        context: Mapping[str, Any] = envelope["context"]
-        draft_orders: Mapping[str, Any] = context["draftOrders"]
-        selections = context.get("selections") if service.hook == "order-select" else None
-        orders = find_ketamine_requests(draft_orders, selections, kb)
-        if not orders:
-            return OrderOutcome(200)
-        resolution = resolve_prefetch(
-            service.prefetch,
-            with_prefetch(service, request, settings.max_json_depth),
-            settings=settings,
-            allowlist=_NO_SERVERS,
-            audit=RequestAudit(),
-        )
-        if resolution.unobtainable_required:
-            return OrderOutcome(412)
-        patient_id: str = context["patientId"]
-        record = build_record(
-            resolution.resources,
-            kb,
-            available=resolution.available,
-            gaps=resolution.gaps,
-            patient_id=patient_id,
-            now=now,
-            zone=settings.local_zone,
-        )
-        stage = OrderStage.SELECT if service.hook == "order-select" else OrderStage.SIGN
-        cards: list[dict[str, Any]] = []
-        not_documented: list[str] = []
-        for resource in orders:
-            try:
-                parsed = parse_order(resource, draft_orders, kb, stage)
-            except NotAKetamineOrder:
-                continue
-            evaluation = engine.evaluate(record, parsed, kb, now)
-            not_documented.extend(c.criterion for c in evaluation.checks if c.status is CheckStatus.UNDOCUMENTED)
-            cards.extend(
-                render_cards(evaluation, resource, parsed.reference, kb, base_url=CARD_BASE_URL, patient_id=patient_id)
-            )
+            return OrderOutcome(500, left_out=self._left_out(resources, known_at))
+        record, verdicts = answer.gathered.record, answer.decision.verdicts
+        not_documented = [
+            check.criterion
+            for verdict in verdicts
+            for check in verdict.evaluation.checks
+            if check.status is CheckStatus.UNDOCUMENTED
+        ]
         return OrderOutcome(
             status=200,
-            cards=tuple((_topic(card), str(card.get("indicator"))) for card in cards),
+            cards=tuple((card.topic or "", card.indicator) for card in answer.decision.cards),
             not_documented=tuple(dict.fromkeys(not_documented)),
-            not_obtained=tuple(dict.fromkeys(gap.key for gap in record.data_gaps)),
-            skipped=tuple(dict.fromkeys(s.resource_type for s in record.skipped)),
+            not_obtained=tuple(dict.fromkeys(gap.key for gap in record.data_gaps)) if record else (),
+            skipped=tuple(dict.fromkeys(s.resource_type for s in record.skipped)) if record else (),
+            left_out=answer.gathered.left_out,
         )
 
+    def _envelope(
+        self, order: Mapping[str, Any], *, patient_id: str, medications: Sequence[Mapping[str, Any]]
+    ) -> dict[str, Any]:
+        """The request without its prefetch."""
+        entries = [{"resource": order}, *({"resource": m} for m in medications)]
+        draft = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+        context: dict[str, Any] = {
+            "userId": REPLAY_USER,
+            "patientId": patient_id,
+            **draft_context(self.service.subjects, draft, [f"MedicationRequest/{order.get('id')}"]),
+        }
+        return {
+            "hook": self.service.hook,
+            "hookInstance": str(uuid.uuid5(_NS, f"{patient_id}/{order.get('id')}/{order.get('authoredOn')}")),
+            "context": context,
+        }
 
-def _topic(card: Mapping[str, Any]) -> str:
-    topic = (card.get("source") or {}).get("topic") or {}
-    return str(topic.get("code") or "") if isinstance(topic, Mapping) else ""
+    def _left_out(self, resources: Sequence[Mapping[str, Any]], known_at: datetime | None) -> int:
+        """How many resources the record leaves out as dated after ``known_at`` (for a call that failed)."""
+        return 0 if known_at is None else len(resources) - len(as_of(resources, known_at, self.zone))

@@ -2,8 +2,9 @@
 
 ``--actual-orders``: every ketamine or esketamine MedicationRequest of the patient (the service's own order
 scan; ``entered-in-error`` ones are not orders) is replayed at its ``authoredOn``, on the record as it stood
-then (``asof.as_of``), with itself as the draft order (``status`` set to ``draft``, as at signing) and
-without itself in the record. Earlier orders stay in the record as history; later ones are left out.
+then (the pipeline's gather stage as of that instant: ``fhir.asof``), with itself as the draft order
+(``status`` set to ``draft``, as at signing) and without itself in the record. Earlier orders stay in the
+record as history; later ones are left out.
 
 ``--order TEMPLATE``: one hypothetical order at ``--now`` for each patient of the cohort (``all``, or an
 active depressive disorder as the service's record builder recognises it), on the record as of ``--now``.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final, Literal
 
-from cds_service.replay.asof import as_of, known_from, read_instant
+from cds_service.fhir.asof import as_of, known_from, read_instant
 from cds_service.replay.evaluate import OrderOutcome, ReplayService
 from cds_service.replay.index import StoredResource
 from cds_service.replay.tally import OrderResult, PatientResult, Place
@@ -103,8 +104,8 @@ def _template(
     if plan.cohort == "depression" and not service.in_depression_cohort(known):
         return PatientResult(True, NOT_IN_COHORT, problems=problems)
     order, notes = service.template_order(plan.template, patient_id=key, now=now, resources=known)
-    outcome = service.evaluate([*known, *medications], order, patient_id=key, now=now)
-    result = _order_result(outcome, now, None, left_out=len(resources) - len(known), notes=notes)
+    outcome = service.evaluate([*resources, *medications], order, patient_id=key, now=now, known_at=now)
+    result = _order_result(outcome, now, None, notes=notes)
     failed = ((EVALUATION_ERROR, at),) if outcome.status == FAILED else ()
     return PatientResult(True, orders=(result,), problems=(*problems, *failed))
 
@@ -132,28 +133,22 @@ def _actual(
             more_problems.append(("order-without-date", place(position[id(order)])))
             continue
         others = [r for r in resources if r is not order]
-        known = as_of(others, instant, service.zone)
         draft = {**order, "status": "draft"}
         own = [m for m in medications if _medication_id(order) == m.get("id")]
-        outcome = service.evaluate([*known, *medications], draft, patient_id=key, now=instant, medications=own)
+        outcome = service.evaluate(
+            [*others, *medications], draft, patient_id=key, now=instant, medications=own, known_at=instant
+        )
         if outcome.status == FAILED:
             more_problems.append((EVALUATION_ERROR, place(position[id(order)])))
         order_id = order.get("id")
-        results.append(
-            _order_result(
-                outcome,
-                instant,
-                order_id if isinstance(order_id, str) else None,
-                left_out=len(others) - len(known),
-            )
-        )
+        results.append(_order_result(outcome, instant, order_id if isinstance(order_id, str) else None))
     if not results:
         return PatientResult(True, NO_DATED_ORDER, problems=tuple(more_problems))
     return PatientResult(True, orders=tuple(results), problems=tuple(more_problems))
 
 
 def _order_result(
-    outcome: OrderOutcome, instant: datetime, order_id: str | None, *, left_out: int, notes: tuple[str, ...] = ()
+    outcome: OrderOutcome, instant: datetime, order_id: str | None, *, notes: tuple[str, ...] = ()
 ) -> OrderResult:
     return OrderResult(
         instant=instant.astimezone(UTC).isoformat().replace("+00:00", "Z"),
@@ -163,7 +158,7 @@ def _order_result(
         not_documented=outcome.not_documented,
         not_obtained=outcome.not_obtained,
         skipped=outcome.skipped,
-        left_out=left_out,
+        left_out=outcome.left_out,
         notes=notes,
     )
 

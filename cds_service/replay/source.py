@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final, cast
 
-from cds_service.sandbox.fhir_query import resources_from_bundle
+from cds_service.fhir.memory import resources_from_bundle
 
 LINE_SUFFIXES: Final = (".ndjson", ".jsonl")
 DOCUMENT_SUFFIXES: Final = (".json",)

@@ -18,7 +18,7 @@ from cds_service.order.units import fmt
 from cds_service.record import kinds
 from cds_service.record.model import ConditionFact, Evidence, ExposurePeriod, PatientRecord
 from cds_service.rules.contraindications import dated_within, evidence_of, names_for_summary
-from cds_service.rules.findings import Check, CheckStatus, DeleteOrder, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, DeleteOrder, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import (
     compose_names,
     condition_names,
@@ -159,4 +159,4 @@ def mania_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now
     return RuleOutcome(findings=(card,), checks=(Check(criterion, CheckStatus.NOT_MET, note, ev, (kinds.CONDITIONS,)),))
 
 
-RULES: tuple[Rule, ...] = (bipolar_rule, mania_rule)
+RULES: tuple[OrderRule, ...] = (bipolar_rule, mania_rule)

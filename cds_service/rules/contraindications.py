@@ -24,7 +24,7 @@ from cds_service.rules.findings import (
     DeleteOrder,
     Finding,
     Indicator,
-    Rule,
+    OrderRule,
     RuleOutcome,
 )
 from cds_service.rules.indication import compose_names, condition_names, conditions_in, data_problem, day
@@ -487,7 +487,7 @@ def intraocular_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledg
     return condition_outcome("intraocular-pressure", criterion, Indicator.WARNING, found, "glaucoma")
 
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[OrderRule, ...] = (
     blood_pressure_rule,
     psychosis_rule,
     ketamine_misuse_rule,

@@ -1,4 +1,5 @@
-"""Section 6 of clinical-rules.md: the course so far, judged at the next order (card texts: ``topics/course.yaml``).
+"""Section 6 of clinical-rules.md: the course so far, judged at the next order
+(card texts: ``topics/course_review.yaml``).
 
 ``nonresponse-after-infusions``: no ``course.response_reduction_pct`` reduction from the pre-course baseline.
 IV ketamine: with ``course.nonresponse_min_infusions`` or more administrations in the course's first
@@ -32,7 +33,7 @@ from cds_service.rules.findings import (
     Finding,
     Indicator,
     MissingItem,
-    Rule,
+    OrderRule,
     RuleOutcome,
 )
 from cds_service.rules.indication import IndicationKind, data_problem, day, determine_indication
@@ -208,4 +209,4 @@ def acute_course_complete(record: PatientRecord, order: MedicationOrder, kb: Kno
     return RuleOutcome(findings=(Finding(ACUTE, Indicator.INFO, facts, (), evidence, audit=audit),))
 
 
-RULES: tuple[Rule, ...] = (nonresponse_after_infusions, acute_course_complete)
+RULES: tuple[OrderRule, ...] = (nonresponse_after_infusions, acute_course_complete)

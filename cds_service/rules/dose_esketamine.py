@@ -35,7 +35,7 @@ from cds_service.rules.findings import (
     Finding,
     Indicator,
     MissingItem,
-    Rule,
+    OrderRule,
     RuleOutcome,
 )
 from cds_service.rules.indication import day, suicidal_ideation
@@ -170,4 +170,4 @@ def esketamine_schedule(
     return RuleOutcome(findings=(finding,), checks=(Check(SCHEDULE, CheckStatus.NOT_MET, note, reads=reads),))
 
 
-RULES: tuple[Rule, ...] = (esketamine_dose, esketamine_first_dose, esketamine_schedule)
+RULES: tuple[OrderRule, ...] = (esketamine_dose, esketamine_first_dose, esketamine_schedule)

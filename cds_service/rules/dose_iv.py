@@ -38,8 +38,8 @@ from cds_service.rules.findings import (
     Finding,
     Indicator,
     MissingItem,
+    OrderRule,
     RewriteDose,
-    Rule,
     RuleOutcome,
 )
 from cds_service.rules.indication import (
@@ -55,7 +55,6 @@ WEIGHT = "Body weight"
 DOSE_TOPICS = ("dose-anesthetic-range", "dose-above-standard", "dose-below-range")
 # Which card carries the rewrite among cards of equal urgency: the dose, then the infusion time, then frequency.
 _CARRIER_ORDER = (*DOSE_TOPICS, "infusion-too-fast", "frequency-above-protocol")
-_URGENCY = {Indicator.CRITICAL: 0, Indicator.WARNING: 1, Indicator.INFO: 2}
 
 
 def _pain_protocol(record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime) -> bool:
@@ -286,7 +285,7 @@ def _with_rewrite(findings: list[Finding], order: MedicationOrder, dose: IvDose,
     deviations = [f for f in findings if f.indicator is not Indicator.INFO]
     if not deviations:
         return findings
-    carrier = min(deviations, key=lambda f: (_URGENCY[f.indicator], _CARRIER_ORDER.index(f.topic)))
+    carrier = min(deviations, key=lambda f: (-f.indicator.urgency, _CARRIER_ORDER.index(f.topic)))
     if dose.standard_mg is None:
         reason = dose.weights.problem or "no body weight usable for the standard dose"
         changed = replace(carrier, detail=(f"No one-click correction: {reason}.", *carrier.detail))
@@ -367,4 +366,4 @@ def _pain(order: MedicationOrder, dose: IvDose, kb: Knowledge) -> RuleOutcome:
     return RuleOutcome(findings=tuple(findings), checks=(Check(DOSE, status, note, evidence, (kinds.WEIGHT,)),))
 
 
-RULES: tuple[Rule, ...] = (body_weight, iv_dose)
+RULES: tuple[OrderRule, ...] = (body_weight, iv_dose)

@@ -15,7 +15,7 @@ from cds_service.order.model import MedicationOrder
 from cds_service.order.units import fmt
 from cds_service.record import kinds
 from cds_service.record.model import ExposurePeriod, PatientRecord
-from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import compose_names, current_with_role, data_problem, day, is_current
 
 CRITERION = "MAOI or stimulant"
@@ -74,4 +74,4 @@ def _sedation_check(record: PatientRecord, now: datetime) -> Check:
     return Check(SEDATION, CheckStatus.MET, f"{names}: sedation: monitor breathing and SpO2", evidence, _READS)
 
 
-RULES: tuple[Rule, ...] = (interaction_rule,)
+RULES: tuple[OrderRule, ...] = (interaction_rule,)

@@ -6,17 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from cds_service.knowledge.model import Knowledge
+from cds_service.knowledge.model import Indicator, Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.record.model import Evidence, PatientRecord
-
-
-class Indicator(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
 
 
 class CheckStatus(StrEnum):
@@ -119,9 +113,26 @@ class RuleOutcome:
 EMPTY = RuleOutcome()
 
 
-class Rule(Protocol):
-    """A rule is a pure function; ``now`` is the evaluation instant (fixed in tests)."""
+@dataclass(frozen=True, slots=True)
+class Patient:
+    """What a service with no draft order evaluates (patient-view): the patient of the hook call."""
 
-    def __call__(
-        self, record: PatientRecord, order: MedicationOrder, kb: Knowledge, now: datetime
-    ) -> RuleOutcome: ...
+    reference: str  # "Patient/<id>"
+
+
+S_contra = TypeVar("S_contra", contravariant=True)
+
+
+class Rule(Protocol[S_contra]):
+    """A rule is a pure function of (record, what is evaluated, knowledge, now) that returns findings.
+
+    What is evaluated is the service's subject: the draft order (``MedicationOrder``) for the order
+    services, the patient (``Patient``) for a service with no order. ``now`` is the evaluation instant
+    (fixed in tests).
+    """
+
+    def __call__(self, record: PatientRecord, subject: S_contra, kb: Knowledge, now: datetime, /) -> RuleOutcome: ...
+
+
+OrderRule = Rule[MedicationOrder]
+PatientRule = Rule[Patient]

@@ -16,7 +16,7 @@ from cds_service.record import kinds
 from cds_service.record.model import PatientRecord
 from cds_service.rules.contraindications import evidence_of, names_for_summary
 from cds_service.rules.course import courses_under_way
-from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import condition_names, conditions_in
 
 CRITERION = "Bladder toxicity"
@@ -50,4 +50,4 @@ def genitourinary_rule(record: PatientRecord, order: MedicationOrder, kb: Knowle
     return RuleOutcome(findings=(card,), checks=(Check(CRITERION, CheckStatus.NOT_MET, why, evidence, _READS),))
 
 
-RULES: tuple[Rule, ...] = (genitourinary_rule,)
+RULES: tuple[OrderRule, ...] = (genitourinary_rule,)

@@ -21,7 +21,7 @@ from cds_service.order.model import MedicationOrder
 from cds_service.record import kinds
 from cds_service.record.model import AllergyFact, PatientRecord
 from cds_service.rules.contraindications import finding
-from cds_service.rules.findings import Check, CheckStatus, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import compose_names, data_problem
 
 CRITERION = "Ketamine or esketamine allergy"
@@ -71,4 +71,4 @@ def hypersensitivity_rule(record: PatientRecord, order: MedicationOrder, kb: Kno
     return RuleOutcome((card,), (Check(CRITERION, CheckStatus.NOT_MET, note, evidence, _READS),))
 
 
-RULES: tuple[Rule, ...] = (hypersensitivity_rule,)
+RULES: tuple[OrderRule, ...] = (hypersensitivity_rule,)

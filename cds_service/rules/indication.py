@@ -31,7 +31,7 @@ from cds_service.record.conditions import strip_negations
 from cds_service.record.model import ConditionFact, Evidence, ExposurePeriod, PatientRecord
 from cds_service.rules.course import course_under_way
 from cds_service.rules.dosing import latest_weight, order_mg_per_kg
-from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, OrderRule, RuleOutcome
 
 
 class IndicationKind(StrEnum):
@@ -490,4 +490,4 @@ def antidepressant_rule(record: PatientRecord, order: MedicationOrder, kb: Knowl
     return RuleOutcome(findings=(finding,), checks=(Check(criterion, status, note, evidence, reads=reads),))
 
 
-RULES: tuple[Rule, ...] = (indication_rule, antidepressant_rule)
+RULES: tuple[OrderRule, ...] = (indication_rule, antidepressant_rule)

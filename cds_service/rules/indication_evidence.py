@@ -14,7 +14,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import MedicationOrder
 from cds_service.order.units import fmt
 from cds_service.record.model import PatientRecord
-from cds_service.rules.findings import EMPTY, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import EMPTY, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import IndicationKind, PainKind, determine_indication, suicidal_ideation
 
 _PAIN_VARIANTS = {
@@ -69,4 +69,4 @@ def suicidal_ideation_evidence(
     )
 
 
-RULES: tuple[Rule, ...] = (chronic_pain_evidence, ptsd_evidence, suicidal_ideation_evidence)
+RULES: tuple[OrderRule, ...] = (chronic_pain_evidence, ptsd_evidence, suicidal_ideation_evidence)

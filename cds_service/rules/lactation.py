@@ -13,7 +13,7 @@ from cds_service.order.model import MedicationOrder
 from cds_service.record import kinds
 from cds_service.record.model import Evidence, PatientRecord
 from cds_service.rules.contraindications import dated_within
-from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import conditions_in, day
 
 CRITERION = "Breastfeeding"
@@ -36,4 +36,4 @@ def lactation_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge,
     return RuleOutcome(findings=(card,), checks=(Check(CRITERION, CheckStatus.NOT_MET, note, evidence, _READS),))
 
 
-RULES: tuple[Rule, ...] = (lactation_rule,)
+RULES: tuple[OrderRule, ...] = (lactation_rule,)

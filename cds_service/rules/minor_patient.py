@@ -12,7 +12,7 @@ from cds_service.order.model import MedicationOrder
 from cds_service.order.units import fmt
 from cds_service.record import kinds
 from cds_service.record.model import PatientRecord
-from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import data_problem, day
 
 CRITERION = "Age"
@@ -37,4 +37,4 @@ def minor_patient_rule(record: PatientRecord, order: MedicationOrder, kb: Knowle
     return RuleOutcome(findings=(card,), checks=(Check(CRITERION, CheckStatus.NOT_MET, note, reads=_READS),))
 
 
-RULES: tuple[Rule, ...] = (minor_patient_rule,)
+RULES: tuple[OrderRule, ...] = (minor_patient_rule,)

@@ -38,12 +38,11 @@ from cds_service.rules.contraindications import (
     finding,
     names_for_summary,
 )
-from cds_service.rules.findings import Check, CheckStatus, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import condition_names, conditions_in, data_problem, day
 
 CRITERION = "Pregnancy"
 _READS = (kinds.CONDITIONS, kinds.PREGNANCY_TESTS)
-_SEVERITY = {Indicator.CRITICAL: 2, Indicator.WARNING: 1, Indicator.INFO: 0}
 
 
 class HcgResult(StrEnum):
@@ -131,7 +130,7 @@ def pregnancy_rule(record: PatientRecord, order: MedicationOrder, kb: Knowledge,
             lines.append("hCG tests could not be obtained")
         evidence = tuple(dict.fromkeys(judged.line_evidence))
         return RuleOutcome(checks=(Check(CRITERION, CheckStatus.MET, "; ".join(lines), evidence, _READS),))
-    top = max(candidates, key=lambda c: _SEVERITY[c.indicator])
+    top = max(candidates, key=lambda c: c.indicator.urgency)
     evidence = tuple(dict.fromkeys(e for c in candidates for e in c.evidence))
     card = finding("pregnancy", top.indicator, top.facts, evidence, variant=top.variant)
     note = "; ".join((*(c.note for c in candidates), *lines))
@@ -242,4 +241,4 @@ def _from_tests(judged: _Judgement) -> list[_Candidate]:
     return []
 
 
-RULES: tuple[Rule, ...] = (pregnancy_rule,)
+RULES: tuple[OrderRule, ...] = (pregnancy_rule,)

@@ -23,7 +23,7 @@ from cds_service.rules.findings import (
     Finding,
     Indicator,
     MissingItem,
-    Rule,
+    OrderRule,
     RuleOutcome,
 )
 from cds_service.rules.indication import data_problem, day, determine_indication
@@ -131,4 +131,4 @@ def _missing(record: PatientRecord, kb: Knowledge, now: datetime) -> MissingItem
     return MissingItem(MISSING_KEY, line, "phq9", evidence, what="a depression score")
 
 
-RULES: tuple[Rule, ...] = (severity_rule,)
+RULES: tuple[OrderRule, ...] = (severity_rule,)

@@ -22,7 +22,7 @@ from cds_service.order.model import Drug, MedicationOrder
 from cds_service.record import kinds
 from cds_service.record.model import Evidence, ExposurePeriod, MedicationUse, PatientRecord, SeverityScore
 from cds_service.rules.course import course_under_way
-from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, Rule, RuleOutcome
+from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, OrderRule, RuleOutcome
 from cds_service.rules.indication import data_problem, day, determine_indication
 
 CRITERION = "Treatment resistance"
@@ -293,4 +293,4 @@ def trial_table(trials: tuple[Trial, ...], now: datetime) -> tuple[str, ...]:
     return tuple(lines)
 
 
-RULES: tuple[Rule, ...] = (trd_rule,)
+RULES: tuple[OrderRule, ...] = (trd_rule,)

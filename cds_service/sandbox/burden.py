@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
+from cds_service.knowledge.model import Indicator
 from cds_service.sandbox.fixtures import Manifest
 
-INDICATORS = ("critical", "warning", "info")
+INDICATORS = tuple(i.value for i in Indicator.most_urgent_first())
 SUMMARY_TOPIC = "eligibility-summary"
 
 
@@ -84,29 +85,20 @@ def default_instant(manifest: Manifest) -> datetime:
 
 def measure(manifest: Manifest, *, hook: str = "order-sign", now: datetime | None = None) -> Burden:
     """Evaluate every fixture's own order (``hook``) at ``now`` and count the cards."""
-    from cds_service.knowledge.loader import default_knowledge
-    from cds_service.order.parser import find_ketamine_requests
-    from cds_service.sandbox.cli import evaluate_request, request_for
+    from cds_service.sandbox.evaluation import evaluate, request_for, sandbox_settings
 
     instant = now or default_instant(manifest)
-    kb = default_knowledge()
+    settings = sandbox_settings()
     per_topic: dict[str, Counter[str]] = {}
     results: list[FixtureCards] = []
     for entry in manifest.entries:
         _label, body, _own = request_for(entry.name, hook=hook, order=None, now=instant, root=str(manifest.root))
-        context = body["context"]
-        selections = context.get("selections") if hook == "order-select" else None
-        ketamine = bool(find_ketamine_requests(context["draftOrders"], selections, kb))
-        response = evaluate_request(body, instant)
-        cards = tuple((_topic(c), str(c.get("indicator"))) for c in response.get("cards") or ())
+        answer = evaluate(body, instant, settings)
+        cards = tuple((card.topic or "?", card.indicator) for card in answer.decision.cards)
         for topic, indicator in cards:
             per_topic.setdefault(topic, Counter())[indicator] += 1
-        results.append(FixtureCards(entry.name, ketamine, cards))
+        results.append(FixtureCards(entry.name, bool(answer.gathered.found), cards))
     return Burden(hook, instant, tuple(results), per_topic)
-
-
-def _topic(card: Mapping[str, Any]) -> str:
-    return str(((card.get("source") or {}).get("topic") or {}).get("code", "?"))
 
 
 def render_text(burden: Burden) -> str:

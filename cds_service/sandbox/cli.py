@@ -7,25 +7,20 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 import requests
 
+from cds_service.cards.model import Card
 from cds_service.record.dates import parse_instant
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import (
     FixtureEntry,
     FixturesNotFound,
-    Manifest,
-    fixtures_dir,
+    UsageError,
     load_manifest,
-    read_json,
 )
-from cds_service.sandbox.requests import HOOKS, build_request, load_template, service_id
-
-DEFAULT_TEMPLATE = "iv-ketamine-standard"
-LOCAL_BASE_URL = "http://127.0.0.1:8080"
+from cds_service.sandbox.requests import HOOKS, service_id
 
 
 def register(sub: Any) -> None:
@@ -114,92 +109,17 @@ def _instant(value: str) -> datetime:
 
 
 # --- evaluate ---------------------------------------------------------------------------------------------
-class UsageError(Exception):
-    """Input the command cannot use; the message says why."""
-
-
-def request_for(
-    source: str, *, hook: str | None, order: str | None, now: datetime, root: str | None = None
-) -> tuple[str, dict[str, Any], FixtureEntry | None]:
-    """(label, rolled CDS Hooks request, manifest entry when the input is a library fixture whose own order
-    is used) for a fixture name, a bundle file or a request file."""
-    manifest, missing = _manifest_or_none(root)
-    path = Path(source)
-    entry: FixtureEntry | None = None
-    if not path.exists():
-        if manifest is None:
-            raise UsageError(f"{source}: no such file, and no fixture name can be looked up: {missing}")
-        try:
-            entry = manifest.get(source)
-        except KeyError as exc:
-            raise UsageError(f"{source}: no such file or fixture ({exc.args[0]})") from exc
-        path = manifest.root / entry.bundle
-    elif manifest is not None:
-        entry = manifest.find_by_path(path)
-    try:
-        doc = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not a readable JSON file ({exc})") from exc
-    if isinstance(doc.get("hook"), str):
-        if order:
-            raise UsageError("--order applies to a bundle; a request file already carries its draft order")
-        if hook and hook != doc["hook"]:
-            raise UsageError(f"{path} is an {doc['hook']} request; --hook {hook} does not match")
-        anchor = roller.anchor_of(doc)
-        return (entry.name if entry else str(path)), roller.roll(doc, now) if anchor else doc, entry
-    if doc.get("resourceType") != "Bundle":
-        raise UsageError(f"{path}: expected a FHIR Bundle or a CDS Hooks request")
-    anchor = roller.anchor_of(doc) or (manifest.anchor if manifest and entry else None)
-    if anchor is None:
-        anchor = now.date()  # a bundle with today's dates: nothing to roll
-    template_name = order or (entry.order_template if entry else DEFAULT_TEMPLATE)
-    params = entry.order_params if entry and template_name == entry.order_template else {}
-    try:
-        template = load_template(template_name, root)
-    except KeyError as exc:
-        raise UsageError(str(exc.args[0])) from exc
-    except FixturesNotFound as exc:
-        raise UsageError(f"order template {template_name!r} not found: {exc}") from exc
-    body = build_request(
-        doc, template, hook or "order-sign", anchor=anchor, params=params, name=entry.name if entry else path.stem
-    )
-    own_order = entry if entry and template_name == entry.order_template else None
-    return (entry.name if entry else str(path)), roller.roll(body, now), own_order
-
-
-def _manifest_or_none(root: str | None) -> tuple[Manifest | None, str]:
-    """The fixture library, or None and why it could not be read."""
-    try:
-        return load_manifest(root), ""
-    except FixturesNotFound as exc:
-        return None, str(exc)
-    except (OSError, ValueError, KeyError) as exc:
-        return None, f"the fixture library's manifest.json could not be read ({type(exc).__name__}: {exc})"
-
-
-def evaluate_request(body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Run the hook pipeline on ``body`` in-process (auth off, no FHIR fallback) and return the response."""
-    from cds_service.config import Settings
-    from cds_service.hooks.pipeline import handle_hook_call
-    from cds_service.knowledge.loader import default_knowledge
-
-    settings = Settings(auth_enabled=False)
-    hook = str(body.get("hook"))
-    if hook not in HOOKS:
-        raise UsageError(f"hook {hook!r} is not served here (expected one of {', '.join(HOOKS)})")
-    return handle_hook_call(
-        service_id(hook), body, kb=default_knowledge(), settings=settings, now=now, base_url=LOCAL_BASE_URL
-    )
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
+    from cds_service.config import ConfigError
     from cds_service.hooks.errors import HookError
+    from cds_service.sandbox.evaluation import evaluate, request_for, sandbox_settings
 
     now: datetime = args.now or datetime.now(UTC)
     try:
+        settings = sandbox_settings()
         label, body, entry = request_for(args.input, hook=args.hook, order=args.order, now=now, root=args.fixtures_dir)
-        response = evaluate_request(body, now)
-    except UsageError as exc:
+        answer = evaluate(body, now, settings)
+    except (UsageError, ConfigError) as exc:
         print(f"ketamine-cds evaluate: {exc}", file=sys.stderr)
         return 2
     except HookError as exc:
@@ -211,18 +131,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
             for issue in exc.issues:
                 print(f"  - {issue.diagnostics}", file=sys.stderr)
         return 1
+    cards = answer.decision.cards
     if args.format == "json":
-        json.dump(response, sys.stdout, indent=2, ensure_ascii=False)
+        json.dump(answer.decision.response(), sys.stdout, indent=2, ensure_ascii=False)
         print()
     else:
-        print_cards(response, label=label, hook=str(body["hook"]), now=now, out=sys.stdout)
+        print_cards(cards, label=label, hook=str(body["hook"]), now=now, out=sys.stdout)
         if entry is not None:
-            print_expectation(response, entry, str(body["hook"]), out=sys.stdout)
+            print_expectation(cards, entry, str(body["hook"]), out=sys.stdout)
     return 0
 
 
 def run_request(args: argparse.Namespace) -> int:
     """Print the rolled request body; the service URL to POST it to goes to stderr."""
+    from cds_service.sandbox.evaluation import LOCAL_BASE_URL, request_for
+
     now: datetime = args.now or datetime.now(UTC)
     try:
         _label, body, _entry = request_for(
@@ -237,32 +160,26 @@ def run_request(args: argparse.Namespace) -> int:
     return 0
 
 
-def _topic(card: Mapping[str, Any]) -> str:
-    return str(((card.get("source") or {}).get("topic") or {}).get("code", "?"))
-
-
-def print_cards(response: Mapping[str, Any], *, label: str, hook: str, now: datetime, out: TextIO) -> None:
+def print_cards(cards: Sequence[Card], *, label: str, hook: str, now: datetime, out: TextIO) -> None:
     """Cards for a terminal: indicator and topic, summary, then the evidence (detail) and suggestions."""
-    cards = list(response.get("cards") or ())
     out.write(f"{label} · {hook} · evaluated {now.date().isoformat()} · {len(cards)} card(s)\n")
     if not cards:
         out.write("\n(no cards: not a ketamine or esketamine order)\n")
     pad = " " * 10
     for card in cards:
-        out.write(f"\n{str(card.get('indicator', '?')).upper():<9} {_topic(card)}\n{pad}{card.get('summary', '')}\n")
-        for line in str(card.get("detail") or "").strip().splitlines():
+        out.write(f"\n{card.indicator.upper():<9} {card.topic or '?'}\n{pad}{card.summary}\n")
+        for line in (card.detail or "").strip().splitlines():
             out.write(f"{pad}| {line}\n" if line.strip() else f"{pad}|\n")
-        for sug in card.get("suggestions") or ():
-            actions = ", ".join(str(a.get("type")) for a in sug.get("actions") or ())
-            out.write(f"{pad}-> suggestion: {sug.get('label')}" + (f" ({actions})" if actions else "") + "\n")
-        source = card.get("source") or {}
-        if source.get("label"):
-            out.write(f"{pad}source: {source['label']}\n")
+        for suggestion in card.suggestions:
+            actions = ", ".join(action.type for action in suggestion.actions)
+            out.write(f"{pad}-> suggestion: {suggestion.label}" + (f" ({actions})" if actions else "") + "\n")
+        if card.source.label:
+            out.write(f"{pad}source: {card.source.label}\n")
 
 
-def print_expectation(response: Mapping[str, Any], entry: FixtureEntry, hook: str, *, out: TextIO) -> None:
+def print_expectation(cards: Sequence[Card], entry: FixtureEntry, hook: str, *, out: TextIO) -> None:
     """Compare the cards with the manifest's expectation for this fixture (summary first, rest any order)."""
-    actual = [(_topic(c), str(c.get("indicator"))) for c in response.get("cards") or ()]
+    actual = [(card.topic or "?", card.indicator) for card in cards]
     expected = [c.as_tuple() for c in entry.expected_for(hook)]
     same = sorted(actual) == sorted(expected) and actual[:1] == expected[:1]
     shown = ", ".join(f"{t} ({i})" for t, i in expected) or "no cards"
@@ -272,13 +189,14 @@ def print_expectation(response: Mapping[str, Any], entry: FixtureEntry, hook: st
 
 # --- fixtures ---------------------------------------------------------------------------------------------
 def run_burden(args: argparse.Namespace) -> int:
+    from cds_service.config import ConfigError
     from cds_service.hooks.errors import HookError
     from cds_service.sandbox.burden import measure, render_json, render_text
 
     try:
         manifest = load_manifest(args.fixtures_dir)
         burden = measure(manifest, hook=args.hook, now=args.now)
-    except (FixturesNotFound, UsageError) as exc:
+    except (FixturesNotFound, UsageError, ConfigError) as exc:
         print(f"ketamine-cds fixtures burden: {exc}", file=sys.stderr)
         return 2
     except HookError as exc:
@@ -364,12 +282,3 @@ def run_load(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{n} {t}" for t, n in sorted(counts.items()))
         print(f"{entry.name}: {patient}  ({summary})")
     return 1 if failed else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - convenience for python -m
-    from cds_service.cli import main as cli_main
-
-    return cli_main(argv)
-
-
-__all__ = ["evaluate_request", "fixtures_dir", "load_bundle", "print_cards", "register", "request_for"]

@@ -22,6 +22,10 @@ from typing import Any
 FIXTURES_ENV = "KETAMINE_CDS_FIXTURES_DIR"
 
 
+class UsageError(Exception):
+    """Input a sandbox command cannot use; the message says why."""
+
+
 class FixturesNotFound(Exception):
     """No fixture library where one was looked for; the message says how to point at it."""
 

@@ -2,8 +2,9 @@
 
 ``build_request`` is the one generator: ``fhir_fixtures/build.py`` writes its output as the committed
 request files, ``ketamine-cds evaluate`` calls it for a bare bundle, and the manifest test calls it for every
-fixture. Prefetch is answered from the bundle by ``FixtureServer`` with the service's own prefetch templates
-(``cds_service.hooks.catalog`` when present, else the templates the brief names).
+fixture. The request is the one the service of the hook declares (``hooks.catalog.SERVICES``): its context
+holds what the service evaluates, and its prefetch is answered from the bundle by ``fhir.memory.MemoryServer``
+with the service's own templates, filled by ``fhir.templates.fill``.
 """
 
 from __future__ import annotations
@@ -15,59 +16,37 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cds_service.fhir.memory import MemoryServer, resources_from_bundle
+from cds_service.fhir.templates import fill
+from cds_service.hooks.catalog import SERVICES, ServiceDefinition
+from cds_service.hooks.subjects import draft_context
+from cds_service.record.units import LB_AV_KG
 from cds_service.sandbox import roller
-from cds_service.sandbox.fhir_query import FixtureServer, expand_template, resources_from_bundle
 from cds_service.sandbox.fixtures import fixtures_dir, read_json, require_library
 
-HOOKS = ("order-select", "order-sign")
+HOOKS = tuple(sorted(service.hook for service in SERVICES.values()))
 SANDBOX_USER = "Practitioner/sandbox-clinician"
 SANDBOX_FHIR_BASE = "https://fhir.sandbox.invalid/r4"
 _NS = uuid.UUID("6c0f5a9e-2f4b-4d7e-9a51-0b7d3c2e1f00")
 
-_LOINC = "http://loinc.org"
-# The templates of the brief ("Prefetch keys"); used when the protocol layer's catalog is not importable.
-FALLBACK_PREFETCH: dict[str, str] = {
-    "patient": "Patient/{{context.patientId}}",
-    "conditions": "Condition?patient={{context.patientId}}",
-    "medicationRequests": "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication",
-    "medicationStatements": "MedicationStatement?patient={{context.patientId}}",
-    "bloodPressure": "Observation?patient={{context.patientId}}&code="
-    + ",".join(f"{_LOINC}|{c}" for c in ("85354-9", "55284-4", "8480-6", "8462-4")),
-    "bodyWeight": "Observation?patient={{context.patientId}}&code="
-    + ",".join(f"{_LOINC}|{c}" for c in ("29463-7", "3141-9")),
-    "depressionScores": "Observation?patient={{context.patientId}}&category=survey",
-    "depressionScoresByCode": "Observation?patient={{context.patientId}}&code="
-    + ",".join(f"{_LOINC}|{c}" for c in ("44261-6", "89204-2")),
-    "pregnancyTests": "Observation?patient={{context.patientId}}&code="
-    + ",".join(f"{_LOINC}|{c}" for c in ("2106-3", "2112-1", "80384-1", "2118-8", "2110-5", "80385-8")),
-    "administrations": "MedicationAdministration?patient={{context.patientId}}",
-}
 
-LB_TO_KG = 0.45359237
+
+def service_for(hook: str) -> ServiceDefinition[Any]:
+    """The service of the catalog that answers ``hook`` (``ValueError`` when none does)."""
+    for service in SERVICES.values():
+        if service.hook == hook:
+            return service
+    raise ValueError(f"hook must be one of {HOOKS}, not {hook!r}")
 
 
 def prefetch_templates(hook: str) -> dict[str, str]:
-    """Prefetch key -> template the service declares for ``hook`` (catalog first, brief as fallback)."""
-    try:
-        from cds_service.hooks.catalog import SERVICES
-    except ImportError:
-        return dict(FALLBACK_PREFETCH)
-    for svc in SERVICES.values():
-        if svc.hook == hook:
-            return {p.key: p.template for p in svc.prefetch}
-    return dict(FALLBACK_PREFETCH)
+    """Prefetch key -> template of the service that answers ``hook``."""
+    return {key.key: key.template for key in service_for(hook).prefetch}
 
 
 def service_id(hook: str) -> str:
-    """The service id that answers ``hook`` (from the catalog, else ``ketamine-<hook>``)."""
-    try:
-        from cds_service.hooks.catalog import SERVICES
-    except ImportError:
-        return f"ketamine-{hook}"
-    for svc in SERVICES.values():
-        if svc.hook == hook:
-            return svc.id
-    return f"ketamine-{hook}"
+    """The id of the service that answers ``hook``."""
+    return service_for(hook).id
 
 
 def load_template(name: str, root: str | Path | None = None) -> dict[str, Any]:
@@ -90,7 +69,7 @@ def latest_weight_kg(resources: list[dict[str, Any]]) -> float | None:
         if not codes & {"29463-7", "3141-9"} or "value" not in qty:
             continue
         unit = qty.get("code") or qty.get("unit")
-        kg = float(qty["value"]) * {"kg": 1.0, "g": 0.001, "[lb_av]": LB_TO_KG, "lb": LB_TO_KG}.get(str(unit), 1.0)
+        kg = float(qty["value"]) * {"kg": 1.0, "g": 0.001, "[lb_av]": LB_AV_KG, "lb": LB_AV_KG}.get(str(unit), 1.0)
         if best is None or when > best[0]:
             best = (when, kg)
     return best[1] if best else None
@@ -171,8 +150,7 @@ def build_request(
     ``roller.roll(request, now)`` before sending. ``prefetch=False`` leaves prefetch out, so the service
     must fetch from ``fhir_server``.
     """
-    if hook not in HOOKS:
-        raise ValueError(f"hook must be one of {HOOKS}, not {hook!r}")
+    service = service_for(hook)
     resources = resources_from_bundle(bundle)
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
     if patient is None:
@@ -186,13 +164,12 @@ def build_request(
         params=params,
         weight_kg=latest_weight_kg(resources),
     )
+    draft_orders = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
     context: dict[str, Any] = {
         "userId": SANDBOX_USER,
         "patientId": patient["id"],
-        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]},
+        **draft_context(service.subjects, draft_orders, [f"MedicationRequest/{order_id}"]),
     }
-    if hook == "order-select":
-        context["selections"] = [f"MedicationRequest/{order_id}"]
     body: dict[str, Any] = {
         "hook": hook,
         "hookInstance": str(uuid.uuid5(_NS, f"{name}/{hook}")),
@@ -201,8 +178,6 @@ def build_request(
     if fhir_server:
         body["fhirServer"] = fhir_server
     if prefetch:
-        server = FixtureServer(resources, fhir_server or SANDBOX_FHIR_BASE)
-        body["prefetch"] = {
-            key: server.query(expand_template(tpl, context)).body for key, tpl in prefetch_templates(hook).items()
-        }
+        server = MemoryServer(resources, fhir_server or SANDBOX_FHIR_BASE)
+        body["prefetch"] = {key.key: server.query(fill(key.template, context)).body for key in service.prefetch}
     return roller.mark_anchor(body, anchor)

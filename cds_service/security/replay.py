@@ -1,6 +1,6 @@
 """``jti`` replay cache: a JWT id is accepted once per issuer until the token expires.
 
-The SQL cache (SQLAlchemy Core, own table, SQLite or PostgreSQL, set up like the feedback store's engine)
+The SQL cache (SQLAlchemy Core, own table, SQLite or PostgreSQL, on an engine of ``database`` as the feedback store)
 is shared by every gunicorn worker and replica that uses the same database; the in-memory cache is for
 tests and single-process sandboxes.
 Keys are SHA-256 digests of ``iss`` and ``jti``, so the table holds no token content.
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cds_service.feedback.store import first_time_setup, make_engine
+from cds_service.database import first_time_setup, make_engine
 
 TABLE_NAME = "ketamine_cds_jwt_replay"
 _PG_CREATE_LOCK = 0x6B65_7462  # advisory lock key (the feedback store's migrations use ...61)

@@ -11,7 +11,6 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cds_service.config import Settings
-from cds_service.feedback import blueprint as feedback_blueprint
 from cds_service.fhir.allowlist import ServerAllowlist
 from cds_service.fhir.client import new_session
 from cds_service.hooks.catalog import SERVICES, discovery_document
@@ -21,8 +20,9 @@ from cds_service.hooks.schemas import fast_validator
 from cds_service.knowledge.model import Knowledge
 from cds_service.observability import metrics, request_log
 from cds_service.security import flask_auth
-from cds_service.web import cors, health
+from cds_service.web import cors, feedback, health
 from cds_service.web.body import read_hook_body
+from cds_service.web.observer import RECORDING
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +65,10 @@ def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None,
     cors.install(app, settings)  # first: preflight is answered before authentication
     flask_auth.install(app, settings)
     request_log.install(app, settings)
-    metrics.install(app, settings)
+    metrics.install(app, settings, service_ids=SERVICES)
     _register_routes(app)
     _register_error_handlers(app)
-    feedback_blueprint.register(app, settings, start=open_store)
+    feedback.register(app, settings, start=open_store)
     health.register(app, settings)
     return app
 
@@ -116,6 +116,7 @@ def _register_routes(app: Flask) -> None:
             fhir_session=current_app.extensions[SESSION_KEY],
             base_url=base_url(settings),
             allowlist=current_app.extensions[ALLOWLIST_KEY],
+            observer=RECORDING,
         )
         return _json(result)
 

@@ -18,8 +18,8 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 
 from cds_service.config import Settings
-from cds_service.feedback import blueprint
 from cds_service.knowledge.model import Knowledge
+from cds_service.web import feedback
 
 KB_EXTENSION = "ketamine_kb"
 _log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def feedback_readiness(app: Flask) -> tuple[bool, str]:
     """(ready, what to report) for the feedback store: ready once it has opened; a later outage of the
     shared database is reported as degraded, not as unready (``FeedbackRuntime.readiness``)."""
     try:
-        return blueprint.readiness(app)
+        return feedback.readiness(app)
     except Exception as exc:  # the store's own error text may hold a DSN: report the type only
         _log.warning("feedback store readiness check raised %s", type(exc).__name__)
         return False, f"feedback store check failed ({type(exc).__name__})"

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report_unwritable_store(settings: Settings) -> None:
     """Say at start, once, why a SQLite feedback store cannot open (e.g. a read-only root filesystem)."""
-    from cds_service.feedback.store import sqlite_file
+    from cds_service.database import sqlite_file
 
     path = sqlite_file(settings.database_url)
     if path is None:

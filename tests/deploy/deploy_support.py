@@ -81,7 +81,7 @@ def deployment_app(
     metrics.install(app, settings)
     health.register(app, settings)
     if with_feedback:
-        from cds_service.feedback import blueprint
+        from cds_service.web import feedback as blueprint
 
         blueprint.register(app, settings)
     app.extensions[health.KB_EXTENSION] = small_knowledge() if kb is None else kb

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import differential
-from cds_service.hooks import pipeline
+from cds_service.hooks import gather
 from tests.record import perturbed_requests
 
 
@@ -32,9 +32,9 @@ def small_corpus(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_dump_answers_every_request_and_restores_the_pipeline(
     small_corpus: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    saved = pipeline._build_record, pipeline._account
+    saved = gather.build_record
     assert differential.main(["dump", str(tmp_path / "a.pkl"), "--seeds", "0"]) == 0
-    assert (pipeline._build_record, pipeline._account) == saved
+    assert gather.build_record is saved
     found = pickle.loads((tmp_path / "a.pkl").read_bytes())
     assert len(found) == 5 and "5 requests answered" in capsys.readouterr().out
     assert found["malformed"][0] == 400 and found["malformed"][2] == ()

@@ -9,10 +9,11 @@ import tomllib
 from collections.abc import Iterable
 
 import pytest
-from deploy_support import REPO, dockerignore_excludes, instructions
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
+
+from tests.deploy.deploy_support import REPO, dockerignore_excludes, instructions
 
 CONSTRAINTS = REPO / "requirements" / "runtime-constraints.txt"
 CONSTRAINTS_IN_REPO = "requirements/runtime-constraints.txt"

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from deploy_support import DOCKERFILE, REPO, dockerignore_excludes, instructions
+
+from tests.deploy.deploy_support import DOCKERFILE, REPO, dockerignore_excludes, instructions
 
 
 def hadolint() -> str:

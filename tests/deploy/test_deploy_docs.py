@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from deploy_support import REPO
+from tests.deploy.deploy_support import REPO
 
 
 def env_names_in_code() -> set[str]:

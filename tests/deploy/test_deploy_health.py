@@ -6,12 +6,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from deploy_support import deployment_app, small_knowledge
 
-from cds_service.feedback import blueprint
 from cds_service.feedback.store import CardShown
 from cds_service.hooks.schemas import schema_issues
+from cds_service.web import feedback as blueprint
 from cds_service.web import health
+from tests.deploy.deploy_support import deployment_app, small_knowledge
 
 
 def test_healthz_is_ok_even_when_the_store_is_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,9 +13,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_support import REPO
 
 from cds_service.config import Settings
+from tests.deploy.deploy_support import REPO
 
 K8S = REPO / "deploy" / "kubernetes"
 # The oldest supported Kubernetes minor we promise, and the newest the bundled schemas know.

@@ -12,8 +12,9 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from deploy_support import REPO, dockerignore_excludes, instructions
 from packaging.version import Version
+
+from tests.deploy.deploy_support import REPO, dockerignore_excludes, instructions
 
 LICENSE = REPO / "LICENSE"
 # https://www.apache.org/licenses/LICENSE-2.0.txt as the ASF distributes it (11,358 bytes), unmodified.

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from deploy_support import REPO, deployment_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from cds_service.observability import metrics
+from tests.deploy.deploy_support import REPO, deployment_app
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

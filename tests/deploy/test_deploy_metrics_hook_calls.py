@@ -18,11 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deploy_support import REPO
-from test_deploy_metrics import _free_port, _wait, samples, value
-
 from benchmarks.workloads import build_workloads
 from cds_service.feedback.store import FeedbackStore
+from tests.deploy.deploy_support import REPO
+from tests.deploy.test_deploy_metrics import _free_port, _wait, samples, value
 
 SERVICE = "ketamine-order-sign"
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import REPO
-from test_deploy_metrics import _free_port, _wait
+
+from tests.deploy.deploy_support import REPO
+from tests.deploy.test_deploy_metrics import _free_port, _wait
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads the process table in /proc")
 

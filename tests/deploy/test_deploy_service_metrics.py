@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deploy_support import REPO  # noqa: F401  (puts the repository on sys.path for benchmarks)
-from test_deploy_metrics import samples, value
 
 from benchmarks.fhir_stub import FhirIndex, make_handler
 from benchmarks.floor import create_floor_app
@@ -19,6 +17,8 @@ from benchmarks.workloads import build_workloads, stub_data
 from cds_service.config import Settings
 from cds_service.hooks.catalog import PREFETCH
 from cds_service.web.app import create_app
+from tests.deploy.deploy_support import REPO  # noqa: F401  (puts the repository on sys.path for benchmarks)
+from tests.deploy.test_deploy_metrics import samples, value
 from tests.loopback import serving
 
 SERVICE = "ketamine-order-sign"

@@ -1,4 +1,5 @@
-"""A minimal medication catalog for parser unit tests, independent of the bundled data files."""
+"""A minimal medication catalog for parser unit tests, independent of the bundled medication data (the route
+terms are the bundled ones: the order parser reads routes with the knowledge base's)."""
 
 from __future__ import annotations
 
@@ -30,4 +31,7 @@ def _catalog() -> MedicationCatalog:
 
 @pytest.fixture(scope="session")
 def catalog_kb() -> Knowledge:
-    return Knowledge(version="test", valuesets={}, medications=_catalog(), thresholds={}, topics={}, seeds={})
+    from cds_service.knowledge.loader import load_knowledge
+
+    return Knowledge(version="test", valuesets={}, medications=_catalog(), thresholds={}, topics={}, seeds={},
+                     routes=load_knowledge().routes)

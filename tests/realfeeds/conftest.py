@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service.config import Settings
-from tests.conftest import NOW
+from tests.clock import NOW
 from tests.realfeeds.fhir_server import FhirServer, running_sekmet
 from tests.sandbox.sandbox_support import FHIR_BASE, frozen_datetime
 

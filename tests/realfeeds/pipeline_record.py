@@ -12,7 +12,7 @@ from cds_service.hooks.catalog import SERVICES
 from cds_service.knowledge.model import Knowledge
 from cds_service.record.builder import build_record
 from cds_service.record.model import PatientRecord
-from tests.conftest import NOW
+from tests.clock import NOW
 
 
 def record_for(body: dict[str, Any], kb: Knowledge, settings: Settings) -> tuple[PatientRecord, PrefetchResolution]:

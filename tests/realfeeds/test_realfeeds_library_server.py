@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import load_manifest
 from cds_service.sandbox.requests import HOOKS, build_request, load_template, service_id
-from tests.conftest import NOW
+from tests.clock import NOW
 from tests.realfeeds.fhir_server import FhirServer
 from tests.sandbox.sandbox_support import card_mismatch, card_pairs
 

@@ -29,7 +29,7 @@ from cds_service.record.model import SET_ASIDE_FUTURE, SET_ASIDE_OTHER_PATIENT, 
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import load_manifest
 from cds_service.sandbox.requests import build_request, load_template
-from tests.conftest import NOW
+from tests.clock import NOW
 from tests.realfeeds.pipeline_record import record_for
 
 MANIFEST = load_manifest()

@@ -30,7 +30,7 @@ from cds_service.record.model import (
     PatientRecord,
 )
 from cds_service.sandbox.requests import build_request, load_template, service_id
-from tests.conftest import NOW
+from tests.clock import NOW
 from tests.realfeeds.fhir_server import FhirServer
 from tests.realfeeds.pipeline_record import record_for
 from tests.sandbox.sandbox_support import FHIR_BASE, card_pairs

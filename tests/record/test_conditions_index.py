@@ -16,11 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds_service.knowledge.model import ICD10CM, Knowledge, ValueSet
+from cds_service.knowledge.model import Knowledge, ValueSet
 from cds_service.record import conditions as cond
 from cds_service.record.conditions import Categories, ConditionIndex, RuleIndex, strip_negations
 from cds_service.record.fhirdata import codes_of, texts_of
 from cds_service.record.model import Code
+from cds_service.terminology.codes import ICD10CM
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_CONDITIONS = cond.NON_CONDITION_PREFIXES

@@ -26,7 +26,7 @@ import responses
 
 from cds_service.config import Settings
 from cds_service.fhir.templates import fill
-from cds_service.hooks import pipeline
+from cds_service.hooks import gather, pipeline
 from cds_service.hooks.body import HookBody, decode_hook_body
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.errors import HookError
@@ -60,8 +60,7 @@ def answer(kb: Knowledge, body: HookBody | Mapping[str, Any], monkeypatch: pytes
         records.append(build(*args, **kwargs))
         return records[-1]
 
-    monkeypatch.setattr(pipeline, "_build_record", recording)
-    monkeypatch.setattr(pipeline, "_account", lambda *a, **k: None)
+    monkeypatch.setattr(gather, "build_record", recording)
     request = body if isinstance(body, HookBody) else HookBody.parsed(body)
     service = service_of(request.envelope)
     try:

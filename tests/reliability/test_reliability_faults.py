@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from faulty_fhir import FaultyFhirServer, faulty_fhir_server, refused_base_url
 from flask import Flask
-from requests_for_tests import KETAMINE_DRAFT, order_sign
 
 from cds_service.config import Settings
 from cds_service.fhir.client import DEADLINE_REASON
 from cds_service.web.app import create_app
+from tests.reliability.faulty_fhir import FaultyFhirServer, faulty_fhir_server, refused_base_url
+from tests.reliability.requests_for_tests import KETAMINE_DRAFT, order_sign
 
 READ_TIMEOUT = 2.0  # the slow drip sends a byte every 0.25 s: only the overall deadline can stop it
 MAX_PAGES = 3

@@ -6,11 +6,11 @@ import io
 import json
 from typing import Any
 
-from requests_for_tests import KETAMINE_DRAFT, order_sign
 from werkzeug.test import EnvironBuilder
 
 from cds_service.config import Settings
 from cds_service.web.app import create_app
+from tests.reliability.requests_for_tests import KETAMINE_DRAFT, order_sign
 
 
 def _client(kb: object, **overrides: object):  # type: ignore[no-untyped-def]

@@ -7,10 +7,10 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from requests_for_tests import KETAMINE_DRAFT, order_sign
 
 from cds_service.config import Settings
 from cds_service.web.app import create_app
+from tests.reliability.requests_for_tests import KETAMINE_DRAFT, order_sign
 
 SCHIZOPHRENIA = {
     "resourceType": "Condition",

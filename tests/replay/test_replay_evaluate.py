@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
-from replay_support import SERTRALINE, generated, ketamine_order, patient, write_ndjson
 
 from cds_service.config import Settings
 from cds_service.hooks.catalog import SERVICES
@@ -21,13 +20,14 @@ from cds_service.replay import evaluate as seam
 from cds_service.replay.evaluate import ReplayService, read_types, service_for
 from cds_service.sandbox.fixtures import load_manifest
 from cds_service.sandbox.requests import load_template, materialize_order
+from tests.replay.replay_support import SERTRALINE, generated, ketamine_order, patient, write_ndjson
 
 ANCHOR = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # the fixture library's anchor day
 
 
 def fixture_cases() -> list[tuple[str, list[dict[str, Any]], dict[str, Any]]]:
     """(name, resources, the fixture's own order) of every fixture of the library."""
-    from cds_service.sandbox.fhir_query import resources_from_bundle
+    from cds_service.fhir.memory import resources_from_bundle
     from cds_service.sandbox.requests import latest_weight_kg
 
     manifest = load_manifest()
@@ -107,7 +107,7 @@ def test_an_unexpected_failure_is_a_500_and_the_run_goes_on(kb: Any, monkeypatch
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("patient data must never reach the log")
 
-    monkeypatch.setattr(seam.engine, "evaluate", broken)
+    monkeypatch.setattr(seam.pipeline, "decide", broken)  # a failure inside the pipeline's decide stage
     order = ketamine_order("p", "k", "2025-01-01T10:00:00Z")
     outcome = ReplayService(kb, "order-sign").evaluate([patient("p")], order, patient_id="p", now=ANCHOR)
     assert (outcome.status, outcome.cards) == (500, ())

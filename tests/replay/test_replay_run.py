@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_support import (
+
+from cds_service.fhir.asof import known_from
+from cds_service.sandbox.fixtures import load_manifest
+from tests.replay.replay_support import (
     AFTER_EVERYTHING,
     blood_pressure,
     figures,
@@ -23,9 +26,6 @@ from replay_support import (
     write_bundles,
     write_ndjson,
 )
-
-from cds_service.replay.asof import known_from
-from cds_service.sandbox.fixtures import load_manifest
 
 COUNT = 30
 
@@ -335,7 +335,7 @@ def test_an_order_the_service_fails_on_is_counted_and_named(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ValueError("a rule that trips on odd data")
 
-    monkeypatch.setattr(seam.engine, "evaluate", broken)
+    monkeypatch.setattr(seam.pipeline, "decide", broken)  # a failure inside the pipeline's decide stage
     export = write_ndjson(tmp_path / "e", [[patient("p"), ketamine_order("p", "k", "2025-03-01T10:00:00Z")]])
     doc = replay_json(capsys, export, "--actual-orders", "--work-dir", tmp_path / "w")
     assert doc["orders"] == 1 and doc["orders_refused"] == {"500": 1} and doc["cards"] == 0

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_support import AFTER_EVERYTHING, generated, replay, replay_json, write_ndjson
 
 from cds_service.replay import index as index_module
 from cds_service.replay import run as run_module
 from cds_service.replay.shard import Shard, bucket
 from cds_service.replay.worker import Worker
+from tests.replay.replay_support import AFTER_EVERYTHING, generated, replay, replay_json, write_ndjson
 
 COUNT = 36
 MODES = {

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from replay_support import blood_pressure, patient
 
 from cds_service.replay.source import (
     Problem,
@@ -19,6 +18,7 @@ from cds_service.replay.source import (
     reference_id,
     with_canonical_reference,
 )
+from tests.replay.replay_support import blood_pressure, patient
 
 
 def read_all(paths: list[str]) -> tuple[list[tuple[str, int, str]], list[Problem]]:

@@ -15,7 +15,9 @@ from cds_service.record.builder import build_record
 from cds_service.record.model import AllergyFact, DataGap, Recognition
 from cds_service.rules.findings import CheckStatus, DeleteOrder, Indicator
 from cds_service.rules.hypersensitivity import hypersensitivity_rule
-from tests.rules1.rules1_build import NOW, order, record
+from tests.builders.orders import order
+from tests.builders.records import record
+from tests.clock import NOW
 
 RX = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"

@@ -19,7 +19,9 @@ from cds_service.rules.findings import CheckStatus, Indicator
 from cds_service.rules.genitourinary import genitourinary_rule
 from cds_service.rules.lactation import lactation_rule
 from cds_service.rules.minor_patient import minor_patient_rule
-from tests.rules1.rules1_build import NOW, cond, days_ago, order, period, record
+from tests.builders.orders import order
+from tests.builders.records import cond, period, record
+from tests.clock import NOW, days_ago
 
 # ---------------------------------------------------------------- drug-interaction
 

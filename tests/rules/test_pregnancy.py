@@ -19,7 +19,9 @@ from cds_service.record.builder import build_record
 from cds_service.record.model import PatientFacts, PregnancyTest
 from cds_service.rules.findings import CheckStatus, DeleteOrder, Indicator
 from cds_service.rules.pregnancy import HcgResult, hcg_result, pregnancy_rule
-from tests.rules1.rules1_build import NOW, cond, days_ago, order, record
+from tests.builders.orders import order
+from tests.builders.records import cond, record
+from tests.clock import NOW, days_ago
 
 ESKETAMINE = order(Drug.ESKETAMINE, Route.INTRANASAL)
 

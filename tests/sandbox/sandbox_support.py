@@ -12,7 +12,7 @@ from typing import Any
 
 import responses
 
-from cds_service.sandbox.fhir_query import FixtureServer
+from cds_service.fhir.memory import MemoryServer
 
 FHIR_BASE = "https://fhir.sandbox.test/r4"
 
@@ -29,7 +29,7 @@ def frozen_datetime(instant: datetime) -> type[datetime]:
 
 
 @contextmanager
-def fhir_mock(server: FixtureServer) -> Iterator[responses.RequestsMock]:
+def fhir_mock(server: MemoryServer) -> Iterator[responses.RequestsMock]:
     """Answer every GET under ``server.base_url`` from the fixture; reads of nothing get a 404."""
 
     def answer(request: Any) -> tuple[int, dict[str, str], str]:

@@ -12,7 +12,7 @@ import pytest
 from cds_service.cli import main
 from cds_service.sandbox.burden import Burden, measure, render_text
 from cds_service.sandbox.fixtures import load_manifest
-from tests.conftest import NOW
+from tests.clock import NOW
 
 MANIFEST = load_manifest()
 BEFORE = json.loads((Path(__file__).resolve().parents[2] / "docs" / "alert-burden-v1.json").read_text())

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_support import card_mismatch, card_pairs
 
 from cds_service.cli import main
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import load_manifest
 from tests.loopback import serving
+from tests.sandbox.sandbox_support import card_mismatch, card_pairs
 
 MANIFEST = load_manifest()
 DAY = "2026-11-23"

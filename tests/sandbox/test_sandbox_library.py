@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 
+from cds_service.fhir.memory import MemoryServer, resources_from_bundle
 from cds_service.hooks.catalog import SERVICES
-from cds_service.sandbox.fhir_query import FixtureServer, resources_from_bundle
 from cds_service.sandbox.fixtures import load_manifest, read_json
 from cds_service.sandbox.requests import HOOKS, prefetch_templates
 
@@ -161,7 +161,7 @@ def test_fixture_server_answers_the_searches_prefetch_uses() -> None:
     bundle = MANIFEST.bundle(MANIFEST.get("mess-eligible-real-feed"))
     resources = resources_from_bundle(bundle)
     pid = next(r["id"] for r in resources if r["resourceType"] == "Patient")
-    server = FixtureServer(resources, "https://fhir.test/r4")
+    server = MemoryServer(resources, "https://fhir.test/r4")
     assert server.query(f"Patient/{pid}").body["id"] == pid
     assert server.query("Patient/nobody").body is None
     meds = server.query(f"MedicationRequest?patient={pid}&_include=MedicationRequest:medication").body
@@ -180,7 +180,7 @@ def test_fixture_server_answers_the_searches_prefetch_uses() -> None:
 
 
 def test_card_comparison_catches_every_kind_of_difference() -> None:
-    from sandbox_support import card_mismatch
+    from tests.sandbox.sandbox_support import card_mismatch
 
     summary, bp = ("eligibility-summary", "info"), ("hypertension-uncontrolled", "critical")
     assert card_mismatch([summary, bp], [summary, bp]) is None

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sandbox_support import (
+
+from cds_service.config import Settings
+from cds_service.fhir.memory import MemoryServer, resources_from_bundle
+from cds_service.sandbox import roller
+from cds_service.sandbox.fixtures import load_manifest
+from cds_service.sandbox.requests import HOOKS, build_request, latest_weight_kg, load_template, service_id
+from tests.clock import NOW
+from tests.sandbox.sandbox_support import (
     FHIR_BASE,
     card_contract_problems,
     card_mismatch,
@@ -20,13 +27,6 @@ from sandbox_support import (
     fhir_mock,
     frozen_datetime,
 )
-
-from cds_service.config import Settings
-from cds_service.sandbox import roller
-from cds_service.sandbox.fhir_query import FixtureServer, resources_from_bundle
-from cds_service.sandbox.fixtures import load_manifest
-from cds_service.sandbox.requests import HOOKS, build_request, latest_weight_kg, load_template, service_id
-from tests.conftest import NOW
 
 MANIFEST = load_manifest()
 CASES = [
@@ -48,7 +48,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
         yield web_app.create_app(settings).test_client()
 
 
-def _request(name: str, hook: str, prefetch: bool) -> tuple[dict[str, Any], FixtureServer]:
+def _request(name: str, hook: str, prefetch: bool) -> tuple[dict[str, Any], MemoryServer]:
     entry = MANIFEST.get(name)
     bundle = MANIFEST.bundle(entry)
     body = build_request(
@@ -63,7 +63,7 @@ def _request(name: str, hook: str, prefetch: bool) -> tuple[dict[str, Any], Fixt
     )
     body = roller.roll(body, NOW)
     body["hookInstance"] = str(uuid.uuid4())
-    server = FixtureServer(resources_from_bundle(roller.roll(bundle, NOW, anchor=MANIFEST.anchor)), FHIR_BASE)
+    server = MemoryServer(resources_from_bundle(roller.roll(bundle, NOW, anchor=MANIFEST.anchor)), FHIR_BASE)
     return body, server
 
 

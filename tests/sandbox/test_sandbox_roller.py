@@ -8,7 +8,7 @@ import pytest
 
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import load_manifest
-from tests.conftest import NOW
+from tests.clock import NOW
 
 ANCHOR = date(2026, 1, 1)
 

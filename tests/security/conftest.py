@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from security_support import SigningKey
+
+from tests.security.security_support import SigningKey
 
 
 @pytest.fixture(scope="module")

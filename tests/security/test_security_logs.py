@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import responses
 import yaml
-from security_support import BASE, ISS, SIGN_SERVICE, SigningKey, claims, jwks_of, order_sign_body
 
 from cds_service.config import Settings
-from cds_service.feedback.blueprint import runtime_of
 from cds_service.observability.request_log import REQUEST_LOGGER, JsonFormatter, RedactFilter, configure_logging
 from cds_service.web.app import create_app
+from cds_service.web.feedback import runtime_of
+from tests.security.security_support import BASE, ISS, SIGN_SERVICE, SigningKey, claims, jwks_of, order_sign_body
 
 FHIR = "https://fhir.example.org/r4"
 PATIENT_ID = "PHI-ID-MARKER"
