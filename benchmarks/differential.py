@@ -31,12 +31,13 @@ NOW = datetime.fromisoformat("2026-11-23T12:00:00+00:00")
 
 def answers(seeds: int) -> Iterator[tuple[str, tuple[int, str, tuple[str, ...]]]]:
     """(request name, (status, cards or issues as JSON, records as text)) of every request of the corpus."""
-    sys.path.append(str(ROOT))  # the corpus and the workloads; the cds_service under test comes first
-    from cds_service.config import Settings
+    from cds_service.config import Settings  # the cds_service under test: whichever comes first on the path
     from cds_service.hooks import gather, pipeline
     from cds_service.hooks.body import decode_hook_body
     from cds_service.hooks.errors import HookError
     from cds_service.knowledge.loader import load_knowledge
+
+    sys.path.insert(0, str(ROOT))  # the corpus and the workloads of this checkout, even beside another `tests`
     from tests.record.perturbed_requests import corpus, without_uuids
 
     kb = load_knowledge()
