@@ -300,6 +300,12 @@ SET_ASIDE_OTHER_PATIENT: Final = "belong to another patient"
 SET_ASIDE_FUTURE: Final = "are dated in the future"
 SET_ASIDE_CONFLICT: Final = "conflict with another copy of the same record (the more cautious copy was used)"
 SET_ASIDE_UNREADABLE: Final = "could not be read"
+# The same reasons after "1 <kind> record ..." (a single record: "1 blood pressure record is dated in the future").
+SET_ASIDE_SINGULAR: Final[dict[str, str]] = {
+    SET_ASIDE_OTHER_PATIENT: "belongs to another patient",
+    SET_ASIDE_FUTURE: "is dated in the future",
+    SET_ASIDE_CONFLICT: "conflicts with another copy of the same record (the more cautious copy was used)",
+}
 
 
 @dataclass(frozen=True, slots=True)

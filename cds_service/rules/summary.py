@@ -25,7 +25,7 @@ from datetime import datetime
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import Drug, MedicationOrder, Route
 from cds_service.record import kinds
-from cds_service.record.model import Evidence, PatientRecord, Recognition, SetAside
+from cds_service.record.model import SET_ASIDE_SINGULAR, Evidence, PatientRecord, Recognition, SetAside
 from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, MissingItem
 from cds_service.rules.indication import Indication, determine_indication
 
@@ -204,7 +204,10 @@ def set_aside_note(record: PatientRecord, reads: Iterable[str]) -> str:
 
 def describe_set_aside(aside: SetAside) -> str:
     noun = KIND_WORDS.get(aside.kind, aside.kind)
-    shown = f"{aside.count} {noun} record{'s' if aside.count != 1 else ''} {aside.reason}"
+    if aside.count == 1:
+        shown = f"1 {noun} record {SET_ASIDE_SINGULAR.get(aside.reason, aside.reason)}"
+    else:
+        shown = f"{aside.count} {noun} records {aside.reason}"
     if aside.details:
         shown += ": " + "; ".join(aside.details[:_MAX_EVIDENCE])
     return shown

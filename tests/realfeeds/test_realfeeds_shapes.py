@@ -389,3 +389,21 @@ def test_the_sandbox_order_select_reads_a_lone_reason_code_too(client: FlaskClie
     topics = {topic for topic, _ in card_pairs(client.post(f"/cds-services/{service_id('order-select')}",
                                                            json=body).get_json())}  # fmt: skip
     assert "chronic-pain-evidence" in topics and "trd-criteria-unmet" not in topics
+
+
+def test_the_summary_says_what_was_set_aside_on_the_lines_it_would_have_changed(client: FlaskClient) -> None:
+    """Another patient's schizophrenia and 190/120 in the prefetch: the psychosis and blood-pressure lines still
+    say "not found" and "124/78", each with how many records were set aside and why; nothing of the other
+    patient is shown (clinical-rules.md §10)."""
+    (shape,) = [s for s in SHAPES if s.name == "another-patients-records"]
+    cards = client.post(f"/cds-services/{service_id('order-sign')}",
+                        json=request_for(shape, "order-sign", server=None)).get_json()["cards"]  # fmt: skip
+    (summary,) = [c for c in cards if c["source"]["topic"]["code"] == "eligibility-summary"]
+    lines = summary["detail"].splitlines()
+    assert ("- **Psychosis**: not found in the records that could be read (1 condition record belongs to another "
+            "patient)") in lines  # fmt: skip
+    (bp_line,) = [line for line in lines if line.startswith("- **Blood pressure**")]
+    assert bp_line.startswith("- **Blood pressure**: 124/78 on ")
+    assert "1 blood pressure record belongs to another patient" in bp_line
+    shown = " ".join(f"{c['summary']} {c['detail']}" for c in cards)
+    assert "190/120" not in shown and "schizophrenia" not in shown.lower()

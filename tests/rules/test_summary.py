@@ -12,6 +12,9 @@ import pytest
 from cds_service.order.model import Dose, DoseUnit, Drug, MedicationOrder, Route
 from cds_service.record import kinds
 from cds_service.record.model import (
+    SET_ASIDE_FUTURE,
+    SET_ASIDE_OTHER_PATIENT,
+    SET_ASIDE_UNREADABLE,
     BodyWeight,
     DataGap,
     Normalisation,
@@ -23,7 +26,7 @@ from cds_service.record.model import (
 )
 from cds_service.rules.engine import evaluate
 from cds_service.rules.findings import Check, CheckStatus, Finding, Indicator, MissingItem
-from cds_service.rules.summary import checklist, summarise, verdict
+from cds_service.rules.summary import checklist, describe_set_aside, summarise, verdict
 from tests.builders.orders import order
 from tests.builders.records import ICD, bp, cond, good_scores, good_trials, period, record, use
 from tests.clock import NOW, days_ago
@@ -94,6 +97,20 @@ def test_not_found_on_partial_data_says_which_records_could_not_be_read(kb):
             "patient)") in text  # fmt: skip
     assert ("- **Blood pressure**: 128/82 on 2026-11-21; in the records that could be read (2 blood pressure "
             "records could not be read)") in text  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("count", "reason", "said"),
+    [
+        (1, SET_ASIDE_OTHER_PATIENT, "1 condition record belongs to another patient"),
+        (2, SET_ASIDE_OTHER_PATIENT, "2 condition records belong to another patient"),
+        (1, SET_ASIDE_FUTURE, "1 condition record is dated in the future"),
+        (2, SET_ASIDE_FUTURE, "2 condition records are dated in the future"),
+        (1, SET_ASIDE_UNREADABLE, "1 condition record could not be read"),
+    ],
+)
+def test_set_aside_records_are_counted_in_grammatical_english(count, reason, said):
+    assert describe_set_aside(SetAside(kinds.CONDITIONS, reason, count)) == said
 
 
 def test_evidence_is_shown_once_in_words_without_ids(kb):
@@ -167,7 +184,7 @@ def test_data_that_could_not_be_read_is_reported_without_values_or_ids(kb):
     text = _text(summarise(rec, order(recognition=Recognition.NAME), kb, NOW, (), ()))
     assert "- Blood pressure records could not be obtained: the EHR reported an error" in text
     assert "- Left out as invalid: a Observation (valueQuantity.value: not a number)" in text
-    assert "- 1 depression score record are dated in the future: PHQ-9 22 dated 2026-12-30" in text
+    assert "- 1 depression score record is dated in the future: PHQ-9 22 dated 2026-12-30" in text
     assert "- Read with care: blood pressure sent as text, read as numbers (2 blood pressure records)" in text
     assert "medication sertraline" in text and "condition psychotic episode, read as psychosis" in text
     assert "the ordered drug (ketamine)" in text
