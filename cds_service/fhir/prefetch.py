@@ -276,8 +276,7 @@ def _from_supplied(
             key, "gap", tuple(resources), obtained=False, gap="the EHR reported an error while prefetching"
         )
     nxt = next_link(value)
-    reads_on = key.follow_pages or (more is not None and more(resources))
-    if not nxt or not reads_on:
+    if not nxt or not (key.follow_pages or (more is not None and more(resources))):  # more(): only with a next page
         return KeyResult(key, "present", tuple(resources))
     if client is None or not same_server(nxt, client.base_url):
         return KeyResult(

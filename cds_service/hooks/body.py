@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import msgspec
 
+from cds_service.fhir.capped_search import decode_capped_search
 from cds_service.hooks.errors import HookError, Issue
 from cds_service.hooks.limits import nesting_exceeds, raw_nesting_exceeds, too_deep
 
@@ -100,15 +101,17 @@ class HookBody:
             return self.envelope
         return {**self.envelope, PREFETCH: self._view}
 
-    def with_prefetch(self, keys: Collection[str], max_depth: int) -> dict[str, Any]:
+    def with_prefetch(self, keys: Collection[str], max_depth: int, capped: Collection[str] = ()) -> dict[str, Any]:
         """The body with its prefetch, of which only the members named in ``keys`` (nothing reads the
-        others). ``HookError`` 400 when the prefetch nests deeper than ``max_depth``."""
+        others); the members named in ``capped`` are vital-sign searches, of whose readings the record reads
+        only the newest: their Observations are decoded as far as it reads them (``fhir/capped_search.py``).
+        ``HookError`` 400 when the prefetch nests deeper than ``max_depth``."""
         if not isinstance(self.envelope, dict):
             raise TypeError("the body is not an object: validate it first")
         if self._prefetch is _ABSENT:
             return dict(self.envelope)
         if self._raw_members is not None:
-            return {**self.envelope, PREFETCH: _decode_members(self._raw_members, keys, max_depth)}
+            return {**self.envelope, PREFETCH: _decode_members(self._raw_members, keys, max_depth, capped)}
         if _parsed_too_deep(self._prefetch, max_depth):
             raise HookError(400, too_deep(max_depth, PREFETCH))
         return {**self.envelope, PREFETCH: self._prefetch}
@@ -183,15 +186,22 @@ def _by_member(raw: bytes, max_depth: int) -> HookBody:
     return HookBody(envelope, _value(prefetch, max_depth, PREFETCH), from_json=True)
 
 
-def _decode_members(members: Mapping[str, msgspec.Raw], keys: Collection[str], max_depth: int) -> dict[str, Any]:
-    """The members named in ``keys``, decoded; ``HookError`` 400 when any member, read or not, nests
-    deeper than ``max_depth`` (the limit is the body's)."""
+def _decode_members(
+    members: Mapping[str, msgspec.Raw], keys: Collection[str], max_depth: int, capped: Collection[str] = ()
+) -> dict[str, Any]:
+    """The members named in ``keys``, decoded (those in ``capped`` as far as the record reads them);
+    ``HookError`` 400 when any member, read or not, nests deeper than ``max_depth`` (the limit is the body's)."""
     if members and max_depth < _MEMBER_LEVEL - 1:
         raise HookError(400, too_deep(max_depth, PREFETCH))
     for raw in members.values():
         if raw_nesting_exceeds(memoryview(raw).tobytes(), max_depth - (_MEMBER_LEVEL - 1)):
             raise HookError(400, too_deep(max_depth, PREFETCH))
-    return {key: _value(raw, max_depth, f"{PREFETCH}.{key}") for key, raw in members.items() if key in keys}
+    decoded: dict[str, Any] = {}
+    for key, raw in members.items():
+        if key in keys:
+            search = decode_capped_search(raw) if key in capped else None
+            decoded[key] = _value(raw, max_depth, f"{PREFETCH}.{key}") if search is None else search
+    return decoded
 
 
 def _value(raw: msgspec.Raw | bytes, max_depth: int, where: str | None) -> Any:

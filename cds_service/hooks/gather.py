@@ -38,6 +38,7 @@ from cds_service.hooks.context import validate_request
 from cds_service.hooks.errors import HookError, Issue
 from cds_service.hooks.observer import SILENT, Observer
 from cds_service.knowledge.model import Knowledge
+from cds_service.record import kinds
 from cds_service.record.builder import build_record
 from cds_service.record.model import PatientRecord
 
@@ -117,7 +118,7 @@ class RequestPrefetch:
         now: datetime,
         observer: ResolutionObserver,
     ) -> tuple[PrefetchResolution, int]:
-        body = self.request.with_prefetch({key.key for key in keys}, settings.max_json_depth)
+        body = self.request.with_prefetch({key.key for key in keys}, settings.max_json_depth, capped_keys(keys))
         resolution = resolve_prefetch(
             keys, body, settings=settings, allowlist=self.allowlist, session=self.session, observer=observer, now=now
         )
@@ -175,7 +176,13 @@ def checked_envelope(service: ServiceDefinition[Any], request: HookBody) -> Mapp
 def with_prefetch(service: ServiceDefinition[Any], request: HookBody, max_depth: int) -> Mapping[str, Any]:
     """The request with the prefetch members the service's templates name, decoded; ``HookError`` 400
     when the prefetch nests deeper than ``max_depth``."""
-    return request.with_prefetch({key.key for key in service.prefetch}, max_depth)
+    return request.with_prefetch({key.key for key in service.prefetch}, max_depth, capped_keys(service.prefetch))
+
+
+def capped_keys(keys: Sequence[PrefetchKey]) -> frozenset[str]:
+    """The keys of vital-sign searches, of which the record reads only the newest readings: their Observations
+    are decoded only as far as the record reads them (``fhir/capped_search.py``)."""
+    return frozenset(key.key for key in keys if key.kind in kinds.CAPPED)
 
 
 def gather(

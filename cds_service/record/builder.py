@@ -17,7 +17,10 @@ Pipeline (clinical-rules.md §10; how each real-feed deviation is read: ``intake
 
 Vital signs: only the newest ``vitals.max_readings_per_kind`` (thresholds.yaml) valid readings of each kind
 (BP, weight) are validated and kept — the rules read the latest reading in a look-back window, and a heavy
-record has thousands. Readings dated in the future never take a place under the cap.
+record has thousands. Readings dated in the future never take a place under the cap. A prefetched vital-sign
+search arrives partly decoded (``partial.PartialResource``: type, id, status, code, subject and dates, which
+is all the intake reads to choose); a reading is completed before it is validated, compared with a copy or
+read for anything else, so the record is the one the whole resources give.
 
 Cost: a heavy record repeats itself (every refill names the same drug and dosage), so within one build the
 same content is validated, resolved to catalogue ingredients and turned into a daily dose once (keyed by
@@ -72,6 +75,7 @@ from cds_service.record.model import (
     SkippedResource,
 )
 from cds_service.record.normalise import MAX_REPAIRS, Repairs
+from cds_service.record.partial import complete
 from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
@@ -160,6 +164,7 @@ class _Builder:
         self.normalised: Counter[tuple[str, str]] = Counter()  # besides the repairs: conflicting copies read
         self._aside: dict[tuple[str, str], _Aside] = {}
         self._medication_validity: dict[int, Mapping[str, Any] | None] = {}
+        self._condition_categories: dict[Any, cond.Categories] = {}
         self._validator = Validator()
 
     # ------------------------------------------------------------------ intake
@@ -171,7 +176,7 @@ class _Builder:
         (the others would be ignored anyway), and Observations, most of a heavy record, are sorted here.
         Copies are gathered first and resolved in the place of the first copy received.
         """
-        patient_id = self.patient_id
+        subjects = None if self.patient_id is None else intake.SubjectCheck(self.patient_id)
         received: list[tuple[str, Any]] = []  # (type, resource) or (type, (type, id)) of a group of copies
         copies: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         for resource in resources:
@@ -180,7 +185,7 @@ class _Builder:
             rtype = resource.get("resourceType")
             if not isinstance(rtype, str) or rtype not in _RECORD_TYPES:  # a type the record does not read
                 continue
-            if patient_id is not None and intake.of_another_patient(resource, rtype, patient_id):
+            if subjects is not None and subjects.of_another_patient(resource, rtype):
                 self._another_patients(rtype, resource)
                 continue
             rid = resource.get("id")
@@ -215,7 +220,7 @@ class _Builder:
 
     def _add_copies(self, rtype: str, copies: list[Mapping[str, Any]]) -> None:
         """Copies with one type and id: one copy, the newest version, or the more cautious reading."""
-        distinct = intake.distinct_copies(copies)
+        distinct = intake.distinct_copies([complete(c) for c in copies])  # compared whole
         if len(distinct) > 1:
             newest = intake.newest_version(distinct, self.repairs)
             if newest is not None:
@@ -271,7 +276,7 @@ class _Builder:
         if rtype == "Observation":  # most of a heavy record: first
             kind = self.observations_index.kind_of(resource)
             if kind is None:
-                self._add_lactation(resource)
+                self._add_lactation(complete(resource))
                 return
             record_kind = obs.RECORD_KIND[kind]
             resource = self.repairs.observation_dates(resource, record_kind)
@@ -284,17 +289,17 @@ class _Builder:
                 if valid is not None:
                     obs.read_observation(valid, kind, self.observations_index, self.observations)
         elif rtype == "Condition":
-            self._add_condition(resource)
+            self._add_condition(complete(resource))
         elif rtype == "AllergyIntolerance":
-            self._add_allergy(resource)
+            self._add_allergy(complete(resource))
         elif rtype == "Procedure":
-            self._add_procedure(resource)
+            self._add_procedure(complete(resource))
         elif rtype in _MEDICATION_TYPES:
-            self.medication_raw.append((rtype, resource))  # after all Medication resources are known
+            self.medication_raw.append((rtype, complete(resource)))  # after all Medication resources are known
         elif rtype == "Medication":
             rid = resource_id(resource)
             if rid is not None:
-                self.medications_by_id.setdefault(rid, resource)
+                self.medications_by_id.setdefault(rid, complete(resource))
         elif rtype == "Patient" and self.patient is None:
             valid = self._valid(resource, kinds.PATIENT)
             if valid is not None:
@@ -303,7 +308,7 @@ class _Builder:
     def _add_condition(self, resource: Mapping[str, Any]) -> None:
         if cond.is_ignored(resource):
             return
-        categories = cond.raw_categories(resource, self.conditions_index)
+        categories = cond.raw_categories(resource, self.conditions_index, self._condition_categories)
         if categories.all:
             valid = self._valid(resource, kinds.CONDITIONS)
             if valid is not None:
@@ -335,6 +340,7 @@ class _Builder:
 
     def _valid(self, resource: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
         """The resource as validated (repaired where it can be read safely), or None when it is skipped."""
+        resource = complete(resource)
         repaired, problem = self._validator.validate_repairing(resource, self._repairer(kind), MAX_REPAIRS)
         if problem is None:
             return repaired
@@ -369,6 +375,7 @@ class _Builder:
 
     def _read_aside(self, kind: str, resource: Mapping[str, Any]) -> Reading | None:
         """The reading of an Observation that is not put in the record (its repairs are not counted)."""
+        resource = complete(resource)
         scratch = Repairs(self.repairs.zone)
         resource = scratch.observation_dates(resource, obs.RECORD_KIND[kind])
         repair = lambda r, errors: scratch.after_errors(r, errors, kind)  # noqa: E731

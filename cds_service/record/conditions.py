@@ -20,11 +20,11 @@ Rules of recognition (clinical-rules.md §3 and §10; documented on the rules pa
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cds_service.knowledge.model import Knowledge, ValueSet
+from cds_service.knowledge.model import CodeRule, Knowledge, ValueSet
 from cds_service.record.dates import parse_fhir_datetime, period_bounds
 from cds_service.record.fhirdata import codes_of, resource_id, status_code, texts_of
 from cds_service.record.model import Code, ConditionFact, Recognition
@@ -55,15 +55,104 @@ _NONE: Final = Categories(frozenset(), frozenset(), frozenset())
 
 
 @dataclass(frozen=True)
+class NameIndex:
+    """Which value sets may name a text: those with one of their ``text_patterns`` in it (a substring), and
+    every one with ``text_regexes``. ``ValueSet.text_fits`` of any other is False for that text.
+
+    Found without one large alternation (which Python's ``re`` tries word by word at every position of the
+    text: ~60 µs for a condition name that holds none): a substring is looked up by its first three
+    characters, which a text that holds it has among its own.
+    """
+
+    by_start: Mapping[str, tuple[tuple[str, str], ...]]  # first three characters -> (substring, value-set key)
+    short: tuple[tuple[str, str], ...]  # substrings under three characters, with their value-set keys
+    regexes: tuple[re.Pattern[str], ...]
+    regex_keys: frozenset[str]  # the value sets with text_regexes
+
+    @classmethod
+    def of(cls, sets: Iterable[ValueSet]) -> NameIndex:
+        by_start: dict[str, list[tuple[str, str]]] = {}
+        short: list[tuple[str, str]] = []
+        regexes: list[re.Pattern[str]] = []
+        regex_keys: set[str] = set()
+        for vs in sets:
+            for word in vs.text_patterns:
+                if len(word) < 3:
+                    short.append((word, vs.key))
+                else:
+                    by_start.setdefault(word[:3], []).append((word, vs.key))
+            if vs.text_regexes:
+                regexes.extend(vs.text_regexes)
+                regex_keys.add(vs.key)
+        return cls({k: tuple(v) for k, v in by_start.items()}, tuple(short), tuple(regexes), frozenset(regex_keys))
+
+    def _words_in(self, text: str) -> Iterator[tuple[str, str]]:
+        yield from self.short
+        for start in {text[i : i + 3] for i in range(len(text) - 2)} & self.by_start.keys():
+            yield from self.by_start[start]
+
+    def search(self, text: str) -> bool:
+        """``text`` holds a word of one of the value sets."""
+        return any(word in text for word, _key in self._words_in(text)) or any(r.search(text) for r in self.regexes)
+
+    def candidates(self, texts: Iterable[str]) -> set[str]:
+        """The keys of the value sets that may name one of ``texts``."""
+        keys = set(self.regex_keys)
+        for text in texts:
+            keys.update(key for word, key in self._words_in(text) if word in text)
+        return keys
+
+
+@dataclass(frozen=True)
+class RuleIndex:
+    """Which of many value sets' code rules take a code: the test of ``CodeRule.matches``, by lookups instead
+    of asking each rule in turn (each loops over its prefixes and patterns)."""
+
+    exact: Mapping[tuple[str, str], frozenset[str]]  # (system, code) -> value-set keys
+    prefixes: Mapping[tuple[str, str], frozenset[str]]  # (system, prefix) -> value-set keys
+    longest: int  # the longest prefix
+    patterns: tuple[tuple[str, re.Pattern[str], str], ...]  # (system, whole-code pattern, value-set key)
+
+    @classmethod
+    def of(cls, rules: Iterable[tuple[str, CodeRule]]) -> RuleIndex:
+        exact: dict[tuple[str, str], set[str]] = {}
+        prefixes: dict[tuple[str, str], set[str]] = {}
+        patterns: list[tuple[str, re.Pattern[str], str]] = []
+        for key, rule in rules:
+            for pair in rule.codes:
+                exact.setdefault(pair, set()).add(key)
+            for pair in rule.prefixes:
+                prefixes.setdefault(pair, set()).add(key)
+            patterns.extend((system, pattern, key) for system, pattern in rule.patterns)
+        return cls(
+            exact={k: frozenset(v) for k, v in exact.items()},
+            prefixes={k: frozenset(v) for k, v in prefixes.items()},
+            longest=max((len(prefix) for _system, prefix in prefixes), default=0),
+            patterns=tuple(patterns),
+        )
+
+    def keys(self, code: Code) -> set[str]:
+        """The keys of the value sets whose rule takes ``code``."""
+        system, value = code.system, code.code
+        found = set(self.exact.get((system, value), ()))
+        for end in range(min(len(value), self.longest) + 1):
+            found.update(self.prefixes.get((system, value[:end]), ()))
+        for pattern_system, pattern, key in self.patterns:
+            if key not in found and system == pattern_system and pattern.fullmatch(value):
+                found.add(key)
+        return found
+
+
+@dataclass(frozen=True)
 class ConditionIndex:
     """The condition value sets of one Knowledge, indexed for fast lookup."""
 
     exact: Mapping[tuple[str, str], frozenset[str]]
     icd_prefixes: Mapping[str, frozenset[str]]
-    by_pattern: tuple[ValueSet, ...]  # value sets with code patterns (checked one by one)
-    with_exclusions: tuple[ValueSet, ...]  # value sets with compose.exclude
+    by_pattern: RuleIndex  # the includes of value sets with code patterns
+    exclusions: RuleIndex  # the compose.exclude rules
     named: tuple[ValueSet, ...]  # value sets with words to match
-    any_words: re.Pattern[str]  # cheap pre-check: does a text hold any word of any value set at all?
+    names: NameIndex  # the words of the value sets in ``named``
     not_personal: ValueSet | None
 
     @classmethod
@@ -84,15 +173,13 @@ class ConditionIndex:
                 if system == ICD10CM:
                     prefixes.setdefault(normalize_icd(prefix), set()).add(vs.key)
         named = tuple(vs for vs in categories if vs.text_patterns or vs.text_regexes)
-        words = [re.escape(p) for vs in named for p in vs.text_patterns]
-        words += [r.pattern for vs in named for r in vs.text_regexes]
         return cls(
             exact={k: frozenset(v) for k, v in exact.items()},
             icd_prefixes={k: frozenset(v) for k, v in prefixes.items()},
-            by_pattern=tuple(vs for vs in categories if vs.patterns),
-            with_exclusions=tuple(vs for vs in categories if vs.exclude),
+            by_pattern=RuleIndex.of((vs.key, vs.include) for vs in categories if vs.patterns),
+            exclusions=RuleIndex.of((vs.key, vs.exclude) for vs in categories if vs.exclude),
             named=named,
-            any_words=re.compile("|".join(words) or r"(?!)", re.IGNORECASE),
+            names=NameIndex.of(named),
             not_personal=kb.valuesets.get(NOT_PERSONAL),
         )
 
@@ -102,6 +189,7 @@ class ConditionIndex:
     def _by_code(self, codes: tuple[Code, ...]) -> tuple[frozenset[str], frozenset[str]]:
         """(categories taken by code, categories whose value set excludes one of the codes)."""
         found: set[str] = set()
+        excluded: set[str] = set()
         for c in codes:
             if c.system == ICD10CM:
                 found |= self.exact.get((ICD10CM, c.code), frozenset())
@@ -109,10 +197,9 @@ class ConditionIndex:
                     found |= self.icd_prefixes.get(c.code[:end], frozenset())
             else:
                 found |= self.exact.get((c.system, c.code), frozenset())
-        for vs in self.by_pattern:
-            if vs.key not in found and vs.matches_code(codes):
-                found.add(vs.key)
-        excluded = {vs.key for vs in self.with_exclusions if vs.excludes_code(codes)}
+            excluding = self.exclusions.keys(c)
+            found |= self.by_pattern.keys(c) - excluding  # a value set takes a code it does not exclude
+            excluded |= excluding
         return frozenset(found - excluded), frozenset(excluded)
 
     def categories_for_text(self, texts: tuple[str, ...]) -> frozenset[str]:
@@ -122,17 +209,21 @@ class ConditionIndex:
     def classify(self, codes: tuple[Code, ...], texts: tuple[str, ...]) -> Categories:
         """Every category of a condition with these codes and texts (see the module docstring)."""
         codes = tuple(_normalized(c) for c in codes)
+        texts = tuple(dict.fromkeys(texts))  # a display repeats the text: each is judged once
         if self.not_personal is not None and self.not_personal.matches_code(codes):
             return _NONE
         by_code, excluded = self._by_code(codes)
         current, past = _cleaned(texts)
-        if not any(self.any_words.search(t) for t in past) or self._not_personal_text(past):
+        if not any(self.names.search(t) for t in past) or self._not_personal_text(past):
             return Categories(by_code, frozenset(), frozenset()) if by_code else _NONE
         name_only = not by_code and not excluded and not any(c.system == ICD10CM for c in codes)
+        candidates = self.names.candidates(dict.fromkeys(current + past))
         named: set[str] = set()
         history: set[str] = set()
         for vs in self.named:
             if vs.key in by_code or vs.key in excluded or not (vs.name_with_code or name_only):
+                continue
+            if vs.key not in candidates:  # none of its words in any text: text_fits is False for each
                 continue
             if any(vs.text_fits(t) for t in current):
                 named.add(vs.key)
@@ -167,13 +258,29 @@ def normalize_icd(code: str) -> str:
 
 def strip_negations(text: str) -> str:
     """Lower-case text with negated and ruled-out phrases removed (for the name fallback only)."""
-    return _NEGATION.sub(" ", _RULED_OUT.sub(" ", text.lower()))
+    low = text.lower()
+    if "rule" in low or "r/o" in low:  # every ruled-out phrase holds one; the search itself is slow
+        low = _RULED_OUT.sub(" ", low)
+    return _NEGATION.sub(" ", low)
 
 
-def raw_categories(resource: Mapping[str, Any], index: ConditionIndex) -> Categories:
-    """Categories of a raw Condition (cheap: used as the pre-filter before validation)."""
+def raw_categories(
+    resource: Mapping[str, Any], index: ConditionIndex, seen: dict[Any, Categories] | None = None
+) -> Categories:
+    """Categories of a raw Condition (cheap: used as the pre-filter before validation).
+
+    ``seen``: the categories already found in this record build, by codes and texts (a heavy record repeats
+    its problem list); kept by the caller, never beyond one build.
+    """
     code = resource.get("code")
-    return index.classify(codes_of(code), texts_of(code))
+    codes, texts = codes_of(code), texts_of(code)
+    if seen is None:
+        return index.classify(codes, texts)
+    key = (tuple((c.system, c.code) for c in codes), texts)  # what classify reads of them
+    found = seen.get(key)
+    if found is None:
+        found = seen[key] = index.classify(codes, texts)
+    return found
 
 
 def is_ignored(resource: Mapping[str, Any]) -> bool:

@@ -27,19 +27,40 @@ _SUBJECT_ELEMENTS: Final = ("subject", "patient")
 
 def of_another_patient(resource: Mapping[str, Any], rtype: str, patient_id: str) -> bool:
     """True when the resource positively names a subject other than Patient ``patient_id``."""
-    if rtype == "Patient":
-        rid = resource.get("id")
-        return isinstance(rid, str) and bool(rid) and rid != patient_id
-    for element in _SUBJECT_ELEMENTS:
-        reference = resource.get(element)
-        if not is_mapping(reference):
-            continue
-        target = reference.get("reference")
-        if not isinstance(target, str) or not target or target.startswith(("#", "urn:")):
-            return False  # identifier or display only, or a reference only the sender can resolve
+    return SubjectCheck(patient_id).of_another_patient(resource, rtype)
+
+
+class SubjectCheck:
+    """``of_another_patient`` for one context patient, for one record build: the verdict on each reference
+    text is worked out once (a record names its patient the same way thousands of times)."""
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        self._another: dict[str, bool] = {}  # reference text -> names another subject
+
+    def of_another_patient(self, resource: Mapping[str, Any], rtype: str) -> bool:
+        """True when the resource positively names a subject other than Patient ``patient_id``."""
+        if rtype == "Patient":
+            rid = resource.get("id")
+            return isinstance(rid, str) and bool(rid) and rid != self.patient_id
+        for element in _SUBJECT_ELEMENTS:
+            reference = resource.get(element)
+            if not is_mapping(reference):
+                continue
+            target = reference.get("reference")
+            if not isinstance(target, str):
+                return False  # identifier or display only
+            another = self._another.get(target)
+            if another is None:
+                another = self._another[target] = self._names_another(target)
+            return another
+        return False
+
+    def _names_another(self, target: str) -> bool:
+        if not target or target.startswith(("#", "urn:")):
+            return False  # a reference only the sender can resolve
         named = referenced(target)
-        return named is not None and named != ("Patient", patient_id)
-    return False
+        return named is not None and named != ("Patient", self.patient_id)
 
 
 def referenced(reference: str) -> tuple[str, str] | None:

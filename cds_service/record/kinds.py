@@ -20,3 +20,7 @@ ALL: Final = frozenset(
         ALLERGIES, LACTATION, PROCEDURES,
     }
 )  # fmt: skip
+
+# Kinds of which the record keeps only the newest readings (``vitals.max_readings_per_kind``): their searches
+# are decoded only as far as the intake reads each reading (``record/partial.py``).
+CAPPED: Final = frozenset({BLOOD_PRESSURE, WEIGHT})

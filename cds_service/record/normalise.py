@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from cds_service.record.fhirdata import is_mapping
 from cds_service.record.model import NORMALISED_LONE_OBJECT, NORMALISED_NO_OFFSET
+from cds_service.record.partial import copied
 
 _NAIVE_DATETIME: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$")
 _DATE_ERROR: Final = "value string does not match spec regex"  # fhir.resources' DateTime/Instant error
@@ -51,8 +52,8 @@ class Repairs:
 
     def localise(self, value: object) -> str | None:
         """``value`` with the configured zone's offset when it is a dateTime with a time and no offset."""
-        if type(value) is not str or len(value) < 16 or not _NAIVE_DATETIME.match(value):
-            return None
+        if type(value) is not str or len(value) < 16 or value[-1] == "Z" or not _NAIVE_DATETIME.match(value):
+            return None  # ("Z": the usual offset, answered without the pattern)
         try:
             naive = datetime.fromisoformat(value)
         except ValueError:
@@ -66,9 +67,10 @@ class Repairs:
         """The Observation with its dates localised (a copy when any changed), before it is ordered or dated."""
         changed: dict[str, Any] | None = None
         for name in _OBSERVATION_DATES:
-            fixed = self.localise(resource.get(name))
+            value = resource.get(name)
+            fixed = None if value is None else self.localise(value)
             if fixed is not None:
-                changed = changed if changed is not None else dict(resource)
+                changed = changed if changed is not None else copied(resource)
                 changed[name] = fixed
                 self.counts[(kind, self._no_offset)] += 1
         period = resource.get("effectivePeriod")
@@ -76,7 +78,7 @@ class Repairs:
             for name in ("start", "end"):
                 fixed = self.localise(period.get(name))
                 if fixed is not None:
-                    changed = changed if changed is not None else dict(resource)
+                    changed = changed if changed is not None else copied(resource)
                     changed["effectivePeriod"] = {**changed["effectivePeriod"], name: fixed}
                     self.counts[(kind, self._no_offset)] += 1
         return resource if changed is None else changed

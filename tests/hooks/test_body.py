@@ -156,17 +156,20 @@ def test_another_drug_decodes_no_prefetch_member(kb: Any, monkeypatch: pytest.Mo
 
 def test_a_ketamine_order_decodes_the_members_the_templates_name(kb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[set[str]] = []
+    capped: list[set[str]] = []
     original = body_module._decode_members
 
-    def spy(members: Any, keys: Any, max_depth: int) -> Any:
+    def spy(members: Any, keys: Any, max_depth: int, partly: Any = ()) -> Any:
         asked.append(set(keys))
-        return original(members, keys, max_depth)
+        capped.append(set(partly))
+        return original(members, keys, max_depth, partly)
 
     monkeypatch.setattr(body_module, "_decode_members", spy)
     client = create_app(settings(), kb=kb).test_client()
     response = client.post(SIGN, data=_raw(hook_request(prefetch=full_prefetch())), content_type="application/json")
     assert response.status_code == 200
     assert asked == [set(full_prefetch())]
+    assert capped == [{"bloodPressure", "bodyWeight"}]  # vital-sign searches: only what the record reads
 
 
 @pytest.mark.parametrize(("declared", "status"), [(-10, 400), (0, 200), (10, 400)])
