@@ -442,8 +442,7 @@ class Chart:
         return self.statement("sertraline-50", dose_mg, start=start, end=end, concept=concept)
 
     def ect(self, days_before: float, *, status: str = "completed") -> Chart:
-        """An electroconvulsive therapy session: a Procedure with a local code, recognised by its words (terminology.md
-        verifies no ECT code)."""
+        """An electroconvulsive therapy session: a Procedure under a clinic's local code, recognised by its words."""
         local = {"system": "urn:oid:2.16.840.1.113883.3.9999.9", "code": "ECT-BILAT", "display": "ECT, bilateral"}
         self.add(
             {

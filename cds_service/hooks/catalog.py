@@ -129,7 +129,8 @@ PREFETCH: tuple[PrefetchKey, ...] = (
 
 # The prefetch templates of patient-view (clinical-rules.md §11): what the course status and the TRD candidate
 # read, and what the order rules of §2-3 read to rule out a critical finding. Body weight is left out (it only
-# sets a dose); ECT is read from the Procedure history (recognised by its words: no verified code).
+# sets a dose); ECT is read from the whole Procedure history (recognised by ICD-10-PCS code or by its words, so a
+# search by code would miss the locally coded ones).
 _PATIENT_VIEW_KEYS = frozenset(
     {"patient", "conditions", "medicationRequests", "medicationStatements", "bloodPressure", "depressionScores",
      "depressionScoresByCode", "pregnancyTests", "administrations", "allergies", "lactation"}

@@ -1,7 +1,7 @@
 """Procedure resources the rules read: electroconvulsive therapy (clinical-rules.md §11 ``trd-candidate``).
 
-terminology.md verifies no code for ECT, so a Procedure counts when its code's words name it (value set
-``ect``: "electroconvulsive therapy", "ECT", ...) or, once a deployment adds codes to the value set, by code.
+A Procedure counts by code (value set ``ect``: the ICD-10-PCS codes of electroconvulsive therapy, and any a
+deployment adds) or, whatever its code, when its words name it ("electroconvulsive therapy", "ECT", ...).
 Procedures that were not done (``not-done``, ``entered-in-error``, planned ones in ``preparation``) never count.
 The raw check is cheap (codes and words only); the resource is validated only when it is ECT.
 """

@@ -56,3 +56,14 @@ def test_a_period_counts_from_its_end_and_an_invalid_ect_record_is_set_aside(kb:
     assert [p.when for p in rec.procedures] == [days_ago(39)]
     assert [s.resource_id for s in rec.skipped] == ["pr-2"]
     assert rec.set_aside_of(kinds.PROCEDURES)
+
+
+@pytest.mark.parametrize("code", ["GZB0ZZZ", "GZB4ZZZ"])
+def test_ect_is_recognised_by_its_icd10_pcs_code_alone(kb: Knowledge, code: str) -> None:
+    coded = procedure("x")
+    coded["code"] = {"coding": [{"system": "http://www.cms.gov/Medicare/Coding/ICD10", "code": code}]}
+    (ect,) = build_record([coded], kb, available=kinds.ALL, now=NOW).procedures_in("ect")
+    assert ect.label == "electroconvulsive therapy"
+    other = procedure("x")
+    other["code"] = {"coding": [{"system": "http://www.cms.gov/Medicare/Coding/ICD10", "code": "GZ72ZZZ"}]}
+    assert build_record([other], kb, available=kinds.ALL, now=NOW).procedures == ()  # family psychotherapy
