@@ -19,8 +19,6 @@ from pathlib import Path
 from benchmarks.workloads import build_workloads
 from cds_service.config import Settings
 
-SERVICE_ID = "ketamine-order-sign"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -45,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         app = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{Path(tmp) / 'fb.sqlite3'}"))
         gc.freeze()  # as each gunicorn worker does (cds_service.web.serve.GunicornApplication.load)
         client = app.test_client()
-        url = f"/cds-services/{SERVICE_ID}"
+        url = f"/cds-services/{workload.service_id}"
         raw = json.dumps(workload.body).encode()  # serialised once: the profile shows only the service
         for _ in range(3):
             client.post(url, data=raw, content_type="application/json")

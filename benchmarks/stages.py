@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global CLOCK
     CLOCK = CLOCKS[args.clock]
-    matches = [w for w in build_workloads() if args.workload in w.name and not w.needs_fhir_stub]
+    staged = [w for w in build_workloads() if not w.needs_fhir_stub and w.service_id == SERVICE_ID]  # order stages
+    matches = [w for w in staged if args.workload in w.name]
     if len(matches) != 1:
-        print(f"choose one of: {[w.name for w in build_workloads() if not w.needs_fhir_stub]}", file=sys.stderr)
+        print(f"choose one of: {[w.name for w in staged]}", file=sys.stderr)
         return 2
     workload = matches[0]
     calls = args.calls or (40 if workload.resources > 1000 else 300)

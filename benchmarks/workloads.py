@@ -1,11 +1,13 @@
 """Synthetic CDS Hooks requests for the benchmark (generated at run time; no real patient data).
 
-Four workloads (see benchmarks/README.md):
+Five workloads (see benchmarks/README.md):
   1. ``other-drug-heavy-prefetch``: order-sign for sertraline carrying the heavy patient's prefetch.
   2. ``ketamine-typical``: IV ketamine order-sign, ~100 prefetched resources.
   3. ``ketamine-heavy``: IV ketamine order-sign, 3,000+ resources (years of vitals and medication history).
   4. ``ketamine-fhir-fallback``: the typical patient with no prefetch: the service fetches every key from a
      local FHIR stub (``benchmarks.fhir_stub``) that answers after a fixed delay.
+  5. ``patient-view-not-depressed-heavy``: patient-view (the chart opened) for the heavy patient without a
+     depressive disorder, carrying the service's whole prefetch: the common patient-view case.
 
 Dates are relative to the generation time so that recency windows (30/90 days) see recent data. The
 generator is deterministic for a given seed and day.
@@ -27,6 +29,10 @@ LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
 PATIENT_ID = "bench-patient-1"
+ORDER_SIGN = "ketamine-order-sign"
+PATIENT_VIEW = "ketamine-patient-view"
+# patient-view's prefetch keys that the generated patient has no resources for (sent as empty searchsets)
+_PATIENT_VIEW_EMPTY = ("depressionScoresByCode", "allergies", "lactation", "procedures")
 
 Resource = dict[str, Any]
 
@@ -119,10 +125,11 @@ def _patient() -> Resource:
     }
 
 
-def _conditions(g: _Gen, n: int) -> list[Resource]:
+def _conditions(g: _Gen, n: int, *, depressed: bool = True) -> list[Resource]:
+    pool = _CONDITIONS if depressed else [c for c in _CONDITIONS if not c[0].startswith("F3")]
     out = []
     for i in range(n):
-        code, display = _CONDITIONS[i % len(_CONDITIONS)]
+        code, display = pool[i % len(pool)]
         resolved = i >= len(_CONDITIONS)  # the long tail of a heavy record: old, resolved episodes
         out.append({
             "resourceType": "Condition",
@@ -310,12 +317,13 @@ class PatientData:
         return out
 
 
-def patient_data(size: PatientSize, now: datetime, seed: int = 7) -> PatientData:
+def patient_data(size: PatientSize, now: datetime, seed: int = 7, *, depressed: bool = True) -> PatientData:
+    """``depressed=False``: the same record with no depressive disorder on the problem list."""
     g = _Gen(now, seed)
     meds = _medication_history(g, size.med_requests, size.med_statements)
     return PatientData({
         "patient": [_patient()],
-        "conditions": _conditions(g, size.conditions),
+        "conditions": _conditions(g, size.conditions, depressed=depressed),
         "medicationRequests": [r for r in meds if r["resourceType"] in ("MedicationRequest", "Medication")],
         "medicationStatements": [r for r in meds if r["resourceType"] == "MedicationStatement"],
         "bloodPressure": _blood_pressures(g, size.bp_days, size.bp_every),
@@ -394,6 +402,19 @@ def hook_request(order: Resource, prefetch: dict[str, Any] | None, *, fhir_serve
     return body
 
 
+def patient_view_request(prefetch: dict[str, Any], *, instance: str = "bench") -> dict[str, Any]:
+    """The chart opened (hook patient-view): no draft order; the prefetch of the service's templates."""
+    sent = {key: value for key, value in prefetch.items() if key != "bodyWeight"}  # not a patient-view key
+    sent.update({key: searchset([]) for key in _PATIENT_VIEW_EMPTY if key not in sent})
+    return {
+        "hook": "patient-view",
+        "hookInstance": f"d1577c69-dfbe-44ad-ba6d-3e05e953b2ea-{instance}",
+        "context": {"userId": "Practitioner/bench-practitioner", "patientId": PATIENT_ID,
+                    "encounterId": "bench-encounter"},
+        "prefetch": sent,
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Workload:
     name: str
@@ -401,12 +422,14 @@ class Workload:
     body: dict[str, Any]
     resources: int
     needs_fhir_stub: bool = False
+    service_id: str = ORDER_SIGN  # the CDS service the body is posted to
 
 
 def build_workloads(now: datetime | None = None, *, fhir_server: str = "http://127.0.0.1:0/fhir") -> list[Workload]:
     now = now or datetime.now(UTC)
     typical = patient_data(TYPICAL, now)
     heavy = patient_data(HEAVY, now)
+    not_depressed = patient_data(HEAVY, now, depressed=False)
     return [
         Workload("1-other-drug-heavy-prefetch", "order-sign, sertraline, heavy prefetch",
                  hook_request(other_order(now), heavy.prefetch(), instance="1"), heavy.count),
@@ -417,6 +440,9 @@ def build_workloads(now: datetime | None = None, *, fhir_server: str = "http://1
         Workload("4-ketamine-fhir-fallback", "order-sign, IV ketamine, no prefetch, FHIR stub",
                  hook_request(ketamine_order(now), None, fhir_server=fhir_server, instance="4"), typical.count,
                  needs_fhir_stub=True),
+        Workload("5-patient-view-not-depressed-heavy", "patient-view, heavy patient without depression",
+                 patient_view_request(not_depressed.prefetch(), instance="5"), not_depressed.count,
+                 service_id=PATIENT_VIEW),
     ]
 
 

@@ -29,6 +29,12 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be on/off (got {raw!r})")
 
 
+def _optional_bool(env: Mapping[str, str], name: str) -> bool | None:
+    """on/off, or None when unset (the default lies elsewhere)."""
+    raw = env.get(name)
+    return None if raw is None or raw.strip() == "" else _bool(env, name, True)
+
+
 def int_setting(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
     """A whole number within [minimum, maximum]: a value out of range stops the start, never a later crash."""
     raw = env.get(name)
@@ -113,6 +119,9 @@ class Settings:
     feedback_retention_days: int = 730
     # observability (issue 8)
     log_level: str = "INFO"
+    # patient-view (issue 19): the trd-candidate card on (True) or off (False); None: as the knowledge base says
+    # (``patient_view.trd_candidate``, which KETAMINE_CDS_RULES_CONFIG may set)
+    patient_view_trd_candidate: bool | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -156,4 +165,11 @@ class Settings:
             feedback_retention_days=int_setting(env, "KETAMINE_CDS_FEEDBACK_RETENTION_DAYS", 730,
                                                 minimum=0, maximum=MAX_RETENTION_DAYS),
             log_level=env.get("KETAMINE_CDS_LOG_LEVEL", "INFO"),
+            patient_view_trd_candidate=_optional_bool(env, "KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE"),
         )
+
+    def knowledge_switches(self) -> dict[str, bool]:
+        """Knowledge-base flags these settings set (``knowledge.loader.with_settings`` applies them)."""
+        if self.patient_view_trd_candidate is None:
+            return {}
+        return {"patient_view.trd_candidate": self.patient_view_trd_candidate}

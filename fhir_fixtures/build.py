@@ -29,6 +29,7 @@ sys.path.insert(0, str(HERE.parent))
 from fhirgen import ANCHOR, BP_PANEL, CONDITIONS, DRUGS, LOINC, SNOMED, Chart, coding, qty  # noqa: E402
 
 from cds_service.sandbox.requests import HOOKS, build_request  # noqa: E402
+from cds_service.sandbox.requests import PATIENT_VIEW as PATIENT_VIEW_HOOK  # noqa: E402
 
 INFO, WARNING, CRITICAL = "info", "warning", "critical"
 SUMMARY = ("eligibility-summary", INFO)
@@ -1906,6 +1907,147 @@ DOSE_CARDS_V2: list[Spec] = [
 ]
 
 
+# === patient-view fixtures (clinical-rules.md §11, issue 19) ===============================================
+# The cards of the Patient View tab (no order drafted). ``PATIENT_VIEW`` states them for library patients (their
+# order cards stay as the blocks above state them) and for the patients of ``PATIENT_VIEW_SPECS``, which add the
+# §11 boundaries the library lacked: a course's latest session 8 weeks ago vs just over, ketamine or ECT 364 vs
+# 366 days ago, remission at PHQ-9 5 vs 6, response at 50% vs 48%. Expected cards are decided from §11 alone.
+COURSE_STATUS, TRD_CANDIDATE = ("course-status", INFO), ("trd-candidate", INFO)
+
+
+def pv_course(c: Chart, *days_before: float, baseline: int, latest: int, latest_day: float = 2) -> Chart:
+    """The TRD chart with an IV ketamine course: the pre-course PHQ-9 three days before the first infusion."""
+    trd_history(c, latest_phq9=baseline, latest_phq9_day=max(days_before) + 3)
+    return iv_course(c, *days_before).phq9(latest_day, latest)
+
+
+PATIENT_VIEW_SPECS: list[Spec] = [
+    Spec(
+        "pv-course-latest-8-weeks",
+        "Two IV ketamine infusions 60 and 56 days ago, PHQ-9 20 before and 9 ten days ago: the latest session is 8 "
+        "weeks old, so the course is still under way.",
+        lambda c: pv_course(c, 60, 56, baseline=20, latest=9, latest_day=10),
+        [SUMMARY],
+        covers=["§11 course-status", "boundary:course-latest-56-days", "pair:pv-course-latest-over-8-weeks"],
+        person=person("Nadia", "Okafor", "female", "1979-03-02"),
+    ),
+    Spec(
+        "pv-course-latest-over-8-weeks",
+        "The same two infusions a day earlier (61 and 57 days ago): the course is over. Outside a course the "
+        "deciding score is the latest, PHQ-9 9: a severity warning on the order.",
+        lambda c: pv_course(c, 61, 57, baseline=20, latest=9, latest_day=10),
+        [SUMMARY, ("depression-severity-insufficient", WARNING)],
+        covers=["§11 course-status", "boundary:course-latest-57-days", "pair:pv-course-latest-8-weeks"],
+        person=person("Nadia", "Okafor", "female", "1979-03-02"),
+    ),
+    Spec(
+        "pv-remission-phq9-5",
+        "Three IV ketamine infusions in the last 12 days; PHQ-9 20 before the course, 5 two days ago: remission.",
+        lambda c: pv_course(c, 12, 9, 5, baseline=20, latest=5),
+        [SUMMARY],
+        covers=["§11 course-status", "boundary:remission-phq9-5", "pair:pv-response-phq9-6"],
+        person=person("Owen", "Hale", "male", "1974-08-19"),
+    ),
+    Spec(
+        "pv-response-phq9-6",
+        "The same course with PHQ-9 6 two days ago: a response (70% lower), not remission.",
+        lambda c: pv_course(c, 12, 9, 5, baseline=20, latest=6),
+        [SUMMARY],
+        covers=["§11 course-status", "boundary:remission-phq9-6", "pair:pv-remission-phq9-5"],
+        person=person("Owen", "Hale", "male", "1974-08-19"),
+    ),
+    Spec(
+        "pv-response-50-percent",
+        "Three IV ketamine infusions in the last 12 days; PHQ-9 24 before, 12 now: exactly 50% lower, a response.",
+        lambda c: pv_course(c, 12, 9, 5, baseline=24, latest=12),
+        [SUMMARY],
+        covers=["§11 course-status", "boundary:response-50-percent", "pair:pv-no-response-48-percent"],
+        person=person("Priya", "Raman", "female", "1986-11-30"),
+    ),
+    Spec(
+        "pv-no-response-48-percent",
+        "The same course from PHQ-9 25 to 13: 48% lower, no response yet; the order gets the non-response warning.",
+        lambda c: pv_course(c, 12, 9, 5, baseline=25, latest=13),
+        [SUMMARY, ("nonresponse-after-infusions", WARNING)],
+        covers=["§11 course-status", "boundary:response-48-percent", "pair:pv-response-50-percent"],
+        person=person("Priya", "Raman", "female", "1986-11-30"),
+    ),
+    Spec(
+        "pv-ketamine-364-days",
+        "Meets the TRD criteria, but had one IV ketamine infusion 364 days ago: not a candidate in patient-view.",
+        lambda c: trd_history(c).administration(364, 40),
+        [SUMMARY],
+        covers=["§11 trd-candidate", "boundary:ketamine-364-days", "pair:pv-ketamine-366-days"],
+        person=person("Tomas", "Berg", "male", "1969-05-05"),
+    ),
+    Spec(
+        "pv-ketamine-366-days",
+        "The same infusion 366 days ago: over a year, a TRD candidate.",
+        lambda c: trd_history(c).administration(366, 40),
+        [SUMMARY],
+        covers=["§11 trd-candidate", "boundary:ketamine-366-days", "pair:pv-ketamine-364-days"],
+        person=person("Tomas", "Berg", "male", "1969-05-05"),
+    ),
+    Spec(
+        "pv-ect-364-days",
+        "Meets the TRD criteria, but had ECT 364 days ago (a Procedure named only in words): not a candidate.",
+        lambda c: trd_history(c).ect(364),
+        [SUMMARY],
+        covers=["§11 trd-candidate", "boundary:ect-364-days", "pair:pv-ect-366-days"],
+        person=person("Ines", "Duarte", "female", "1977-12-12"),
+    ),
+    Spec(
+        "pv-ect-366-days",
+        "The same ECT 366 days ago: over a year, a TRD candidate.",
+        lambda c: trd_history(c).ect(366),
+        [SUMMARY],
+        covers=["§11 trd-candidate", "boundary:ect-366-days", "pair:pv-ect-364-days"],
+        person=person("Ines", "Duarte", "female", "1977-12-12"),
+    ),
+]
+
+# The patient-view cards of each patient that states them (fixture name -> cards).
+PATIENT_VIEW: dict[str, list[tuple[str, str]]] = {
+    # a TRD candidate: active MDD, two failed trials of different classes, no ketamine, esketamine or ECT
+    "eligible-mdd-iv": [TRD_CANDIDATE],
+    "eligible-esketamine-56mg": [TRD_CANDIDATE],
+    "non-ketamine-order": [TRD_CANDIDATE],  # the same patient: the chart says it whatever is ordered
+    "trials-without-scores": [TRD_CANDIDATE],  # failure not documented by a scale: counted, marked unverified
+    "bp-159-99": [TRD_CANDIDATE],  # a warning of §3 does not stop it
+    # not a candidate: one adequate trial, two of one class, or a critical finding of §2-3
+    "trd-one-adequate-trial": [],
+    "trd-same-class-trials": [],
+    "bp-160-100": [],
+    "psychosis-mdd-psychotic-features": [],
+    "bipolar-no-mood-stabilizer": [],
+    "pregnancy-positive-hcg": [],
+    "hydrocephalus": [],
+    "v2-ketamine-anaphylaxis": [],
+    # no depressive disorder: nothing at all
+    "crps-pain": [],
+    "ptsd-only": [],
+    "indication-undocumented": [],
+    # a course under way, at each stage (never a TRD candidate: ketamine or esketamine in the last year)
+    "course-one-infusion": [COURSE_STATUS],  # early acute: judged from the second infusion
+    "course-nonresponse-two-infusions": [COURSE_STATUS],
+    "course-six-infusions-responder": [COURSE_STATUS],  # acute course complete
+    "acute-course-last-interval-7-days": [COURSE_STATUS],  # maintenance
+    "esketamine-session-7-not-judged": [COURSE_STATUS],  # esketamine induction
+    "esketamine-weekly-week-6": [COURSE_STATUS],  # esketamine after induction
+    "esketamine-84mg-after-9-weeks": [],  # the last session 63 days ago: no course, but esketamine this year
+    "pv-course-latest-8-weeks": [COURSE_STATUS],
+    "pv-course-latest-over-8-weeks": [],
+    "pv-remission-phq9-5": [COURSE_STATUS],
+    "pv-response-phq9-6": [COURSE_STATUS],
+    "pv-response-50-percent": [COURSE_STATUS],
+    "pv-no-response-48-percent": [COURSE_STATUS],
+    "pv-ketamine-364-days": [],
+    "pv-ketamine-366-days": [TRD_CANDIDATE],
+    "pv-ect-364-days": [],
+    "pv-ect-366-days": [TRD_CANDIDATE],
+}
+
+
 # --- output -----------------------------------------------------------------------------------------------
 def chart_for(spec: Spec) -> Chart:
     chart = Chart(spec.name).patient(*spec.person)
@@ -1915,6 +2057,7 @@ def chart_for(spec: Spec) -> Chart:
 
 def render(spec_list: list[Spec]) -> dict[Path, str]:
     files: dict[Path, str] = {}
+    stated = dict(PATIENT_VIEW)  # patient-view cards not yet written to an entry
     templates = {t["name"]: t for t in TEMPLATES}
     for tpl in TEMPLATES:
         files[HERE / "orders" / f"{tpl['name']}.json"] = dump(tpl)
@@ -1925,7 +2068,8 @@ def render(spec_list: list[Spec]) -> dict[Path, str]:
         names.add(spec.name)
         bundle = chart_for(spec).bundle()
         files[HERE / "bundles" / f"{spec.name}.json"] = dump(bundle)
-        for hook in HOOKS:
+        hooks = (*HOOKS, PATIENT_VIEW_HOOK) if spec.name in stated else HOOKS
+        for hook in hooks:
             template = templates[spec.template]
             req = build_request(bundle, template, hook, anchor=ANCHOR, params=spec.params, name=spec.name)
             files[HERE / "requests" / spec.name / f"{hook}.json"] = dump(req)
@@ -1933,22 +2077,26 @@ def render(spec_list: list[Spec]) -> dict[Path, str]:
             "name": spec.name,
             "story": spec.story,
             "bundle": f"bundles/{spec.name}.json",
-            "requests": {hook: f"requests/{spec.name}/{hook}.json" for hook in HOOKS},
+            "requests": {hook: f"requests/{spec.name}/{hook}.json" for hook in hooks},
             "order": {"template": spec.template, "params": spec.params},
             "expected": [{"topic": t, "indicator": i} for t, i in spec.expected],
             "covers": spec.covers,
             "resources": len(bundle["entry"]),
         }
+        if spec.name in stated:
+            entry["expected_patient_view"] = [{"topic": t, "indicator": i} for t, i in stated.pop(spec.name)]
         if spec.notes:
             entry["notes"] = spec.notes
         patients.append(entry)
     manifest = {
         "description": "Synthetic patients for ketamine-cds. Dates are relative to 'anchor'; tools shift them to the "
         "evaluation date (cds_service/sandbox/roller.py). 'expected' lists the cards (topic, indicator) the rule "
-        "catalogue requires for the patient's order, eligibility-summary first; the order of the rest is free.",
+        "catalogue requires for the patient's order, eligibility-summary first; the order of the rest is free. "
+        "'expected_patient_view', where stated, lists the cards of the patient-view hook (the chart opened).",
         "anchor": ANCHOR.isoformat(),
         "patients": patients,
     }
+    assert not stated, f"patient-view cards stated for fixtures not in the library: {sorted(stated)}"
     files[HERE / "manifest.json"] = dump(manifest)
     return files
 
@@ -1961,7 +2109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on any difference")
     args = parser.parse_args(argv)
-    files = render(SPECS + DOSE_CARDS_V2)
+    library = SPECS + DOSE_CARDS_V2 + PATIENT_VIEW_SPECS
+    files = render(library)
     stale = [p for p, text in files.items() if not p.is_file() or p.read_text(encoding="utf-8") != text]
     if args.check:
         for p in stale:
@@ -1970,7 +2119,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in stale:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(files[p], encoding="utf-8")
-    print(f"{len(SPECS) + len(DOSE_CARDS_V2)} patients, {len(files)} files ({len(stale)} written)")
+    print(f"{len(library)} patients, {len(files)} files ({len(stale)} written)")
     return 0
 
 

@@ -441,6 +441,20 @@ class Chart:
         concept = {"coding": [local], "text": name}
         return self.statement("sertraline-50", dose_mg, start=start, end=end, concept=concept)
 
+    def ect(self, days_before: float, *, status: str = "completed") -> Chart:
+        """An electroconvulsive therapy session: a Procedure under a clinic's local code, recognised by its words."""
+        local = {"system": "urn:oid:2.16.840.1.113883.3.9999.9", "code": "ECT-BILAT", "display": "ECT, bilateral"}
+        self.add(
+            {
+                "resourceType": "Procedure",
+                "status": status,
+                "code": {"coding": [local], "text": "Electroconvulsive therapy, bilateral"},
+                "subject": self.patient_ref,
+                "performedDateTime": day(days_before, "08:00:00"),
+            }
+        )
+        return self
+
     # --- output -------------------------------------------------------------------------------------------
     def bundle(self) -> dict[str, Any]:
         return {

@@ -21,12 +21,13 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from cds_service.fhir.prefetch import PrefetchKey
-from cds_service.hooks.subjects import DraftOrders, Subjects
+from cds_service.hooks.subjects import DraftOrders, Subjects, ThePatient
 from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import OrderStage
 from cds_service.record import kinds
 from cds_service.record.model import PatientRecord
 from cds_service.rules.engine import ORDER_RULES, RuleSet
+from cds_service.rules.patient_view import PATIENT_VIEW_RULES, has_depressive_disorder
 from cds_service.terminology.codes import LOINC
 
 
@@ -126,6 +127,19 @@ PREFETCH: tuple[PrefetchKey, ...] = (
     ),
 )
 
+# The prefetch templates of patient-view (clinical-rules.md §11): what the course status and the TRD candidate
+# read, and what the order rules of §2-3 read to rule out a critical finding. Body weight is left out (it only
+# sets a dose); ECT is read from the whole Procedure history (recognised by ICD-10-PCS code or by its words, so a
+# search by code would miss the locally coded ones).
+_PATIENT_VIEW_KEYS = frozenset(
+    {"patient", "conditions", "medicationRequests", "medicationStatements", "bloodPressure", "depressionScores",
+     "depressionScoresByCode", "pregnancyTests", "administrations", "allergies", "lactation"}
+)  # fmt: skip
+PATIENT_VIEW_PREFETCH: tuple[PrefetchKey, ...] = (
+    *(key for key in PREFETCH if key.key in _PATIENT_VIEW_KEYS),
+    PrefetchKey("procedures", "Procedure?patient={{context.patientId}}", kinds.PROCEDURES, required=False),
+)
+
 _USAGE = (
     "For FHIR R4 MedicationRequest orders. Send the prefetch keys (a key the EHR cannot satisfy may be left "
     "out: the service then reads it from fhirServer, which must be on its allowlist). Patient, conditions "
@@ -208,6 +222,29 @@ SERVICES: Mapping[str, ServiceDefinition[Any]] = {
             subjects=DraftOrders(OrderStage.SIGN),
             rules=ORDER_RULES,
             request_schema="OrderSignRequest",
+        ),
+        ServiceDefinition(
+            id="ketamine-patient-view",
+            hook="patient-view",
+            title="Ketamine course tracker and treatment-resistant depression",
+            description=(
+                "When a chart is opened: for a patient in a ketamine or esketamine course, the course at a glance "
+                "(sessions, depression scores against the pre-course baseline, what comes next and what is due); "
+                "for a patient who meets the criteria for treatment-resistant depression and has none of the "
+                "absolute contraindications, a quiet note with the options. Information only; no card for "
+                "anyone else."
+            ),
+            usage_requirements=(
+                "Send the prefetch keys (a key the EHR cannot satisfy may be left out: the service then reads it "
+                "from fhirServer, which must be on its allowlist). Patient, conditions and medicationRequests are "
+                "required. The conditions are read first: for a patient without a depressive disorder nothing "
+                "else is read or fetched."
+            ),
+            subjects=ThePatient(),
+            rules=PATIENT_VIEW_RULES,
+            request_schema="PatientViewRequest",
+            prefetch=PATIENT_VIEW_PREFETCH,
+            screen=Screen(frozenset({"conditions"}), has_depressive_disorder, note="no depressive disorder"),
         ),
     )
 }

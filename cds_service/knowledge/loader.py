@@ -7,12 +7,14 @@ version of the result says which (``2026.11.1``, or ``2026.11.1+site.<label>``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
+from cds_service.config import Settings
 from cds_service.knowledge.files import (
     KnowledgeError,
     ThresholdDef,
@@ -41,7 +43,7 @@ from cds_service.knowledge.override import (
 )
 
 __all__ = ["DATA_DIR", "ENV_VAR", "KnowledgeError", "ThresholdDef", "default_knowledge", "format_value",
-           "load_knowledge", "threshold_definitions"]
+           "load_knowledge", "threshold_definitions", "with_settings"]
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -82,6 +84,18 @@ def load_knowledge(override_file: str | None = None, *, data_dir: Path | None = 
         assessment_orders=MappingProxyType(assessment_orders),
         assessment_labels=MappingProxyType(assessment_labels),
         routes=routes,
+    )
+
+
+def with_settings(kb: Knowledge, settings: Settings) -> Knowledge:
+    """``kb`` with the flags the service settings set (``Settings.knowledge_switches``: e.g.
+    KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE); the version names every flag that differs from ``kb``'s."""
+    changed = {name: value for name, value in settings.knowledge_switches().items() if kb.thresholds[name] != value}
+    if not changed:
+        return kb
+    marks = ".".join(f"{name.replace('_', '-')}-{'on' if value else 'off'}" for name, value in sorted(changed.items()))
+    return dataclasses.replace(
+        kb, version=f"{kb.version}+env.{marks}", thresholds=MappingProxyType({**kb.thresholds, **changed})
     )
 
 

@@ -39,7 +39,7 @@ from operator import attrgetter
 from typing import Any, Final
 
 from cds_service.knowledge.model import Knowledge
-from cds_service.record import allergies, intake, kinds, lactation
+from cds_service.record import allergies, intake, kinds, lactation, procedures
 from cds_service.record import conditions as cond
 from cds_service.record import observations as obs
 from cds_service.record.dates import (
@@ -69,6 +69,7 @@ from cds_service.record.model import (
     Normalisation,
     PatientFacts,
     PatientRecord,
+    ProcedureFact,
     Reading,
     SetAside,
     SkippedResource,
@@ -79,7 +80,7 @@ from cds_service.record.validation import Validator
 
 _MEDICATION_TYPES: Final = ("MedicationStatement", "MedicationRequest", "MedicationAdministration")
 _RECORD_TYPES: Final = frozenset(
-    {"Patient", "Condition", "Observation", "Medication", "AllergyIntolerance", *_MEDICATION_TYPES}
+    {"Patient", "Condition", "Observation", "Medication", "AllergyIntolerance", "Procedure", *_MEDICATION_TYPES}
 )
 # The record kind of each resource type but Observation (whose kind depends on its code).
 _KIND_OF_TYPE: Final = {
@@ -90,6 +91,7 @@ _KIND_OF_TYPE: Final = {
     "MedicationRequest": kinds.MEDICATIONS,
     "MedicationAdministration": kinds.ADMINISTRATIONS,
     "AllergyIntolerance": kinds.ALLERGIES,
+    "Procedure": kinds.PROCEDURES,
 }
 # How a record of each kind is named in a set-aside detail ("a blood pressure record dated 2026-11-29: ...").
 _NOUN: Final = {
@@ -103,6 +105,7 @@ _NOUN: Final = {
     kinds.PREGNANCY_TESTS: "an hCG test",
     kinds.ALLERGIES: "an allergy record",
     kinds.LACTATION: "a breastfeeding record",
+    kinds.PROCEDURES: "a procedure",
 }
 _WHEN: Final = attrgetter("when")  # of observation facts and administrations
 _START: Final = attrgetter("start")  # of medication uses and exposure periods
@@ -151,6 +154,7 @@ class _Builder:
         self.conditions: list[ConditionFact] = []
         self.allergies: list[AllergyFact] = []
         self.lactation: list[LactationFact] = []
+        self.procedures: list[ProcedureFact] = []
         self.medication_raw: list[tuple[str, Mapping[str, Any]]] = []
         self.medications_by_id: dict[str, Mapping[str, Any]] = {}
         self.vitals: list[tuple[str, Mapping[str, Any]]] = []
@@ -288,6 +292,8 @@ class _Builder:
             self._add_condition(complete(resource))
         elif rtype == "AllergyIntolerance":
             self._add_allergy(complete(resource))
+        elif rtype == "Procedure":
+            self._add_procedure(complete(resource))
         elif rtype in _MEDICATION_TYPES:
             self.medication_raw.append((rtype, complete(resource)))  # after all Medication resources are known
         elif rtype == "Medication":
@@ -316,6 +322,13 @@ class _Builder:
             valid = self._valid(resource, kinds.ALLERGIES)
             if valid is not None:
                 self.allergies.append(allergies.allergy_fact(valid, *found))
+
+    def _add_procedure(self, resource: Mapping[str, Any]) -> None:
+        found = procedures.categories(resource, self.kb)
+        if found:
+            valid = self._valid(resource, kinds.PROCEDURES)
+            if valid is not None:
+                self.procedures.append(procedures.procedure_fact(valid, found))
 
     def _add_lactation(self, resource: Mapping[str, Any]) -> None:
         if lactation.lactation_fact(resource, self.kb) is None:
@@ -425,6 +438,7 @@ class _Builder:
             administrations=tuple(newest_first(administrations, _WHEN)),
             allergies=tuple(newest_first(self.allergies, attrgetter("recorded"))),
             lactation=tuple(newest_first(self.lactation, _WHEN)),
+            procedures=tuple(newest_first(self.procedures, _WHEN)),
             data_gaps=tuple(all_gaps),
             skipped=tuple(self.skipped + facts.skipped),
             available=available,

@@ -12,11 +12,12 @@ PREGNANCY_TESTS: Final = "pregnancy-tests"
 ADMINISTRATIONS: Final = "administrations"
 ALLERGIES: Final = "allergies"
 LACTATION: Final = "lactation"  # observations that say the patient is breastfeeding
+PROCEDURES: Final = "procedures"  # electroconvulsive therapy (the only procedure the rules read)
 
 ALL: Final = frozenset(
     {
         PATIENT, CONDITIONS, MEDICATIONS, BLOOD_PRESSURE, WEIGHT, SCORES, PREGNANCY_TESTS, ADMINISTRATIONS,
-        ALLERGIES, LACTATION,
+        ALLERGIES, LACTATION, PROCEDURES,
     }
 )  # fmt: skip
 

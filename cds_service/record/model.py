@@ -223,6 +223,19 @@ class Administration:
         return Evidence("MedicationAdministration", self.resource_id, self.when, given)
 
 
+@dataclass(frozen=True, slots=True)
+class ProcedureFact:
+    """A procedure the rules read (electroconvulsive therapy): when it was performed and its name."""
+
+    resource_id: str | None
+    when: datetime | None  # performedDateTime, else the end (or start) of performedPeriod
+    label: str
+    categories: frozenset[str]  # knowledge-base procedure value sets it belongs to ("ect")
+
+    def evidence(self) -> Evidence:
+        return Evidence("Procedure", self.resource_id, self.when, self.label)
+
+
 Reading = BloodPressure | BodyWeight | SeverityScore | PregnancyTest
 """An Observation as the record reads it."""
 
@@ -366,6 +379,7 @@ class PatientRecord:
     administrations: tuple[Administration, ...] = ()
     allergies: tuple[AllergyFact, ...] = ()
     lactation: tuple[LactationFact, ...] = ()
+    procedures: tuple[ProcedureFact, ...] = ()
     data_gaps: tuple[DataGap, ...] = ()
     skipped: tuple[SkippedResource, ...] = ()
     available: frozenset[str] = field(default_factory=frozenset)
@@ -379,6 +393,10 @@ class PatientRecord:
 
     def exposures_with_role(self, role: str) -> tuple[ExposurePeriod, ...]:
         return tuple(e for e in self.exposures if role in e.roles)
+
+    def procedures_in(self, category: str) -> tuple[ProcedureFact, ...]:
+        """Procedures of a knowledge-base value set ("ect"), newest first."""
+        return tuple(p for p in self.procedures if category in p.categories)
 
     def set_aside_of(self, *kinds: str) -> tuple[SetAside, ...]:
         """What was set aside among the records of these kinds."""

@@ -19,6 +19,7 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.procedure import Procedure
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
@@ -34,6 +35,7 @@ _MODELS: dict[str, type[FHIRResourceModel]] = {
     "MedicationRequest": MedicationRequest,
     "MedicationAdministration": MedicationAdministration,
     "AllergyIntolerance": AllergyIntolerance,
+    "Procedure": Procedure,
 }
 _MAX_PROBLEM = 160
 # Elements the record reads (plus what R4 requires): only these are validated, so narrative, extensions,
@@ -66,6 +68,7 @@ _READ_ELEMENTS: dict[str, frozenset[str]] = {
         {"patient", "code", "clinicalStatus", "verificationStatus", "type", "reaction", "recordedDate",
          "onsetDateTime"}
     ),
+    "Procedure": frozenset({"status", "subject", "code", "performedDateTime", "performedPeriod"}),
 }  # fmt: skip
 # Elements whose validated instances are not reused (contained resources are whole resources).
 _NOT_REUSED: frozenset[str] = frozenset({"contained"})

@@ -40,11 +40,9 @@ from cds_service.rules import (
 )
 from cds_service.rules.findings import Check, Finding, MissingItem, OrderRule, Rule, RuleOutcome
 
-# Order here is the order of cards of equal urgency, and of lines in the summary checklist.
-RULES: tuple[OrderRule, ...] = (
-    *indication.RULES,
-    *trd.RULES,
-    *severity.RULES,
+# Sections 2 and 3 of clinical-rules.md (bipolar disorder, contraindications and precautions): the order rules
+# whose critical findings also keep patient-view from calling a patient a TRD candidate (``rules/patient_view.py``).
+SAFETY_RULES: tuple[OrderRule, ...] = (
     *bipolar.RULES,
     *contraindications.RULES,
     *pregnancy.RULES,
@@ -53,6 +51,14 @@ RULES: tuple[OrderRule, ...] = (
     *minor_patient.RULES,
     *genitourinary.RULES,
     *lactation.RULES,
+)
+
+# Order here is the order of cards of equal urgency, and of lines in the summary checklist.
+RULES: tuple[OrderRule, ...] = (
+    *indication.RULES,
+    *trd.RULES,
+    *severity.RULES,
+    *SAFETY_RULES,
     *dose_iv.RULES,
     *dose_esketamine.RULES,
     *course_review.RULES,

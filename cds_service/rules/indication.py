@@ -120,6 +120,7 @@ _GAP_KEYS: dict[str, frozenset[str]] = {
     kinds.ADMINISTRATIONS: frozenset({kinds.ADMINISTRATIONS, "administrations", "MedicationAdministration"}),
     kinds.ALLERGIES: frozenset({kinds.ALLERGIES, "allergies", "AllergyIntolerance"}),
     kinds.LACTATION: frozenset({kinds.LACTATION, "lactation", "Observation"}),
+    kinds.PROCEDURES: frozenset({kinds.PROCEDURES, "procedures", "Procedure"}),
 }
 
 

@@ -20,7 +20,7 @@ from cds_service.sandbox.fixtures import (
     UsageError,
     load_manifest,
 )
-from cds_service.sandbox.requests import HOOKS, service_id
+from cds_service.sandbox.requests import ALL_HOOKS, HOOKS, PATIENT_VIEW, service_id
 
 
 def register(sub: Any) -> None:
@@ -33,7 +33,11 @@ def register(sub: Any) -> None:
         "request JSON. Fixture dates are rolled to the evaluation date first.",
     )
     ev.add_argument("input", metavar="INPUT", help="fixture name, bundle file or request file")
-    ev.add_argument("--hook", choices=HOOKS, help="hook to simulate for a bundle (default order-sign)")
+    ev.add_argument(
+        "--hook",
+        choices=ALL_HOOKS,
+        help="hook to simulate for a fixture or bundle (default order-sign; patient-view: the chart opened, no order)",
+    )
     ev.add_argument(
         "--order",
         metavar="TEMPLATE",
@@ -80,7 +84,7 @@ def register(sub: Any) -> None:
         "-H 'Content-Type: application/json' --data @- http://127.0.0.1:8080/cds-services/ketamine-order-sign",
     )
     req.add_argument("input", metavar="INPUT", help="fixture name, bundle file or request file")
-    req.add_argument("--hook", choices=HOOKS, help="order-sign (default) or order-select")
+    req.add_argument("--hook", choices=ALL_HOOKS, help="order-sign (default), order-select or patient-view")
     req.add_argument("--order", metavar="TEMPLATE", help="order template (default: the fixture's own)")
     req.add_argument("--now", type=_instant, metavar="DATE", help="roll dates to DATE instead of today")
     req.add_argument("--fixtures-dir", metavar="DIR")
@@ -164,7 +168,8 @@ def print_cards(cards: Sequence[Card], *, label: str, hook: str, now: datetime, 
     """Cards for a terminal: indicator and topic, summary, then the evidence (detail) and suggestions."""
     out.write(f"{label} · {hook} · evaluated {now.date().isoformat()} · {len(cards)} card(s)\n")
     if not cards:
-        out.write("\n(no cards: not a ketamine or esketamine order)\n")
+        why = "nothing to say about this patient" if hook == PATIENT_VIEW else "not a ketamine or esketamine order"
+        out.write(f"\n(no cards: {why})\n")
     pad = " " * 10
     for card in cards:
         out.write(f"\n{card.indicator.upper():<9} {card.topic or '?'}\n{pad}{card.summary}\n")
@@ -180,7 +185,11 @@ def print_cards(cards: Sequence[Card], *, label: str, hook: str, now: datetime, 
 def print_expectation(cards: Sequence[Card], entry: FixtureEntry, hook: str, *, out: TextIO) -> None:
     """Compare the cards with the manifest's expectation for this fixture (summary first, rest any order)."""
     actual = [(card.topic or "?", card.indicator) for card in cards]
-    expected = [c.as_tuple() for c in entry.expected_for(hook)]
+    try:
+        expected = [c.as_tuple() for c in entry.expected_for(hook)]
+    except KeyError:
+        out.write(f"\nmanifest states no {hook} cards for {entry.name}\n")
+        return
     same = sorted(actual) == sorted(expected) and actual[:1] == expected[:1]
     shown = ", ".join(f"{t} ({i})" for t, i in expected) or "no cards"
     out.write(f"\nmanifest expects: {shown}\n")
@@ -215,7 +224,11 @@ def run_list(args: argparse.Namespace) -> int:
     print(f"{len(manifest.entries)} fixtures in {manifest.root} (anchor {manifest.anchor.isoformat()})")
     for e in manifest.entries:
         cards = ", ".join(f"{c.topic}:{c.indicator}" for c in e.expected) or "no cards"
-        print(f"\n{e.name}  [{e.order_template}]\n  expect: {cards}\n  {e.story}")
+        print(f"\n{e.name}  [{e.order_template}]\n  expect: {cards}")
+        if e.expected_patient_view is not None:
+            shown = ", ".join(f"{c.topic}:{c.indicator}" for c in e.expected_patient_view) or "no cards"
+            print(f"  patient-view: {shown}")
+        print(f"  {e.story}")
     return 0
 
 

@@ -20,7 +20,7 @@ from cds_service.hooks import pipeline
 from cds_service.hooks.body import HookBody
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.pipeline import Answer
-from cds_service.knowledge.loader import default_knowledge
+from cds_service.knowledge.loader import default_knowledge, with_settings
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import (
     FixtureEntry,
@@ -107,11 +107,12 @@ def evaluate(body: Mapping[str, Any], now: datetime, settings: Settings | None =
     services = {service.hook: service for service in SERVICES.values()}
     if not isinstance(hook, str) or hook not in services:
         raise UsageError(f"hook {hook!r} is not served here (expected one of {', '.join(services)})")
+    settings = settings or sandbox_settings()
     return pipeline.run(
         services[hook],
         HookBody.parsed(body),
-        kb=default_knowledge(),
-        settings=settings or sandbox_settings(),
+        kb=with_settings(default_knowledge(), settings),
+        settings=settings,
         now=now,
         base_url=LOCAL_BASE_URL,
     )

@@ -19,12 +19,16 @@ from typing import Any
 from cds_service.fhir.memory import MemoryServer, resources_from_bundle
 from cds_service.fhir.templates import fill
 from cds_service.hooks.catalog import SERVICES, ServiceDefinition
-from cds_service.hooks.subjects import draft_context
+from cds_service.hooks.subjects import DraftOrders
 from cds_service.record.units import LB_AV_KG
 from cds_service.sandbox import roller
 from cds_service.sandbox.fixtures import fixtures_dir, read_json, require_library
 
-HOOKS = tuple(sorted(service.hook for service in SERVICES.values()))
+# The hooks whose services evaluate draft orders (each fixture has a request and expected cards for each), and
+# every hook served (patient-view: the patient, no order; fixtures that state its cards have its request too).
+HOOKS = tuple(sorted(service.hook for service in SERVICES.values() if isinstance(service.subjects, DraftOrders)))
+ALL_HOOKS = tuple(sorted(service.hook for service in SERVICES.values()))
+PATIENT_VIEW = "patient-view"
 SANDBOX_USER = "Practitioner/sandbox-clinician"
 SANDBOX_FHIR_BASE = "https://fhir.sandbox.invalid/r4"
 _NS = uuid.UUID("6c0f5a9e-2f4b-4d7e-9a51-0b7d3c2e1f00")
@@ -36,7 +40,7 @@ def service_for(hook: str) -> ServiceDefinition[Any]:
     for service in SERVICES.values():
         if service.hook == hook:
             return service
-    raise ValueError(f"hook must be one of {HOOKS}, not {hook!r}")
+    raise ValueError(f"hook must be one of {ALL_HOOKS}, not {hook!r}")
 
 
 def prefetch_templates(hook: str) -> dict[str, str]:
@@ -144,7 +148,8 @@ def build_request(
     fhir_server: str | None = None,
     name: str = "fixture",
 ) -> dict[str, Any]:
-    """A CDS Hooks request for ``hook`` whose draft order comes from ``template``.
+    """A CDS Hooks request for ``hook`` whose draft order comes from ``template`` (a service that evaluates
+    the patient, patient-view, gets no draft order: ``template`` and ``params`` are not used).
 
     Dates stay relative to ``anchor`` (recorded in the request's ``extension``); roll it with
     ``roller.roll(request, now)`` before sending. ``prefetch=False`` leaves prefetch out, so the service
@@ -155,21 +160,19 @@ def build_request(
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
     if patient is None:
         raise ValueError("the bundle has no Patient")
-    order_id = str(uuid.uuid5(_NS, f"{name}/order"))
-    order = materialize_order(
-        template,
-        patient_ref=f"Patient/{patient['id']}",
-        order_id=order_id,
-        authored_on=f"{anchor.isoformat()}T11:55:00Z",
-        params=params,
-        weight_kg=latest_weight_kg(resources),
-    )
-    draft_orders = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
-    context: dict[str, Any] = {
-        "userId": SANDBOX_USER,
-        "patientId": patient["id"],
-        **draft_context(service.subjects, draft_orders, [f"MedicationRequest/{order_id}"]),
-    }
+    context: dict[str, Any] = {"userId": SANDBOX_USER, "patientId": patient["id"]}
+    if isinstance(service.subjects, DraftOrders):
+        order_id = str(uuid.uuid5(_NS, f"{name}/order"))
+        order = materialize_order(
+            template,
+            patient_ref=f"Patient/{patient['id']}",
+            order_id=order_id,
+            authored_on=f"{anchor.isoformat()}T11:55:00Z",
+            params=params,
+            weight_kg=latest_weight_kg(resources),
+        )
+        draft_orders = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
+        context.update(service.subjects.draft_context(draft_orders, [f"MedicationRequest/{order_id}"]))
     body: dict[str, Any] = {
         "hook": hook,
         "hookInstance": str(uuid.uuid5(_NS, f"{name}/{hook}")),

@@ -39,13 +39,13 @@ _ISSUE_CODES = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found"
 
 def create_app(settings: Settings | None = None, *, kb: Knowledge | None = None, open_store: bool = True) -> Flask:
     """The WSGI application. ``settings`` default to the environment; ``kb`` to the bundled knowledge
-    base with the deployment override (``KETAMINE_CDS_RULES_CONFIG``). ``open_store=False`` builds it as a
+    base with the deployment override (``KETAMINE_CDS_RULES_CONFIG``); the flags the settings set apply to
+    either. ``open_store=False`` builds it as a
     configuration check only: no database connection, no background thread (the gunicorn master's check)."""
-    settings = settings or Settings.from_env()
-    if kb is None:
-        from cds_service.knowledge.loader import default_knowledge
+    from cds_service.knowledge.loader import default_knowledge, with_settings
 
-        kb = default_knowledge()
+    settings = settings or Settings.from_env()
+    kb = with_settings(default_knowledge() if kb is None else kb, settings)  # e.g. the trd-candidate switch
     app = Flask("cds_service", static_folder=None)
     # one byte over the limit: werkzeug stops reading a chunked body (no Content-Length) at this cap
     # without an error, so the body reader must be able to see that a byte more was sent (413, not a

@@ -125,12 +125,10 @@ def hook_request(
     selections: list[str] | None = None,
 ) -> dict[str, Any]:
     orders = [ketamine_order()] if orders is None else orders
-    context: dict[str, Any] = {
-        "userId": "Practitioner/doc-1",
-        "patientId": PATIENT_ID,
-        "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                        "entry": [{"resource": copy.deepcopy(o)} for o in orders]},
-    }
+    context: dict[str, Any] = {"userId": "Practitioner/doc-1", "patientId": PATIENT_ID}
+    if hook != "patient-view":  # patient-view has no draft orders
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection",
+                                  "entry": [{"resource": copy.deepcopy(o)} for o in orders]}  # fmt: skip
     if hook == "order-select":
         context["selections"] = selections if selections is not None else [
             f"MedicationRequest/{o['id']}" for o in orders[:1] if o.get("id")
@@ -152,4 +150,6 @@ def hook_request(
 
 
 def service_for(hook: str) -> str:
-    return "ketamine-order-select" if hook == "order-select" else "ketamine-order-sign"
+    return {"order-select": "ketamine-order-select", "patient-view": "ketamine-patient-view"}.get(
+        hook, "ketamine-order-sign"
+    )

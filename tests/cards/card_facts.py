@@ -44,9 +44,12 @@ WORST: dict[str, str] = {
     "pct": "50",
     "per_week": "14",
     "rate": "0.514",
+    "reason": "no score in the 30 days before the first session",
+    "remission": "10",
     "reaction": "anaphylaxis, urticaria and 2 more reactions"[:40],
     "required": "2",
     "score": "27",
+    "sessions": "24 infusions",
     "since": "2026-12-01",
     "source": "problem list",
     "stabilizers": "lamotrigine, lurasidone and lumateperone",
@@ -55,6 +58,7 @@ WORST: dict[str, str] = {
     "standard_mg_per_kg": "0.5",
     "standard_minutes": "40",
     "start_mg": "28",
+    "trials": "lorazepam, tranylcypromine and 2 more"[:40],  # compose_names(..., 40, ...)
     "test": "hCG <24999.9 IU/L (equivocal) on 2026-12-01",
     "test_date": "2026-12-01",
     "verdict": "2 critical, 11 warnings, 4 items to record",
@@ -66,4 +70,5 @@ WORST: dict[str, str] = {
 BY_TOPIC: dict[tuple[str, str], str] = {
     ("eligibility-summary", "drug"): "ketamine (route not stated: checked as IV)",
     ("depression-severity-insufficient", "latest"): "MADRS 60 on 2026-12-01",
+    ("course-status", "drug"): "IV ketamine",
 }

@@ -44,6 +44,17 @@ def test_workload_sizes() -> None:
     assert "prefetch" not in w["4-ketamine-fhir-fallback"].body
 
 
+def test_the_patient_view_workload_is_a_heavy_chart_without_depression(tmp_path: Path) -> None:
+    w = workloads("http://127.0.0.1:1/fhir")["5-patient-view-not-depressed-heavy"]
+    assert (w.body["hook"], w.service_id, w.resources >= 3000) == ("patient-view", "ketamine-patient-view", True)
+    assert "draftOrders" not in w.body["context"] and "bodyWeight" not in w.body["prefetch"]
+    codes = {e["resource"]["code"]["coding"][0]["code"] for e in w.body["prefetch"]["conditions"]["entry"]}
+    assert len(codes) > 3 and not any(code.startswith("F3") for code in codes)
+    app = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{tmp_path / 'fb.sqlite3'}"))
+    resp = app.test_client().post(f"/cds-services/{w.service_id}", json=w.body)
+    assert (resp.status_code, resp.get_json()) == (200, {"cards": []})
+
+
 def test_metrics_after_real_hook_calls(tmp_path: Path, fhir_stub: str) -> None:
     app = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{tmp_path / 'fb.sqlite3'}",
                               fhir_server_allowlist=(fhir_stub,)))

@@ -93,12 +93,14 @@ def test_fill_tokens() -> None:
 def test_discovery_templates_use_only_allowed_tokens_and_query_forms() -> None:
     doc = discovery_document()
     assert {(s["id"], s["hook"]) for s in doc["services"]} == {
-        ("ketamine-order-select", "order-select"), ("ketamine-order-sign", "order-sign")}
+        ("ketamine-order-select", "order-select"), ("ketamine-order-sign", "order-sign"),
+        ("ketamine-patient-view", "patient-view")}
     allowed_params = {"patient", "code", "category", "status", "_count", "_sort", "_include", "_id"}
     for service in doc["services"]:
         assert service["title"] and service["description"] and service["usageRequirements"]
         assert {"patient", "conditions", "medicationRequests", "medicationStatements", "bloodPressure",
-                "bodyWeight", "depressionScores", "pregnancyTests", "administrations"} <= set(service["prefetch"])
+                "depressionScores", "pregnancyTests", "administrations"} <= set(service["prefetch"])
+        assert ("bodyWeight" in service["prefetch"]) is (service["hook"] != "patient-view")  # only a dose needs it
         for template in service["prefetch"].values():
             assert all(is_supported_token(t) for t in tokens_in(template))
             path, _, query = template.partition("?")

@@ -19,6 +19,7 @@ from cds_service.record import kinds
 from tests.builders.requests import FHIR, PATIENT_ID, bundle, full_prefetch, hook_request, patient, settings
 
 KEYS = SERVICES["ketamine-order-sign"].prefetch
+ORDER_KINDS = frozenset(key.kind for key in KEYS)  # every kind but the procedures (patient-view's)
 OO = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "exception"}]}
 
 
@@ -39,7 +40,7 @@ def test_present_prefetch_is_used_without_any_request() -> None:
         res = resolve(hook_request(prefetch=prefetch, fhir_server=FHIR))
     assert res.states["conditions"] == "present"
     assert [r["id"] for r in res.resources if r["resourceType"] == "Condition"] == ["c1", "c2"]
-    assert res.available == kinds.ALL
+    assert res.available == ORDER_KINDS
     assert res.gaps == () and res.unobtainable_required == ()
 
 
@@ -140,7 +141,7 @@ def test_absent_keys_are_fetched_in_parallel_with_the_token() -> None:
     res = resolve(hook_request(prefetch=prefetch, fhir_server=FHIR, token="tok-123"))
     assert res.states["conditions"] == "fetched" and res.states["bloodPressure"] == "fetched"
     assert {"c9", "bp1"} <= {r["id"] for r in res.resources}
-    assert res.available == kinds.ALL and res.gaps == ()
+    assert res.available == ORDER_KINDS and res.gaps == ()
     assert len(responses.calls) == 2
     for call in responses.calls:
         assert call.request.headers["Authorization"] == "Bearer tok-123"
@@ -156,7 +157,7 @@ def test_no_prefetch_at_all_fetches_every_key_and_reads_patient() -> None:
         responses.get(f"{FHIR}/{rtype}", json=bundle())
     res = resolve(hook_request(fhir_server=FHIR))
     assert set(res.states.values()) == {"fetched"}
-    assert res.available == kinds.ALL
+    assert res.available == ORDER_KINDS
     assert len(responses.calls) == len(KEYS) == 12
     assert not any("Authorization" in c.request.headers for c in responses.calls)  # no token, none sent
 

@@ -26,17 +26,18 @@ from tests.builders.requests import FHIR, PATIENT_ID, bundle, full_prefetch, hoo
 from tests.clock import NOW
 
 KEYS = {k.key: k for k in SERVICES["ketamine-order-sign"].prefetch}
+EVERY_KEY = {k.key: k for service in SERVICES.values() for k in service.prefetch}  # one template per key name
 TOKEN = re.compile(r"\{\{context\.patientId\}\}")
 # CDS Hooks 2.0 (S2.0.1 L324-334): instance reads; type searches with reference, token (equality), _count,
 # _sort; plus _include (the spec's own examples use it). No modifiers other than :in, no chained or text search.
 ALLOWED = {"patient", "subject", "code", "category", "status", "_count", "_sort", "_include", "_id"}
 
 
-@pytest.mark.parametrize("key", [k.key for k in PREFETCH])
+@pytest.mark.parametrize("key", sorted(EVERY_KEY))
 def test_every_template_is_legal_cds_hooks_2_prefetch(key: str) -> None:
-    template = KEYS[key].template
+    template = EVERY_KEY[key].template
     assert TOKEN.search(template) and template.count("{{") == template.count("{{context.patientId}}")
-    if KEYS[key].is_read:
+    if EVERY_KEY[key].is_read:
         assert template == "Patient/{{context.patientId}}"
         return
     rtype, query = template.split("?", 1)
@@ -144,3 +145,82 @@ def test_a_latest_value_page_of_only_future_readings_reads_on(first_page: list[s
         calls = len(mock.calls)
     assert calls == (1 if reads_on else 0)
     assert ("yesterday" in {r["id"] for r in res.resources}) is reads_on
+
+
+# --- patient-view (clinical-rules.md §11) ------------------------------------------------------------------------
+
+PATIENT_VIEW = SERVICES["ketamine-patient-view"]
+
+
+def test_patient_view_is_a_descriptor_with_its_own_templates_and_a_conditions_screen() -> None:
+    entry = PATIENT_VIEW.discovery_entry()
+    assert (entry["hook"], entry["id"]) == ("patient-view", "ketamine-patient-view")
+    assert entry["prefetch"]["procedures"] == "Procedure?patient={{context.patientId}}"
+    assert "bodyWeight" not in entry["prefetch"]  # only a dose needs the weight
+    assert {k: v for k, v in entry["prefetch"].items() if k != "procedures"} == {
+        k.key: k.template for k in PREFETCH if k.key in entry["prefetch"]}  # fmt: skip
+    assert PATIENT_VIEW.screen is not None and PATIENT_VIEW.screen.keys == frozenset({"conditions"})
+    assert PATIENT_VIEW.rules.name == "patient-view" and PATIENT_VIEW.request_schema == "PatientViewRequest"
+
+
+def _patient_view_without_prefetch(kb: Knowledge, resources: list[dict[str, Any]]) -> tuple[Any, list[str]]:
+    from cds_service.hooks import pipeline
+    from cds_service.hooks.body import HookBody
+    from cds_service.hooks.gather import RequestPrefetch
+    from tests.hooks.recorder import Recorder
+    from tests.sandbox.sandbox_support import fhir_mock
+
+    request = HookBody.parsed(hook_request("patient-view", fhir_server=FHIR))
+    observer = Recorder()
+    with fhir_mock(MemoryServer(resources, FHIR)) as mock:
+        answer = pipeline.run(PATIENT_VIEW, request, kb=kb, settings=settings(), now=NOW, base_url="https://cds.test",
+                              source=RequestPrefetch(request, ServerAllowlist(settings().fhir_server_allowlist)),
+                              observer=observer)  # fmt: skip
+        fetched = [call.request.url.split("?")[0].split("/r4/", 1)[1].split("/")[0] for call in mock.calls]
+    assert ("note", "no depressive disorder") in observer.events or fetched[1:]
+    return answer.decision.response(), fetched
+
+
+def _resources(*codes: str) -> list[dict[str, Any]]:
+    from tests.builders.requests import condition, patient
+
+    return [patient(), *(condition(code) for code in codes)]
+
+
+def test_a_chart_without_depression_costs_the_conditions_search_alone(kb: Knowledge) -> None:
+    response, fetched = _patient_view_without_prefetch(kb, _resources("I10", "F43.12"))
+    assert (response, fetched) == ({"cards": []}, ["Condition"])
+
+
+def test_a_depressed_patients_chart_reads_the_rest(kb: Knowledge) -> None:
+    _, fetched = _patient_view_without_prefetch(kb, _resources("F33.2"))
+    assert fetched[0] == "Condition"
+    assert {"Patient", "MedicationRequest", "MedicationAdministration", "Procedure", "Observation"} <= set(fetched[1:])
+
+
+@pytest.mark.parametrize(("code", "status"), [("I10", 200), ("F33.2", 400)])
+def test_a_chart_without_depression_never_decodes_a_prefetch_member_but_the_conditions(
+    kb: Knowledge, code: str, status: int
+) -> None:
+    """Every member but ``conditions`` holds a number beyond a 64-bit float: decoding one is a 400 naming it.
+    Without depression none is decoded (200, no cards); with depression they are read, and refused."""
+    import json
+
+    from cds_service.hooks import pipeline
+    from cds_service.hooks.body import decode_hook_body
+    from cds_service.hooks.errors import HookError
+    from tests.builders.requests import condition
+
+    prefetch: dict[str, Any] = {key.key: {"resourceType": "Bundle", "type": "searchset", "total": 1e308}
+                                for key in PATIENT_VIEW.prefetch}  # fmt: skip
+    prefetch["conditions"] = bundle(condition(code))
+    raw = json.dumps(hook_request("patient-view", prefetch=prefetch)).replace("1e+308", "1e400")
+    s = settings()
+    try:
+        answer = pipeline.run(PATIENT_VIEW, decode_hook_body(raw.encode(), s.max_json_depth), kb=kb, settings=s,
+                              now=NOW, base_url="https://cds.test")  # fmt: skip
+    except HookError as refused:
+        assert refused.status == status and str(refused.issues[0].expression).startswith("prefetch.")
+        assert refused.issues[0].expression != "prefetch.conditions"
+    else:
+        assert (status, answer.decision.response()) == (200, {"cards": []})

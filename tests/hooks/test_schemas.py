@@ -19,7 +19,16 @@ from cds_service.hooks import context as context_module
 from cds_service.hooks.catalog import SERVICES
 from cds_service.hooks.schemas import fast_validator, is_valid_json, schema_issues
 from cds_service.web.app import create_app
-from tests.builders.requests import FHIR, full_prefetch, hook_request, other_order, service_for, settings
+from tests.builders.requests import (
+    FHIR,
+    bundle,
+    full_prefetch,
+    hook_request,
+    other_order,
+    patient,
+    service_for,
+    settings,
+)
 
 SCHEMAS = {s.hook: s.request_schema for s in SERVICES.values()}
 
@@ -226,7 +235,8 @@ def test_a_valid_call_does_not_run_the_full_check(kb: Any, monkeypatch: pytest.M
     monkeypatch.setattr(context_module, "schema_issues", spy)
     client = create_app(settings(), kb=kb).test_client()
     for hook in SCHEMAS:
-        body = hook_request(hook, orders=[other_order()])
+        # patient-view: no depressive disorder, so the screen ends the call after the conditions
+        body = hook_request(hook, orders=[other_order()], prefetch={"patient": patient(), "conditions": bundle()})
         response = client.post(f"/cds-services/{service_for(hook)}", json=body)
         assert response.status_code == 200, response.get_json()
     assert calls == []

@@ -91,7 +91,9 @@ def test_the_patient_service_without_a_finding_answers_no_cards(kb: Any) -> None
 def test_every_order_service_evaluates_draft_orders_with_the_order_rule_set() -> None:
     assert SERVICES["ketamine-order-sign"].subjects == DraftOrders(OrderStage.SIGN)
     assert SERVICES["ketamine-order-select"].subjects == DraftOrders(OrderStage.SELECT, selected_only=True)
-    assert {service.rules.name for service in SERVICES.values()} == {"ketamine-order"}
+    orders = [s for s in SERVICES.values() if isinstance(s.subjects, DraftOrders)]
+    assert {service.rules.name for service in orders} == {"ketamine-order"}
+    assert {s.hook for s in orders} == {"order-sign", "order-select"}
 
 
 def test_order_sign_finds_every_ketamine_draft_and_order_select_only_the_selected(kb: Any) -> None:

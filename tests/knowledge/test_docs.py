@@ -127,3 +127,16 @@ def test_valuesets_and_dose_floors_are_listed(kb: Knowledge) -> None:
     for key in kb.valuesets:
         assert f'id="valueset-{key}"' in html
     assert "sertraline" in html and "SSRI" in html
+
+
+def test_the_patient_view_rules_have_their_section_and_the_switch_shows(kb: Knowledge) -> None:
+    from cds_service.config import Settings
+    from cds_service.knowledge.loader import with_settings
+
+    page = render_rules_page(kb)
+    section = page.index("<h2>11. patient-view (no order drafted)</h2>")
+    assert section < page.index('id="course-status"') < page.index('id="trd-candidate"')
+    assert "remission (PHQ-9 at or below 5, MADRS at or below 10, HAM-D at or below 7)" in page
+    assert "no electroconvulsive therapy in the last 365 days" in page
+    off = render_rules_page(with_settings(kb, Settings(patient_view_trd_candidate=False)))
+    assert "+env.patient-view.trd-candidate-off" in off

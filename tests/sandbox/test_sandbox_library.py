@@ -62,6 +62,11 @@ BOUNDARY_PAIRS = [
     ("boundary:maoi-13-days", "boundary:maoi-15-days"),
     ("boundary:five-administrations", "boundary:six-administrations"),
     ("boundary:hcg-4", "boundary:hcg-10"), ("boundary:hcg-10", "boundary:hcg-25"),
+    # patient-view (§11)
+    ("boundary:course-latest-56-days", "boundary:course-latest-57-days"),
+    ("boundary:remission-phq9-5", "boundary:remission-phq9-6"),
+    ("boundary:response-48-percent", "boundary:response-50-percent"),
+    ("boundary:ketamine-364-days", "boundary:ketamine-366-days"), ("boundary:ect-364-days", "boundary:ect-366-days"),
 ]  # fmt: skip
 
 

@@ -96,7 +96,8 @@ def test_sandbox_token_is_accepted_with_the_configured_key_and_its_jku_never_fet
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
     if endpoint == "discovery":
-        assert {s["id"] for s in body["services"]} == {"ketamine-order-select", "ketamine-order-sign"}
+        assert {s["id"] for s in body["services"]} == {
+            "ketamine-order-select", "ketamine-order-sign", "ketamine-patient-view"}  # fmt: skip
     elif endpoint == "feedback":
         assert body["stored"] == 1
     else:

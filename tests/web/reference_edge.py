@@ -55,8 +55,11 @@ def reference_call(service_id: str, raw: bytes, *, kb: Any, max_depth: int, pipe
         service = SERVICES[service_id]
         validate_request(service, body, parsed_json=True)
         context = body["context"]
-        selections = context.get("selections") if service.hook == "order-select" else None
-        if not find_ketamine_requests(context["draftOrders"], selections, kb):
+        if "draftOrders" not in context:  # a service of the patient (patient-view): the patient is there to judge
+            if not service.subjects.find(context, kb):
+                return 200, {"cards": []}
+        elif not find_ketamine_requests(context["draftOrders"], context.get("selections") if service.hook ==
+                                        "order-select" else None, kb):  # fmt: skip
             return 200, {"cards": []}
         if reference_prefetch_too_deep(body, raw, max_depth):
             raise HookError(400, too_deep(max_depth, "prefetch"))

@@ -69,13 +69,14 @@ def assert_outcome(response: Any, status: int, *, expression: str | None = None,
     return body
 
 
-def test_discovery_lists_both_services(client: FlaskClient) -> None:
+def test_discovery_lists_every_service(client: FlaskClient) -> None:
     response = client.get("/cds-services")
     assert response.status_code == 200
     body = response.get_json()
     assert schema_issues("DiscoveryResponse", body) == []
     assert {s["id"]: s["hook"] for s in body["services"]} == {
-        "ketamine-order-select": "order-select", "ketamine-order-sign": "order-sign"}
+        "ketamine-order-select": "order-select", "ketamine-order-sign": "order-sign",
+        "ketamine-patient-view": "patient-view"}
 
 
 def test_no_ketamine_order_returns_empty_cards_without_touching_prefetch(

@@ -103,7 +103,9 @@ def _issues(outcome: Any) -> list[tuple[Any, ...]]:
 
 def _service(body: Any) -> str:
     hook = body.get("hook") if isinstance(body, dict) else None
-    return "ketamine-order-select" if hook == "order-select" else "ketamine-order-sign"
+    return {"order-select": "ketamine-order-select", "patient-view": "ketamine-patient-view"}.get(
+        str(hook), "ketamine-order-sign"
+    )
 
 
 def _fixture(name: str, hook: str = "order-sign") -> dict[str, Any]:
@@ -136,7 +138,8 @@ def test_every_fixture_request_gets_the_same_answer(edges: Edges, path: Path) ->
     raw = path.read_bytes()
     status, answer = edges.assert_same(_service(json.loads(raw)), raw)
     assert status == 200
-    assert bool(answer["cards"]) is (path.parent.name not in NO_CARDS)  # the whole pipeline ran
+    if path.stem != "patient-view":  # the chart opened: its cards depend on the (unrolled) dates, the summary does not
+        assert bool(answer["cards"]) is (path.parent.name not in NO_CARDS)  # the whole pipeline ran
 
 
 # --------------------------------------------------------------------------- variants
