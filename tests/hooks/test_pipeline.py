@@ -9,13 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import REGISTRY
-
 from cds_service.config import Settings
 from cds_service.hooks.pipeline import handle_hook_call
 from cds_service.web.app import create_app
 from cds_service.web.feedback import runtime_of
 from tests.builders.requests import blood_pressure, bundle, full_prefetch, hook_request, other_order, settings
+from tests.card_metrics import cards_counted
 from tests.clock import NOW
 from tests.hooks.recorder import Recorder
 
@@ -66,33 +65,23 @@ def test_a_call_with_nothing_to_evaluate_notes_why_and_shows_no_cards(kb: Any) -
     assert not [e for e in observer.events if e[0] in ("cards", "phase")]
 
 
-def _cards_counted() -> float:
-    return sum(
-        sample.value
-        for metric in REGISTRY.collect()
-        if metric.name == "ketamine_cds_cards"
-        for sample in metric.samples
-        if sample.name.endswith("_total")
-    )
-
-
 def test_by_default_the_pipeline_records_nothing_even_inside_the_web_app(kb: Any, tmp_path: Path) -> None:
     """The silent default: no card metric, no feedback record, although an app with a store is active."""
     app = create_app(Settings(auth_enabled=False, database_url=f"sqlite:///{tmp_path / 'fb.sqlite3'}"), kb=kb)
     runtime = runtime_of(app)
     assert runtime is not None and runtime.store is not None and runtime.writer is not None
-    before = _cards_counted()
+    before = cards_counted()
     with app.app_context():
         response = handle_hook_call("ketamine-order-sign", hook_request(prefetch=_bp_prefetch()), kb=kb,
                                     settings=settings(), now=NOW, base_url="https://cds.test")  # fmt: skip
     assert response["cards"]
     runtime.writer.flush(10)
     assert runtime.store.shown_counts(None) == []
-    assert _cards_counted() == before
+    assert cards_counted() == before
     # and both checks can fail: the same call over HTTP (the recording observer) leaves both behind
     served = app.test_client().post("/cds-services/ketamine-order-sign", json=hook_request(prefetch=_bp_prefetch()))
     assert served.status_code == 200
     runtime.writer.flush(10)
     assert ("hypertension-uncontrolled", "critical", 1) in runtime.store.shown_counts(None)
-    assert _cards_counted() == before + len(served.get_json()["cards"])
+    assert cards_counted() == before + len(served.get_json()["cards"])
     runtime.close()

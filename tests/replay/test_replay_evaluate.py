@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
 
 from cds_service.config import Settings
 from cds_service.hooks.catalog import SERVICES
@@ -20,6 +19,7 @@ from cds_service.replay import evaluate as seam
 from cds_service.replay.evaluate import ReplayService, read_types, service_for
 from cds_service.sandbox.fixtures import load_manifest
 from cds_service.sandbox.requests import load_template, materialize_order
+from tests.card_metrics import cards_counted
 from tests.replay.replay_support import SERTRALINE, generated, ketamine_order, patient, write_ndjson
 
 ANCHOR = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)  # the fixture library's anchor day
@@ -138,15 +138,6 @@ def test_the_resource_types_read_are_those_of_the_prefetch_templates() -> None:
 def test_evaluating_writes_no_card_metric(kb: Any) -> None:
     _name, resources, order = CASES[0]
     pid = next(r["id"] for r in resources if r["resourceType"] == "Patient")
-
-    def cards_counted() -> float:
-        return sum(
-            sample.value
-            for metric in REGISTRY.collect()
-            if metric.name == "ketamine_cds_cards"
-            for sample in metric.samples
-            if sample.name.endswith("_total")
-        )
 
     before = cards_counted()
     outcome = ReplayService(kb, "order-sign").evaluate(resources, order, patient_id=pid, now=ANCHOR)

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from cds_service.hooks.pipeline import handle_hook_call
 from cds_service.web.app import CLOCK_KEY, create_app
 from tests.builders.requests import full_prefetch, hook_request, ketamine_order, other_order, settings
+from tests.record.perturbed_requests import without_uuids
 from tests.web.reference_edge import reference_call
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ class Edges:
         new_status, new_json = self.new(service_id, raw)
         assert new_status == old_status, (new_json, old_json)
         if old_status == 200:
-            assert _without_uuids(new_json) == _without_uuids(old_json)
+            assert without_uuids(new_json) == without_uuids(old_json)
         else:
             assert _issues(new_json) == _issues(old_json)
         return new_status, new_json
@@ -81,14 +82,6 @@ def edges(kb: Any) -> Edges:
 def shallow(kb: Any) -> Edges:
     """A nesting limit of 20: a fixture request nests 12 levels at most."""
     return Edges(kb, 20)
-
-
-def _without_uuids(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_uuids(v) for k, v in value.items() if k != "uuid"}
-    if isinstance(value, list):
-        return [_without_uuids(v) for v in value]
-    return value
 
 
 def _issues(outcome: Any) -> list[tuple[Any, ...]]:
