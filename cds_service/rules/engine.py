@@ -66,7 +66,6 @@ RULES: tuple[OrderRule, ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class Evaluation:
     """All findings for one order; ``findings[0]`` is the eligibility summary, unless the order is out of scope

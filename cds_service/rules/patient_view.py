@@ -25,7 +25,7 @@ from cds_service.knowledge.model import Knowledge
 from cds_service.order.model import Drug, MedicationOrder, Route
 from cds_service.order.units import fmt
 from cds_service.record import kinds
-from cds_service.record.model import Evidence, Instrument, PatientRecord, Recognition, SeverityScore
+from cds_service.record.model import Evidence, Instrument, PatientRecord, Recognition
 from cds_service.rules import pre_dose, severity
 from cds_service.rules.contraindications import latest_blood_pressure
 from cds_service.rules.course import Course, courses_under_way
@@ -210,7 +210,7 @@ def _due(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[str, tupl
     suggestions: list[SuggestionIntent] = []
     score = severity.latest_score(record, kb, now)
     if score is None:
-        older = max((s for s in record.scores if s.when is not None and s.when <= now), key=_when, default=None)
+        older = severity.newest_score(record, now)
         shown = f" (the latest: {severity.shown(older)})" if older is not None else ""
         parts.append(f"a depression score, none in the last {fmt(kb.number('severity.lookback_days'))} days{shown}")
         suggestions.append(CreateAssessment("phq9"))
@@ -226,11 +226,6 @@ def _due(record: PatientRecord, kb: Knowledge, now: datetime) -> tuple[str, tupl
             f"a blood pressure on the day, as before every dose (the latest: {bp.evidence().value} on {day(bp.when)})"
         )
     return "; ".join(parts), tuple(suggestions)
-
-
-def _when(score: SeverityScore) -> datetime:
-    assert score.when is not None
-    return score.when
 
 
 # ---------------------------------------------------------------- trd-candidate

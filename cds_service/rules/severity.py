@@ -39,11 +39,17 @@ MINIMUM: dict[Instrument, str] = {
 }
 
 
+def newest_score(record: PatientRecord, now: datetime) -> SeverityScore | None:
+    """The newest dated PHQ-9, MADRS or HAM-D total up to ``now``, however old."""
+    return max((s for s in record.scores if s.when is not None and s.when <= now), key=lambda s: s.when or now,
+               default=None)  # fmt: skip
+
+
 def latest_score(record: PatientRecord, kb: Knowledge, now: datetime) -> SeverityScore | None:
     """The newest PHQ-9, MADRS or HAM-D total within ``severity.lookback_days`` of ``now``."""
     since = now - timedelta(days=kb.number("severity.lookback_days"))
-    recent = [s for s in record.scores if s.when is not None and since <= s.when <= now]
-    return max(recent, key=lambda s: s.when or now, default=None)
+    score = newest_score(record, now)
+    return score if score is not None and score.when is not None and score.when >= since else None
 
 
 def shown(score: SeverityScore) -> str:
@@ -119,8 +125,7 @@ def _not_recent(kb: Knowledge) -> str:
 
 def _missing(record: PatientRecord, kb: Knowledge, now: datetime) -> MissingItem:
     problem = data_problem(record, kinds.SCORES)
-    older = max((s for s in record.scores if s.when is not None and s.when <= now), key=lambda s: s.when or now,
-                default=None)  # fmt: skip
+    older = newest_score(record, now)
     line = f"No PHQ-9, MADRS or HAM-D total in the last {fmt(kb.number('severity.lookback_days'))} days"
     if older is not None:
         line += f"; the latest is {shown(older)}"
