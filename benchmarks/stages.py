@@ -77,7 +77,7 @@ def stage_times(workload: Workload, calls: int) -> dict[str, float]:
     now = datetime.now(UTC)
     allowlist = ServerAllowlist(settings.fhir_server_allowlist)
     orders = find_ketamine_requests(draft_orders, None, kb)
-    body = with_prefetch(service, request, depth)
+    body = with_prefetch(request, service.prefetch, depth)
     resolution = resolve_prefetch(
         service.prefetch, body, settings=settings, allowlist=allowlist, session=None
     )
@@ -99,7 +99,7 @@ def stage_times(workload: Workload, calls: int) -> dict[str, float]:
         "envelope schema check": lambda: validate_request(service, request.schema_view(), parsed_json=True),
         "ketamine scan": lambda: find_ketamine_requests(draft_orders, None, kb),
         "- prefetch nesting check (raw members)": lambda: [raw_nesting_exceeds(m, depth - 2) for m in members],
-        "prefetch nesting check and decode": lambda: with_prefetch(service, request, depth),
+        "prefetch nesting check and decode": lambda: with_prefetch(request, service.prefetch, depth),
         "- vital-sign searches, partly decoded": lambda: [decode_capped_search(m) for m in capped],
         "prefetch resolution": lambda: resolve_prefetch(
             service.prefetch, body, settings=settings, allowlist=allowlist, session=None

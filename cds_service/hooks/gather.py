@@ -118,7 +118,7 @@ class RequestPrefetch:
         now: datetime,
         observer: ResolutionObserver,
     ) -> tuple[PrefetchResolution, int]:
-        body = self.request.with_prefetch({key.key for key in keys}, settings.max_json_depth, capped_keys(keys))
+        body = with_prefetch(self.request, keys, settings.max_json_depth)
         resolution = resolve_prefetch(
             keys, body, settings=settings, allowlist=self.allowlist, session=self.session, observer=observer, now=now
         )
@@ -173,10 +173,10 @@ def checked_envelope(service: ServiceDefinition[Any], request: HookBody) -> Mapp
     return envelope
 
 
-def with_prefetch(service: ServiceDefinition[Any], request: HookBody, max_depth: int) -> Mapping[str, Any]:
-    """The request with the prefetch members the service's templates name, decoded; ``HookError`` 400
-    when the prefetch nests deeper than ``max_depth``."""
-    return request.with_prefetch({key.key for key in service.prefetch}, max_depth, capped_keys(service.prefetch))
+def with_prefetch(request: HookBody, keys: Sequence[PrefetchKey], max_depth: int) -> Mapping[str, Any]:
+    """The request with the prefetch members of ``keys`` decoded (the vital-sign searches only as far as the
+    record reads them); ``HookError`` 400 when the prefetch nests deeper than ``max_depth``."""
+    return request.with_prefetch({key.key for key in keys}, max_depth, capped_keys(keys))
 
 
 def capped_keys(keys: Sequence[PrefetchKey]) -> frozenset[str]:
