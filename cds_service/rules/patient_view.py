@@ -82,12 +82,18 @@ def has_depressive_disorder(record: PatientRecord, kb: Knowledge, now: datetime)
 
 
 def course_status(record: PatientRecord, patient: Patient, kb: Knowledge, now: datetime) -> RuleOutcome:
-    """``course-status``: one card per course under way, for a patient with a depressive disorder."""
+    """``course-status``: one card per course under way, for a patient with a depressive disorder; when no
+    course is found and the administrations could not be read completely, one card that says so."""
     if depressive_disorder(record, kb, now) is None:
         return EMPTY
-    return RuleOutcome(
-        findings=tuple(_course_card(record, course, kb, now) for course in courses_under_way(record, kb, now))
-    )
+    courses = courses_under_way(record, kb, now)
+    if courses:
+        return RuleOutcome(findings=tuple(_course_card(record, course, kb, now) for course in courses))
+    problem = data_problem(record, kinds.ADMINISTRATIONS)
+    if problem is None:
+        return EMPTY
+    line = f"- Ketamine and esketamine given: could not be read completely ({problem})"
+    return RuleOutcome(findings=(Finding(COURSE_STATUS, Indicator.INFO, {}, (line,), variant="unchecked"),))
 
 
 def _course_card(record: PatientRecord, course: Course, kb: Knowledge, now: datetime) -> Finding:
@@ -241,8 +247,10 @@ def trd_candidate(record: PatientRecord, patient: Patient, kb: Knowledge, now: d
     required = round(kb.number("trd.min_adequate_trials"))
     trials = assess_trials(record, kb, now, distinct=kb.flag("trd.require_distinct_classes"))
     counted = [t for t in trials if t.counted]
-    if len(counted) < required or _treated_recently(record, kb, now) or _critical(record, kb, now):
+    if _treated_recently(record, kb, now) or _critical(record, kb, now):
         return EMPTY
+    if len(counted) < required:
+        return _unchecked(record, trials, counted, required, now)
     facts = {"count": str(len(counted)), "trials": _trial_names(counted)}
     detail = [*trial_table(trials, now)]
     gaps = [p for kind in (kinds.ADMINISTRATIONS, kinds.PROCEDURES) if (p := data_problem(record, kind))]
@@ -254,6 +262,27 @@ def trd_candidate(record: PatientRecord, patient: Patient, kb: Knowledge, now: d
     return RuleOutcome(
         findings=(Finding(TRD_CANDIDATE, Indicator.INFO, facts, tuple(detail), evidence, variant=variant),)
     )
+
+
+def _unchecked(
+    record: PatientRecord, trials: tuple[Trial, ...], counted: Sequence[Trial], required: int, now: datetime
+) -> RuleOutcome:
+    """Fewer trials than the criteria ask, found in a medication history or scores that could not be read
+    completely: the trials that could not be read may be the missing ones, so the card says so (no card when
+    both were read completely)."""
+    problems = {what: p for kind, what in _TRIAL_DATA if (p := data_problem(record, kind))}
+    if not problems:
+        return EMPTY
+    facts = {"what": " and ".join(problems), "found": str(len(counted)), "required": str(required)}
+    detail = [*(f"- {what.capitalize()}: could not be read completely ({p})" for what, p in problems.items()),
+              *trial_table(trials, now)]  # fmt: skip
+    evidence = tuple(dict.fromkeys(e for t in counted for e in t.evidence))
+    finding = Finding(TRD_CANDIDATE, Indicator.INFO, facts, tuple(detail), evidence, variant="unchecked")
+    return RuleOutcome(findings=(finding,))
+
+
+# What the trials are read from, in a prescriber's words.
+_TRIAL_DATA = ((kinds.MEDICATIONS, "the medication history"), (kinds.SCORES, "the depression scores"))
 
 
 def _trial_names(counted: Sequence[Trial]) -> str:

@@ -65,6 +65,7 @@ WORST: dict[str, str] = {
     "week": "12",
     "weeks": "8",
     "weight_kg": "299.9",
+    "what": "the medication history and the depression scores",
 }
 # Placeholders whose value is of another kind in one topic.
 BY_TOPIC: dict[tuple[str, str], str] = {

@@ -16,7 +16,14 @@ import pytest
 
 from cds_service.cards.render import build_cards
 from cds_service.knowledge.model import Indicator, Knowledge
-from cds_service.record.model import Administration, ConditionFact, Instrument, PatientRecord, ProcedureFact
+from cds_service.record.model import (
+    Administration,
+    ConditionFact,
+    DataGap,
+    Instrument,
+    PatientRecord,
+    ProcedureFact,
+)
 from cds_service.rules.findings import CreateAssessment, Finding, Patient
 from cds_service.rules.patient_view import (
     COURSE_STATUS,
@@ -259,11 +266,62 @@ def test_no_card_without_a_depressive_disorder(kb: Knowledge) -> None:
 
 
 def test_when_earlier_treatment_could_not_be_read_the_card_says_so(kb: Knowledge) -> None:
-    from cds_service.record.model import DataGap
-
     rec = candidate(gaps=(DataGap("procedures", "the FHIR server answered 503"),))
     (found,) = findings(rec, kb)
     assert found.detail[-1] == (
         "- Earlier ketamine, esketamine or ECT could not be checked completely: the FHIR server answered 503"
     )
     assert not any("could not be checked" in line for line in findings(candidate(), kb)[0].detail)
+
+
+# ---------------------------------------------------------------- data that could not be read: never silence
+
+UNREACHABLE = "the FHIR server could not be reached"
+
+
+@pytest.mark.parametrize(("gap", "said"), [(None, False), (DataGap("administrations", UNREACHABLE), True)])
+def test_no_course_found_in_sessions_that_could_not_be_read_is_said(
+    kb: Knowledge, gap: DataGap | None, said: bool
+) -> None:
+    rec = candidate(exposures=(), gaps=(gap,) if gap else ())
+    assert topics(rec, kb) == ([COURSE_STATUS] if said else [])
+    if said:
+        found = course(rec, kb)
+        assert found.variant == "unchecked"
+        assert found.detail == (f"- Ketamine and esketamine given: could not be read completely ({UNREACHABLE})",)
+
+
+def test_a_course_found_is_shown_as_usual_although_some_sessions_could_not_be_read(kb: Knowledge) -> None:
+    gap = DataGap("administrations", UNREACHABLE)
+    assert course(acute(latest=9, gaps=(gap,)), kb).variant == "response"
+
+
+@pytest.mark.parametrize(
+    ("gap", "what"),
+    [
+        (None, None),
+        (DataGap("medicationStatements", UNREACHABLE), "the medication history"),
+        (DataGap("depressionScores", UNREACHABLE), "the depression scores"),
+    ],
+)
+def test_one_trial_found_in_data_that_could_not_be_read_completely_is_said(
+    kb: Knowledge, gap: DataGap | None, what: str | None
+) -> None:
+    rec = candidate(exposures=good_trials()[:1], gaps=(gap,) if gap else ())
+    if what is None:
+        assert findings(rec, kb) == []
+        return
+    (found,) = findings(rec, kb)
+    assert (found.topic, found.variant) == (TRD_CANDIDATE, "unchecked")
+    assert found.facts == {"what": what, "found": "1", "required": "2"}
+    assert found.detail[0] == f"- {what.capitalize()}: could not be read completely ({UNREACHABLE})"
+    assert any(line.startswith("| sertraline") for line in found.detail)
+
+
+def test_two_trials_met_in_spite_of_a_gap_are_a_candidate_and_a_critical_finding_still_rules_out(
+    kb: Knowledge,
+) -> None:
+    gap = DataGap("medicationStatements", UNREACHABLE)
+    assert findings(candidate(gaps=(gap,)), kb)[0].variant == "default"
+    psychosis = cond("psy", "psychosis", label="Schizophrenia")
+    assert findings(candidate(exposures=good_trials()[:1], gaps=(gap,), conditions=(psychosis,)), kb) == []

@@ -8,11 +8,14 @@ fixtures' clock.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
+import responses
 from flask.testing import FlaskClient
 
 from cds_service.config import Settings
@@ -141,3 +144,38 @@ def test_the_deployment_switch_turns_the_trd_candidate_card_off(switched_off: Fl
     assert _call(switched_off, body, server)[0] == {"cards": []}
     body, server = _request("course-six-infusions-responder", prefetch=mode == "prefetch")
     assert card_pairs(_call(switched_off, body, server)[0]) == [("course-status", "info")]
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_sessions_and_medication_history_that_cannot_be_read_are_said_not_passed_over(
+    client: FlaskClient, reachable: bool
+) -> None:
+    """The administrations and the medication statements left out of the prefetch and read from the FHIR
+    server: when it cannot be reached, a depressed patient's chart says the course and the treatment
+    resistance could not be checked (info), instead of an empty answer."""
+    body, server = _request("eligible-mdd-iv", prefetch=True)
+    for key in ("administrations", "medicationStatements"):
+        del body["prefetch"][key]
+    if reachable:
+        answer, _ = _call(client, body, server)
+    else:
+        with responses.RequestsMock() as mock:
+            mock.add(responses.GET, re.compile(re.escape(FHIR_BASE) + r"/Medication(Statement|Administration)\b.*"),
+                     body=requests.ConnectionError("unreachable"))  # fmt: skip
+            resp = client.post(f"/cds-services/{SERVICE}", json=body)
+        assert resp.status_code == 200, resp.get_data(as_text=True)[:2000]
+        answer = resp.get_json()
+    cards = {c["source"]["topic"]["code"]: c for c in answer["cards"]}
+    if reachable:
+        assert list(cards) == ["trd-candidate"]
+        assert cards["trd-candidate"]["summary"].startswith("Meets the criteria")
+        return
+    assert list(cards) == ["course-status", "trd-candidate"]
+    assert all(c["indicator"] == "info" for c in cards.values())
+    assert cards["course-status"]["summary"] == (
+        "Ketamine or esketamine course not checked: the sessions given could not be read"
+    )
+    assert cards["trd-candidate"]["summary"] == (
+        "Treatment resistance not checked: the medication history could not be read (0 of 2 trials found)"
+    )
+    assert "could not be reached" in cards["trd-candidate"]["detail"]
