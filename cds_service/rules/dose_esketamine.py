@@ -160,8 +160,9 @@ def esketamine_schedule(
     per_week = order.frequency_per_week
     if per_week is None:
         return RuleOutcome(checks=(Check(SCHEDULE, CheckStatus.MET, where, reads=reads),))
-    phase = "induction (weeks 1-4)" if induction else "from week 5"
-    note = f"{where}; {fmt(per_week)} sessions a week ordered (label: at most {fmt(limit)} {phase})"
+    weeks = kb.number("esketamine.induction_weeks")
+    phase = f"in weeks 1-{fmt(weeks)}" if induction else f"from week {fmt(weeks + 1)}"
+    note = f"{where}; {fmt(per_week)} sessions a week ordered (the label allows at most {fmt(limit)} a week {phase})"
     if per_week <= limit + EPSILON:
         return RuleOutcome(checks=(Check(SCHEDULE, CheckStatus.MET, note, reads=reads),))
     facts = {"per_week": fmt(per_week), "limit": fmt(limit), "week": str(week)}

@@ -151,3 +151,6 @@ def test_frequency_by_course_week(kb, rec_start, per_week, fires, variant):  # t
         assert (hits[0].variant, hits[0].indicator, hits[0].suggestions) == (variant, Indicator.WARNING, ())
     schedule = check(checks, "Esketamine schedule")
     assert schedule.status is (CheckStatus.NOT_MET if fires else CheckStatus.MET)
+    in_induction = rec_start is None or rec_start < 28  # day 28 of the course is week 5
+    allowed = "at most 2 a week in weeks 1-4" if in_induction else "at most 1 a week from week 5"
+    assert schedule.note.endswith(f"{per_week} sessions a week ordered (the label allows {allowed})")
